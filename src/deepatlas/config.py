@@ -1,0 +1,297 @@
+"""Run configuration: dataclasses, TOML recipes and ``--set key=value`` overrides.
+
+A recipe is a TOML file shipped in ``deepatlas/recipes``. Its tables map onto the dataclasses
+below; ``[model]`` is the exception: ``model.name`` picks a registered model and the other keys
+are that model's keyword arguments, checked against its signature. Every key and value is
+validated here, so a typo or a wrong type is a one-line :class:`UserError`, not a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from deepatlas.errors import UserError, did_you_mean, unknown_name
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"  # a data source from deepatlas.data (see `deepatlas recipes`)
+    dir: str = ""  # where the files are; "" searches $DEEPATLAS_DATA, then the Debian path
+    download: bool = False  # let torchvision download MNIST/Fashion-MNIST/CIFAR when online
+    augment: str = "none"  # none | flip | crop | crop-flip (in-memory, batched on the device)
+    image_size: int = 224  # crop size for streamed sets (ImageNet); in-memory sets keep theirs
+    val_fraction: float = 0.0  # share of the training set held out for validation
+    num_workers: int = 2  # DataLoader workers for streamed sets
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"  # sgd | adamw
+    lr: float = 0.1  # peak learning rate
+    momentum: float = 0.9  # SGD momentum
+    nesterov: bool = True
+    weight_decay: float = 5e-4  # applied to weights only, never to norms and biases
+    beta1: float = 0.9  # AdamW
+    beta2: float = 0.999  # AdamW
+
+
+@dataclass
+class ScheduleConfig:
+    name: str = "cosine"  # cosine | onecycle | constant, stepped every batch
+    warmup_epochs: float = 0.0  # linear warmup from 0 (cosine and constant)
+    final_lr_fraction: float = 0.0  # cosine ends at lr * this
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 128  # global batch: split over DDP processes
+    eval_batch_size: int = 1024
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast; fp16 uses a GradScaler)
+    channels_last: bool = False
+    clip_grad_norm: float = 0.0  # 0 = off; applied after AMP unscale
+    ema_decay: float = 0.0  # 0 = off; evaluate an exponential moving average of the weights
+    early_stopping_patience: int = 0  # epochs without improvement before stopping; 0 = off
+    early_stopping_min_delta: float = 0.0
+    monitor: str = "auto"  # metric for `best` and early stopping; auto: val_acc or test_acc
+    deterministic: bool = False  # torch.use_deterministic_algorithms(True)
+    tensorboard: bool = True
+
+
+@dataclass
+class RegularizeConfig:
+    label_smoothing: float = 0.0  # y~ = (1 - eps) y + eps / K  (MAP 3.3)
+
+
+@dataclass
+class RunConfig:
+    recipe: str = "custom"
+    description: str = ""
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: dict[str, Any] = field(default_factory=lambda: {"name": "mlp"})
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    regularize: RegularizeConfig = field(default_factory=RegularizeConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+SECTIONS = ("data", "model", "optim", "schedule", "train", "regularize")
+TOP_LEVEL = ("recipe", "description", "seed")
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data.augment": ("none", "flip", "crop", "crop-flip"),
+    "optim.name": ("sgd", "adamw"),
+    "schedule.name": ("cosine", "onecycle", "constant"),
+    "train.precision": ("auto", "fp32", "bf16", "fp16"),
+    "train.monitor": ("auto", "val_acc", "test_acc", "val_loss", "test_loss"),
+}
+
+
+# --------------------------------------------------------------------------- values and types
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value as TOML (``3``, ``0.1``, ``true``, ``"s"``), else the bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _type_name(kind: type) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        kind, kind.__name__
+    )
+
+
+def coerce(key: str, value: Any, kind: type) -> Any:
+    """``value`` as ``kind``, or a UserError naming the expected type."""
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+    else:
+        return value
+    raise UserError(f"{key} expects {_type_name(kind)}, got {value!r}")
+
+
+# --------------------------------------------------------------------------- building configs
+
+
+def _section_fields(section: str) -> dict[str, type]:
+    cls = {"data": DataConfig, "optim": OptimConfig, "schedule": ScheduleConfig,
+           "train": TrainConfig, "regularize": RegularizeConfig}[section]
+    hints = {"str": str, "int": int, "float": float, "bool": bool}
+    return {f.name: hints[f.type] if isinstance(f.type, str) else f.type
+            for f in dataclasses.fields(cls)}
+
+
+def valid_keys(model_name: str | None = None) -> list[str]:
+    """Every dotted key a recipe or ``--set`` accepts (model keys for ``model_name``)."""
+    keys = list(TOP_LEVEL)
+    for section in SECTIONS:
+        if section == "model":
+            keys.append("model.name")
+            if model_name is not None:
+                from deepatlas.models import model_options
+
+                keys += [f"model.{k}" for k in model_options(model_name)]
+        else:
+            keys += [f"{section}.{k}" for k in _section_fields(section)]
+    return keys
+
+
+def _unknown_key(key: str, model_name: str | None) -> UserError:
+    keys = valid_keys(model_name)
+    return UserError(
+        f"unknown config key {key!r}{did_you_mean(key, keys)}; valid keys: {', '.join(keys)}"
+    )
+
+
+def set_key(config: RunConfig, key: str, value: Any) -> None:
+    """Set a dotted key on ``config`` after checking the key, its type and its range."""
+    if "." not in key:
+        if key not in TOP_LEVEL:
+            raise _unknown_key(key, config.model.get("name"))
+        kind = {"recipe": str, "description": str, "seed": int}[key]
+        setattr(config, key, coerce(key, value, kind))
+        return
+    section, name = key.split(".", 1)
+    if section not in SECTIONS:
+        raise _unknown_key(key, config.model.get("name"))
+    if section == "model":
+        _set_model_key(config, name, value)
+        return
+    fields = _section_fields(section)
+    if name not in fields:
+        raise _unknown_key(key, config.model.get("name"))
+    value = coerce(key, value, fields[name])
+    if key in CHOICES and value not in CHOICES[key]:
+        raise UserError(
+            f"{key} must be one of {', '.join(CHOICES[key])}, got {value!r}"
+            f"{did_you_mean(value, CHOICES[key])}"
+        )
+    setattr(getattr(config, section), name, value)
+
+
+def _set_model_key(config: RunConfig, name: str, value: Any) -> None:
+    from deepatlas.models import list_models, model_options
+
+    if name == "name":
+        value = coerce("model.name", value, str)
+        if value not in list_models():
+            raise unknown_name("model", value, list_models())
+        # Options of the old model that the new one does not take are dropped.
+        options = model_options(value)
+        config.model = {"name": value, **{k: v for k, v in config.model.items() if k in options}}
+        return
+    options = model_options(config.model["name"])
+    if name not in options:
+        raise _unknown_key(f"model.{name}", config.model["name"])
+    config.model[name] = coerce(f"model.{name}", value, options[name])
+
+
+def _apply_table(config: RunConfig, table: dict[str, Any], prefix: str = "") -> None:
+    # model.name first, so that the other model keys are checked against the right model.
+    items = sorted(table.items(), key=lambda kv: not (prefix == "model." and kv[0] == "name"))
+    for key, value in items:
+        if isinstance(value, dict) and not prefix:
+            if key not in SECTIONS:
+                raise _unknown_key(key, config.model.get("name"))
+            _apply_table(config, value, prefix=f"{key}.")
+        else:
+            set_key(config, prefix + key, value)
+
+
+def validate(config: RunConfig) -> None:
+    """Range checks that no type can express, with the fix in the message."""
+    checks = [
+        (config.optim.lr > 0, f"optim.lr must be > 0, got {config.optim.lr}"),
+        (config.optim.weight_decay >= 0, "optim.weight_decay must be >= 0"),
+        (0 <= config.optim.momentum < 1, "optim.momentum must be in [0, 1)"),
+        (config.train.epochs >= 1, f"train.epochs must be >= 1, got {config.train.epochs}"),
+        (config.train.batch_size >= 1,
+         f"train.batch_size must be >= 1, got {config.train.batch_size}"),
+        (config.train.eval_batch_size >= 1, "train.eval_batch_size must be >= 1"),
+        (config.train.clip_grad_norm >= 0, "train.clip_grad_norm must be >= 0 (0 = off)"),
+        (0 <= config.train.ema_decay < 1, "train.ema_decay must be in [0, 1) (0 = off)"),
+        (config.train.early_stopping_patience >= 0, "train.early_stopping_patience must be >= 0"),
+        (0 <= config.regularize.label_smoothing < 1,
+         f"regularize.label_smoothing must be in [0, 1), got {config.regularize.label_smoothing}"),
+        (0 <= config.data.val_fraction < 1, "data.val_fraction must be in [0, 1)"),
+        (config.data.num_workers >= 0, "data.num_workers must be >= 0"),
+        (config.schedule.warmup_epochs >= 0, "schedule.warmup_epochs must be >= 0"),
+        (config.train.monitor not in ("val_acc", "val_loss") or config.data.val_fraction > 0,
+         f"train.monitor={config.train.monitor} needs a validation split: "
+         "add --set data.val_fraction=0.1"),
+    ]
+    from deepatlas.data import list_sources
+
+    if config.data.name not in list_sources():
+        raise unknown_name("data set (data.name)", config.data.name, list_sources())
+    dropout = config.model.get("dropout")
+    if dropout is not None:
+        checks.append((0 <= dropout < 1, f"model.dropout must be in [0, 1), got {dropout}"))
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)
+
+
+# --------------------------------------------------------------------------- recipes
+
+
+def list_recipes() -> dict[str, str]:
+    """Recipe name -> one-line description, for every recipe shipped in the package."""
+    out = {}
+    for entry in sorted(resources.files("deepatlas.recipes").iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".toml"):
+            table = tomllib.loads(entry.read_text(encoding="utf-8"))
+            out[entry.name[: -len(".toml")]] = table.get("description", "")
+    return out
+
+
+def load_recipe(name: str, overrides: list[str] | None = None) -> RunConfig:
+    """The recipe ``name`` with ``KEY=VALUE`` overrides applied and validated."""
+    recipes = list_recipes()
+    if name not in recipes:
+        raise unknown_name("recipe", name, recipes)
+    text = resources.files("deepatlas.recipes").joinpath(f"{name}.toml").read_text("utf-8")
+    config = from_dict(tomllib.loads(text))
+    config.recipe = name
+    apply_overrides(config, overrides or [])
+    return config
+
+
+def apply_overrides(config: RunConfig, overrides: list[str]) -> None:
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"--set expects KEY=VALUE (for example train.epochs=5), got {item!r}")
+        key, text = item.split("=", 1)
+        set_key(config, key.strip(), parse_value(text.strip()))
+    validate(config)
+
+
+def from_dict(table: dict[str, Any]) -> RunConfig:
+    """A RunConfig from a nested dict (a recipe, or the config saved in a checkpoint)."""
+    config = RunConfig()
+    _apply_table(config, table)
+    validate(config)
+    return config

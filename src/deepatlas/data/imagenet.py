@@ -1,0 +1,54 @@
+"""ImageNet (or any ImageFolder with ``train/`` and ``val/``), streamed through DataLoader
+workers with torchvision's reference transforms: RandomResizedCrop + flip for training,
+resize to size/0.875 + centre crop for evaluation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torchvision import datasets
+from torchvision.transforms import v2
+
+from deepatlas.data.locate import find_dir
+from deepatlas.data.source import ImageData, register_source
+from deepatlas.errors import UserError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def imagenet_transforms(size: int, train: bool) -> v2.Compose:
+    tail = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    if train:
+        return v2.Compose([v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip(),
+                           *tail])
+    return v2.Compose([v2.Resize(round(size / 0.875), antialias=True), v2.CenterCrop(size), *tail])
+
+
+def _has_split_folders(folder: Path) -> bool:
+    return (folder / "train").is_dir() and (folder / "val").is_dir()
+
+
+@register_source("imagenet")
+def load_imagenet(data_dir: str = "", image_size: int = 224, **_: object) -> ImageData:
+    """ILSVRC-2012 laid out as ``DIR/train/<class>/*.JPEG`` and ``DIR/val/<class>/*.JPEG``."""
+    folder = find_dir(
+        "imagenet", data_dir, _has_split_folders,
+        how_to_get="Lay the images out as FOLDER/train/<class>/*.JPEG and FOLDER/val/<class>/"
+                   "*.JPEG (the val images sorted into class folders, as torchvision's reference "
+                   "scripts expect) and pass --set data.dir=FOLDER.",
+    )
+    try:
+        train = datasets.ImageFolder(str(folder / "train"), imagenet_transforms(image_size, True))
+        test = datasets.ImageFolder(str(folder / "val"), imagenet_transforms(image_size, False))
+    except (FileNotFoundError, OSError) as exc:
+        raise UserError(f"{folder}: {exc}") from None
+    if train.classes != test.classes:
+        raise UserError(f"{folder}: train/ has {len(train.classes)} class folders and val/ has "
+                        f"{len(test.classes)}; they must match")
+    return ImageData(name="imagenet", classes=train.classes, in_channels=3, image_size=image_size,
+                     train=train, test=test, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                     source=str(folder))

@@ -1,0 +1,102 @@
+"""Batches for training and evaluation, sharded over DDP ranks the DistributedSampler way.
+
+Training shuffles with ``DistributedSampler(seed, epoch)`` and drops the last partial batch, so
+that under DDP the union of the ranks' batch ``b`` is exactly the single-process batch ``b`` of
+the global size. Evaluation gives rank ``r`` the samples ``r, r + W, r + 2W, ...`` (no padding,
+so no sample is counted twice) and the trainer sums the counts over ranks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+
+from deepatlas.data.augment import augment_batch
+from deepatlas.data.source import ImageData, TensorSplit
+
+
+class InMemoryLoader:
+    """Yields normalised float batches (B, C, H, W) of a :class:`TensorSplit` kept on ``device``
+    as uint8; augmentation runs on the whole batch there."""
+
+    def __init__(self, split: TensorSplit, batch_size: int, *, train: bool, augment: str,
+                 mean: tuple[float, ...], std: tuple[float, ...], device: torch.device,
+                 seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        self.images = split.images.to(device)
+        self.labels = split.labels.to(device)
+        self.batch_size, self.train, self.augment = batch_size, train, augment
+        self.seed, self.rank, self.world_size, self.epoch = seed, rank, world_size, 0
+        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
+        self.sampler = DistributedSampler(range(len(split)), num_replicas=world_size, rank=rank,
+                                          shuffle=True, seed=seed) if train else None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+
+    def _indices(self) -> torch.Tensor:
+        if self.sampler is None:
+            return torch.arange(self.rank, len(self.labels), self.world_size)
+        return torch.tensor(list(self.sampler))
+
+    def __len__(self) -> int:
+        n = len(self._indices())
+        return n // self.batch_size if self.train else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        index = self._indices().to(self.labels.device)
+        generator = torch.Generator(device=self.labels.device)
+        # One stream per (seed, epoch, rank): a resumed epoch sees the same crops and flips.
+        generator.manual_seed(hash((self.seed, self.epoch, self.rank)) & 0x7FFF_FFFF_FFFF)
+        for b in range(len(self)):
+            batch = index[b * self.batch_size:(b + 1) * self.batch_size]
+            x = self.images[batch]  # (B, C, H, W) uint8
+            if self.train and self.augment != "none":
+                x = augment_batch(x, self.augment, generator)
+            yield (x.float().div_(255) - self.mean) / self.std, self.labels[batch]
+
+
+class StreamLoader:
+    """A DataLoader over a torch Dataset with a DistributedSampler, for sets too large for
+    memory; its transforms normalise, so batches arrive ready on the CPU."""
+
+    def __init__(self, dataset: Dataset, batch_size: int, *, train: bool, num_workers: int,
+                 seed: int = 0, rank: int = 0, world_size: int = 1, pin_memory: bool = False):
+        self.sampler = None
+        if train:
+            self.sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank,
+                                              shuffle=True, seed=seed)
+        else:
+            dataset = Subset(dataset, range(rank, len(dataset), world_size))
+        self.loader = DataLoader(dataset, batch_size=batch_size, sampler=self.sampler,
+                                 num_workers=num_workers, pin_memory=pin_memory, drop_last=train,
+                                 persistent_workers=num_workers > 0)
+
+    def set_epoch(self, epoch: int) -> None:
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        return iter(self.loader)
+
+
+def make_loader(data: ImageData, split: str, batch_size: int, *, augment: str = "none",
+                device: torch.device = torch.device("cpu"), seed: int = 0, rank: int = 0,
+                world_size: int = 1, num_workers: int = 2) -> InMemoryLoader | StreamLoader:
+    """The loader for ``split`` ("train", "val" or "test") of ``data``; ``batch_size`` is per
+    process."""
+    dataset = getattr(data, split)
+    train = split == "train"
+    if isinstance(dataset, TensorSplit):
+        return InMemoryLoader(dataset, batch_size, train=train, augment=augment, mean=data.mean,
+                              std=data.std, device=device, seed=seed, rank=rank,
+                              world_size=world_size)
+    return StreamLoader(dataset, batch_size, train=train, num_workers=num_workers, seed=seed,
+                        rank=rank, world_size=world_size, pin_memory=device.type == "cuda")

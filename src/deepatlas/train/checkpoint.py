@@ -1,0 +1,82 @@
+"""Checkpoints that describe themselves and are never half-written.
+
+A checkpoint is one ``torch.save`` file of plain containers and tensors: model, optimizer,
+scheduler, scaler and EMA states, epoch and step, RNG states, callback states, the resolved
+config and what the data looked like. It is written to a temporary file, fsynced and renamed
+over the old one (atomic on POSIX), and read back with ``torch.load(weights_only=True)``, which
+refuses pickles that would run code.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from deepatlas.errors import UserError
+
+FORMAT = "deepatlas-checkpoint-v1"
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format": FORMAT, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+def find_checkpoint(run_or_file: str | Path) -> Path:
+    """A checkpoint file, or the ``best.pt`` (else ``last.pt``) of a run directory."""
+    path = Path(run_or_file)
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (path / name).is_file():
+                return path / name
+        raise UserError(f"{path} holds no checkpoint (best.pt or last.pt); is it a run directory "
+                        "written by `deepatlas train`?")
+    if not path.is_file():
+        raise UserError(f"{path}: no such checkpoint file or run directory")
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint safely; anything else is a one-line UserError."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
+        raise UserError(f"{path} was refused: it is not a plain-tensor checkpoint and loading it "
+                        f"could run code ({first[:160]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise UserError(f"{path} is truncated or corrupted and cannot be read "
+                        f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise UserError(f"{path} is not a deepatlas checkpoint (no '{FORMAT}' marker)")
+    return state
+
+
+def inference_weights(state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights to predict with: the EMA's when the run kept one, else the model's."""
+    ema = state.get("ema")
+    if ema:
+        return {k[len("module."):]: v for k, v in ema.items() if k.startswith("module.")}
+    return state["model"]

@@ -1,0 +1,74 @@
+"""DistributedDataParallel the torchrun way: nothing home-made.
+
+``torchrun --nproc_per_node=N -m deepatlas train ...`` sets RANK, LOCAL_RANK and WORLD_SIZE;
+we join the process group (nccl on CUDA, gloo on CPU), wrap the model in DDP and shard the data
+with DistributedSampler. Only rank 0 prints and writes files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from deepatlas.errors import UserError
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def resolve_device(preference: str = "auto", local_rank: int = 0) -> torch.device:
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU; asking for a missing one is an
+    error that says what is there."""
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if preference == "auto":
+        preference = "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
+    if preference == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda: no CUDA GPU is visible to torch; use --device cpu "
+                            "or --device auto")
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    if preference == "mps":
+        if not has_mps:
+            raise UserError("--device mps: Apple's MPS backend is not available; use --device cpu")
+        return torch.device("mps")
+    if preference == "cpu":
+        return torch.device("cpu")
+    raise UserError(f"--device must be auto, cpu, cuda or mps, got {preference!r}")
+
+
+def init_distributed(device: torch.device) -> DistEnv:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistEnv()
+    env = DistEnv(int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0")), world_size)
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend)
+    return env
+
+
+def all_reduce_sum(values: torch.Tensor, env: DistEnv) -> torch.Tensor:
+    if env.enabled:
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
+
+
+def shutdown(env: DistEnv) -> None:
+    if env.enabled and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,95 @@
+"""Re-evaluate and predict from a saved checkpoint (``deepatlas eval``, ``deepatlas predict``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from deepatlas.config import RunConfig, apply_overrides, from_dict
+from deepatlas.data import load_data, make_loader
+from deepatlas.errors import UserError
+from deepatlas.models import create_model
+from deepatlas.train.checkpoint import find_checkpoint, inference_weights, load_checkpoint
+from deepatlas.train.distributed import resolve_device
+from deepatlas.train.trainer import autocast_dtype, evaluate_model
+
+
+def model_from_checkpoint(state: dict[str, Any]) -> tuple[nn.Module, RunConfig]:
+    """The model a checkpoint describes, with its inference weights loaded."""
+    config = from_dict(state["config"])
+    meta = state["data"]
+    options = {k: v for k, v in config.model.items() if k != "name"}
+    model = create_model(config.model["name"], in_channels=meta["in_channels"],
+                         image_size=meta["image_size"], num_classes=len(meta["classes"]),
+                         **options)
+    try:
+        model.load_state_dict(inference_weights(state))
+    except RuntimeError as exc:
+        raise UserError(f"the checkpoint's weights do not fit model {config.model}: "
+                        f"{str(exc).splitlines()[0]}") from None
+    return model.eval(), config
+
+
+def evaluate_checkpoint(run_or_file: str, overrides: list[str] | None = None,
+                        device: str = "auto") -> dict[str, Any]:
+    path = find_checkpoint(run_or_file)
+    state = load_checkpoint(path)
+    model, config = model_from_checkpoint(state)
+    for item in overrides or []:
+        if not item.startswith("data."):
+            raise UserError(f"eval --set takes data.* keys only (data.dir=FOLDER), got {item!r}")
+    apply_overrides(config, overrides or [])
+    dev = resolve_device(device)
+    data = load_data(config.data.name, data_dir=config.data.dir, download=config.data.download,
+                     image_size=config.data.image_size)
+    if data.classes != state["data"]["classes"]:
+        raise UserError(f"{data.source} has classes {data.classes[:5]}..., the checkpoint was "
+                        f"trained on {state['data']['classes'][:5]}...")
+    # Normalise with the statistics the model was trained with.
+    data.mean, data.std = tuple(state["data"]["mean"]), tuple(state["data"]["std"])
+    loader = make_loader(data, "test", config.train.eval_batch_size, device=dev,
+                         num_workers=config.data.num_workers)
+    memory_format = torch.channels_last if config.train.channels_last else torch.contiguous_format
+    model = model.to(dev, memory_format=memory_format)
+    loss, acc = evaluate_model(model, loader, dev, autocast_dtype(config.train.precision, dev),
+                               memory_format)
+    return {"checkpoint": str(path), "recipe": state["recipe"], "data": data.name,
+            "test_images": len(data.test), "test_loss": loss, "test_acc": acc,
+            "epoch": state["epoch"]}
+
+
+def load_image(path: str, meta: dict[str, Any]) -> torch.Tensor:
+    """One image file as the model's normalised input (1, C, H, W)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if meta["in_channels"] == 1 else "RGB")
+            size = meta["image_size"]
+            img = img.resize((size, size), Image.Resampling.BILINEAR)
+            x = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such image file") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise UserError(f"{path} is not an image PIL can read ({exc})") from None
+    x = x.view(size, size, meta["in_channels"]).permute(2, 0, 1).float().div(255)
+    mean = torch.tensor(meta["mean"]).view(-1, 1, 1)
+    std = torch.tensor(meta["std"]).view(-1, 1, 1)
+    return ((x - mean) / std).unsqueeze(0)
+
+
+@torch.inference_mode()
+def predict_images(run_or_file: str, images: list[str], k: int = 3
+                   ) -> list[tuple[str, list[tuple[str, float]]]]:
+    state = load_checkpoint(find_checkpoint(run_or_file))
+    model, _ = model_from_checkpoint(state)
+    classes = state["data"]["classes"]
+    out = []
+    for path in images:
+        probs = model(load_image(path, state["data"])).softmax(1)[0]  # (K,)
+        top = probs.topk(min(k, len(classes)))
+        out.append((path, [(classes[i], float(p)) for p, i in zip(top.values, top.indices)]))
+    return out
