@@ -199,9 +199,9 @@ def _set_model_key(config: RunConfig, name: str, value: Any) -> None:
         value = coerce("model.name", value, str)
         if value not in list_models():
             raise unknown_name("model", value, list_models())
-        # Options of the old model that the new one does not take are dropped.
-        options = model_options(value)
-        config.model = {"name": value, **{k: v for k, v in config.model.items() if k in options}}
+        # A new model starts from its own defaults: options set for the old one do not carry.
+        if value != config.model.get("name"):
+            config.model = {"name": value}
         return
     options = model_options(config.model["name"])
     if name not in options:

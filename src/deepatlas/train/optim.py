@@ -6,11 +6,12 @@ undecayed, since shrinking them does not regularise and hurts BatchNorm nets.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 from torch import nn
-from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
 from deepatlas.config import OptimConfig, ScheduleConfig
 
@@ -30,22 +31,30 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
 
 
-def build_schedule(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, peak_lr: float,
-                   steps_per_epoch: int, epochs: int) -> LRScheduler:
-    """A per-step schedule: linear warmup then cosine to ``final_lr_fraction * lr``, constant,
-    or one-cycle (Smith 2018)."""
+def lr_factor(step: int, cfg: ScheduleConfig, steps_per_epoch: int, epochs: int) -> float:
+    """The learning rate at ``step`` as a fraction of the peak ``optim.lr``.
+
+    cosine/constant: linear warmup over ``warmup_epochs``, then
+    ``f + (1 - f) * (1 + cos(pi * progress)) / 2`` (cosine, ending at ``f``) or 1 (constant).
+    onecycle (Smith 2018): from peak/25 up to the peak over the first 25% of steps, then a
+    cosine down to zero (torch's OneCycleLR shape, without its momentum cycling, and defined
+    for runs of any length).
+    """
     total = max(1, steps_per_epoch * epochs)
     if cfg.name == "onecycle":
-        return OneCycleLR(optimizer, max_lr=peak_lr, total_steps=total, pct_start=0.25)
-    warmup = round(cfg.warmup_epochs * steps_per_epoch)
-    floor = cfg.final_lr_fraction
+        warmup, start, floor = max(1, round(0.25 * total)), 1 / 25, 0.0
+    else:
+        warmup, start, floor = round(cfg.warmup_epochs * steps_per_epoch), 0.0, cfg.final_lr_fraction
+    if step < warmup:
+        return start + (1 - start) * (step + 1) / warmup
+    if cfg.name == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if cfg.name == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
-    return LambdaLR(optimizer, factor)
+def build_schedule(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig,
+                   steps_per_epoch: int, epochs: int) -> LRScheduler:
+    """A per-step schedule (see :func:`lr_factor`), stepped after every optimizer step."""
+    return LambdaLR(optimizer, functools.partial(lr_factor, cfg=cfg,
+                                                 steps_per_epoch=steps_per_epoch, epochs=epochs))

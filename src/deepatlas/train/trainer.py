@@ -177,7 +177,7 @@ class Trainer:
         self.model = self.model.to(memory_format=self.memory_format)
         self.num_params = sum(p.numel() for p in self.model.parameters())
         self.optimizer = build_optimizer(self.model, cfg.optim)
-        self.scheduler = build_schedule(self.optimizer, cfg.schedule, cfg.optim.lr,
+        self.scheduler = build_schedule(self.optimizer, cfg.schedule,
                                         len(self.train_loader), cfg.train.epochs)
         self.scaler = torch.amp.GradScaler(self.device.type,
                                            enabled=self.amp_dtype == torch.float16)

@@ -1,0 +1,31 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from deepatlas.cli.main import main  # noqa: E402
+
+# Tests never reach for real data outside their own folders.
+os.environ.pop("DEEPATLAS_DATA", None)
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the CLI in-process: returns (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def mnist_dir(tmp_path_factory) -> Path:
+    from fakedata import make_mnist
+
+    return make_mnist(tmp_path_factory.mktemp("mnist"))

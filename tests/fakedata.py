@@ -1,0 +1,78 @@
+"""Small data sets written in the real on-disk formats, so every loader is tested on files.
+
+Each class c draws a bright bar whose position depends on c, plus noise: learnable, tiny.
+"""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+
+
+def class_images(n: int, num_classes: int, size: int, channels: int, seed: int = 0
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % num_classes
+    images = rng.integers(0, 60, size=(n, channels, size, size), dtype=np.uint8)
+    for i, c in enumerate(labels):
+        row = int((c + 0.5) * size / num_classes)
+        images[i, :, max(0, row - 1):row + 1, :] = 250
+    return images, labels.astype(np.uint8)
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
+    magic = 0x0800 | array.ndim  # unsigned bytes
+    raw = struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape)
+    raw += array.astype(np.uint8).tobytes()
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(raw))
+    else:
+        path.write_bytes(raw)
+    return path
+
+
+def make_mnist(folder: Path, n_train: int = 200, n_test: int = 60) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n, seed in (("train", n_train, 0), ("t10k", n_test, 1)):
+        images, labels = class_images(n, 10, 28, 1, seed)
+        write_idx(folder / f"{split}-images-idx3-ubyte", images[:, 0])
+        write_idx(folder / f"{split}-labels-idx1-ubyte", labels)
+    return folder
+
+
+def make_cifar(folder: Path, num_classes: int = 10, per_batch: int = 40) -> Path:
+    """CIFAR-10 (``cifar-10-batches-py``) or CIFAR-100 (``cifar-100-python``) pickles."""
+    if num_classes == 10:
+        sub = folder / "cifar-10-batches-py"
+        names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+        meta, key, label_key = "batches.meta", "label_names", "labels"
+    else:
+        sub = folder / "cifar-100-python"
+        names, meta, key, label_key = ["train", "test"], "meta", "fine_label_names", "fine_labels"
+    sub.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        images, labels = class_images(per_batch, num_classes, 32, 3, seed=i)
+        with (sub / name).open("wb") as f:
+            pickle.dump({b"data": images.reshape(per_batch, -1),
+                         label_key.encode(): labels.tolist()}, f)
+    with (sub / meta).open("wb") as f:
+        pickle.dump({key: [f"class{c}" for c in range(num_classes)]}, f)
+    return folder
+
+
+def make_image_folder(folder: Path, classes: int = 3, per_class: int = 4, size: int = 40) -> Path:
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for c in range(classes):
+            d = folder / split / f"n{c:08d}"
+            d.mkdir(parents=True, exist_ok=True)
+            images, _ = class_images(per_class, classes, size, 3, seed=c)
+            for i in range(per_class):
+                Image.fromarray(images[i].transpose(1, 2, 0)).save(d / f"img{i}.JPEG")
+    return folder

@@ -1,0 +1,125 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepatlas.data import load_data
+from fakedata import make_cifar, make_image_folder
+
+
+def test_recipes_lists_one_line_each(cli):
+    code, out, _ = cli("recipes")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert any(line.startswith("digits ") for line in lines) and len(lines) >= 5
+
+
+def test_train_eval_predict_round_trip(cli, tmp_path):
+    run = tmp_path / "run"
+    code, out, _ = cli("train", "digits", "--out", run, "--set", "train.epochs=10",
+                       "--no-progress")
+    assert code == 0 and f"run written to {run}" in out
+    summary = json.loads((run / "summary.json").read_text())
+
+    code, out, _ = cli("eval", run, "--json")
+    result = json.loads(out)
+    assert code == 0 and result["test_images"] == 360
+    best = max(json.loads(r)["test_acc"] for r in (run / "metrics.jsonl").read_text().splitlines())
+    assert result["test_acc"] == pytest.approx(best) == pytest.approx(summary["best_test_acc"])
+
+    test = load_data("digits").test
+    paths = []
+    for i in range(20):
+        path = tmp_path / f"digit{i}.png"
+        Image.fromarray(test.images[i, 0].numpy()).save(path)
+        paths.append(path)
+    code, out, _ = cli("predict", run, *paths, "--top", "2")
+    assert code == 0
+    guesses = [line.split(": ")[1].split()[0] for line in out.strip().splitlines()]
+    correct = sum(g == str(int(label)) for g, label in zip(guesses, test.labels[:20]))
+    assert correct >= 17
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "digitz"], "unknown recipe 'digitz' (did you mean 'digits'?)"),
+    (["train", "digits", "--set", "train.epohcs=2"], "did you mean 'train.epochs'?"),
+    (["train", "digits", "--set", "optim.lr=abc"], "optim.lr expects a number"),
+    (["train", "digits", "--set", "train.batch_size=0"], "train.batch_size must be >= 1"),
+    (["train", "digits", "--set", "train.batch_size=5000"], "larger than the 1437 training"),
+    (["train", "mnist", "--set", "data.dir=/nonexistent"], "data.dir=/nonexistent is not a folder"),
+    (["train", "digits", "--resume"], "--resume needs --out DIR"),
+    (["eval", "/nonexistent/run"], "no such checkpoint file or run directory"),
+    (["predict", "/nonexistent/run", "x.png"], "no such checkpoint file or run directory"),
+])
+def test_user_errors_are_one_line_and_exit_2(cli, args, message):
+    code, out, err = cli(*args)
+    assert code == 2
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_resume_and_out_dir_guards(cli, tmp_path):
+    code, _, err = cli("train", "digits", "--out", tmp_path, "--resume")
+    assert code == 2 and "does not exist; drop --resume" in err
+    assert cli("train", "digits", "--out", tmp_path, "--set", "train.epochs=1")[0] == 0
+    code, _, err = cli("train", "digits", "--out", tmp_path, "--set", "train.epochs=1")
+    assert code == 2 and "already holds a run" in err  # never overwrite a checkpoint
+    code, _, err = cli("train", "digits", "--out", tmp_path, "--resume",
+                       "--set", "model.width=64")
+    assert code == 2 and "differs from the config's" in err
+
+
+def test_predict_rejects_a_file_that_is_not_an_image(cli, tmp_path):
+    assert cli("train", "digits", "--out", tmp_path / "r", "--set", "train.epochs=1")[0] == 0
+    bogus = tmp_path / "notes.png"
+    bogus.write_text("not an image")
+    code, _, err = cli("predict", tmp_path / "r", bogus)
+    assert code == 2 and "is not an image" in err
+
+
+def test_missing_data_exits_2_from_a_real_process(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "deepatlas", "train", "mnist", "--out",
+                           tmp_path / "r"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2
+    assert "mnist not found" in proc.stderr and "--set data.dir=FOLDER" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------- curriculum recipes end to end
+
+
+def _train(cli, tmp_path, recipe, data_dir, *extra):
+    code, out, err = cli("train", recipe, "--out", tmp_path / "run", "--no-progress",
+                         "--set", f"data.dir={data_dir}", "--set", "train.epochs=1",
+                         "--set", "train.tensorboard=false", *extra)
+    assert code == 0, err
+    return json.loads((tmp_path / "run" / "summary.json").read_text())
+
+
+def test_mnist_recipe_end_to_end(cli, tmp_path, mnist_dir):
+    summary = _train(cli, tmp_path, "mnist", mnist_dir, "--set", "train.batch_size=50")
+    assert summary["data"] == {"name": "mnist", "source": str(mnist_dir), "train": 200,
+                               "test": 60, "val": 0}
+
+
+def test_fashion_mnist_recipe_end_to_end(cli, tmp_path, mnist_dir):
+    summary = _train(cli, tmp_path, "fashion-mnist", mnist_dir, "--set", "train.batch_size=50")
+    assert summary["precision"] == "bfloat16" and summary["epochs"] == 1
+
+
+def test_cifar10_recipe_end_to_end(cli, tmp_path):
+    make_cifar(tmp_path / "data", 10)
+    summary = _train(cli, tmp_path, "cifar10", tmp_path / "data", "--set", "train.batch_size=40",
+                     "--set", "model.depth=8")
+    assert summary["data"]["train"] == 200 and summary["num_params"] > 0
+
+
+def test_imagenet_recipe_end_to_end(cli, tmp_path):
+    make_image_folder(tmp_path / "data", classes=3, per_class=4)
+    summary = _train(cli, tmp_path, "imagenet", tmp_path / "data", "--set", "train.batch_size=4",
+                     "--set", "train.eval_batch_size=6", "--set", "data.image_size=32",
+                     "--set", "data.num_workers=0")
+    assert summary["data"]["train"] == 12 and 0 <= summary["test_acc"] <= 1
