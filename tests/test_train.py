@@ -105,3 +105,20 @@ def test_label_smoothing_and_adamw_run(tmp_path):
                                     "schedule.name=constant", "train.precision=bf16"])
     summary = Trainer(config, tmp_path, progress=False).fit()
     assert summary["precision"] == "bfloat16" and summary["test_acc"] > 0.5
+
+
+def test_schedules_have_their_documented_shape():
+    from deepatlas.config import ScheduleConfig
+    from deepatlas.train.optim import lr_factor
+
+    one = [lr_factor(s, ScheduleConfig(name="onecycle"), 10, 4) for s in range(40)]
+    assert one[0] == pytest.approx(1 / 25 + (1 - 1 / 25) / 10)  # climbing from peak/25
+    assert max(one) == one[9] == 1.0  # the peak at 25% of the steps
+    assert one[-1] < 0.01 and all(a >= b for a, b in zip(one[9:], one[10:]))
+    cos = [lr_factor(s, ScheduleConfig(warmup_epochs=1, final_lr_fraction=0.1), 10, 4)
+           for s in range(41)]
+    assert cos[:10] == pytest.approx([(s + 1) / 10 for s in range(10)])
+    assert cos[25] == pytest.approx(0.1 + 0.9 * 0.5)  # half-way through the cosine
+    assert cos[40] == pytest.approx(0.1)
+    # one-cycle is defined even for a run of a single step
+    assert lr_factor(0, ScheduleConfig(name="onecycle"), 1, 1) == 1.0

@@ -30,7 +30,7 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = "sgd"  # sgd | adamw
+    name: str = "sgd"  # sgd | adamw (torch) | sgd-plain | momentum | adam (deepatlas.optim)
     lr: float = 0.1  # peak learning rate
     momentum: float = 0.9  # SGD momentum
     nesterov: bool = True
@@ -65,6 +65,7 @@ class TrainConfig:
 @dataclass
 class RegularizeConfig:
     label_smoothing: float = 0.0  # y~ = (1 - eps) y + eps / K  (MAP 3.3)
+    mixup_alpha: float = 0.0  # 0 = off; lam ~ Beta(alpha, alpha)  (MAP 3.3)
 
 
 @dataclass
@@ -88,7 +89,7 @@ TOP_LEVEL = ("recipe", "description", "seed")
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "data.augment": ("none", "flip", "crop", "crop-flip"),
-    "optim.name": ("sgd", "adamw"),
+    "optim.name": ("sgd", "adamw", "sgd-plain", "momentum", "adam"),
     "schedule.name": ("cosine", "onecycle", "constant"),
     "train.precision": ("auto", "fp32", "bf16", "fp16"),
     "train.monitor": ("auto", "val_acc", "test_acc", "val_loss", "test_loss"),
@@ -236,6 +237,7 @@ def validate(config: RunConfig) -> None:
         (config.train.early_stopping_patience >= 0, "train.early_stopping_patience must be >= 0"),
         (0 <= config.regularize.label_smoothing < 1,
          f"regularize.label_smoothing must be in [0, 1), got {config.regularize.label_smoothing}"),
+        (config.regularize.mixup_alpha >= 0, "regularize.mixup_alpha must be >= 0 (0 = off)"),
         (0 <= config.data.val_fraction < 1, "data.val_fraction must be in [0, 1)"),
         (config.data.num_workers >= 0, "data.num_workers must be >= 0"),
         (config.schedule.warmup_epochs >= 0, "schedule.warmup_epochs must be >= 0"),

@@ -12,6 +12,7 @@ import torch
 from deepatlas.data import cifar, digits, idx, imagenet  # noqa: F401  (registers the sources)
 from deepatlas.data.augment import AUGMENTATIONS, augment_batch
 from deepatlas.data.loaders import InMemoryLoader, StreamLoader, make_loader
+from deepatlas.data.mixup import mixup
 from deepatlas.data.source import (ImageData, TensorSplit, get_source, list_sources,
                                    register_source)
 
@@ -43,5 +44,5 @@ def load_data(name: str, *, data_dir: str = "", download: bool = False, image_si
 
 
 __all__ = ["AUGMENTATIONS", "ImageData", "InMemoryLoader", "StreamLoader", "TensorSplit",
-           "augment_batch", "get_source", "list_sources", "load_data", "make_loader",
+           "augment_batch", "get_source", "list_sources", "load_data", "make_loader", "mixup",
            "register_source"]

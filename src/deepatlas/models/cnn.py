@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from deepatlas.models.registry import register_model
+from deepatlas.nn.dropout import Dropout
 
 
 def _conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
@@ -22,6 +23,6 @@ def cnn(*, in_channels: int = 1, image_size: int = 28, num_classes: int = 10, wi
         layers.append(nn.MaxPool2d(2))  # (B, 2w, H/4, W/4)
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]  # (B, 2w)
     if dropout > 0:
-        layers.append(nn.Dropout(dropout))
+        layers.append(Dropout(dropout))
     layers.append(nn.Linear(2 * width, num_classes))
     return nn.Sequential(*layers)

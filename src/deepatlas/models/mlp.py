@@ -10,6 +10,8 @@ from torch import nn
 
 from deepatlas.models.registry import register_model
 from deepatlas.nn.activations import make_activation
+from deepatlas.nn.dropout import Dropout
+from deepatlas.nn.init import init_model
 
 
 class MLP(nn.Module):
@@ -23,7 +25,7 @@ class MLP(nn.Module):
         for _ in range(depth - 1):
             layers += [nn.Linear(features, width), make_activation(activation)]  # s(W x + b)
             if dropout > 0:
-                layers.append(nn.Dropout(dropout))
+                layers.append(Dropout(dropout))
             features = width
         layers.append(nn.Linear(features, num_classes))  # W_L h + b_L: logits (B, K)
         self.layers = nn.Sequential(*layers)
@@ -34,7 +36,10 @@ class MLP(nn.Module):
 
 @register_model
 def mlp(*, in_channels: int = 1, image_size: int = 8, num_classes: int = 10, depth: int = 3,
-        width: int = 256, activation: str = "relu", dropout: float = 0.0) -> nn.Module:
-    """MLP over the flattened image: ``depth`` Linear layers of ``width`` units."""
-    return MLP(in_channels * image_size * image_size, num_classes, depth, width, activation,
-               dropout)
+        width: int = 256, activation: str = "relu", dropout: float = 0.0,
+        init: str = "default") -> nn.Module:
+    """MLP over the flattened image: ``depth`` Linear layers of ``width`` units, initialised
+    with ``init`` (default, xavier or he: MAP 2.3)."""
+    model = MLP(in_channels * image_size * image_size, num_classes, depth, width, activation,
+                dropout)
+    return init_model(model, init)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
+from deepatlas import optim as map_optim
 from deepatlas.config import OptimConfig, ScheduleConfig
 
 
@@ -28,7 +29,14 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
                                nesterov=cfg.nesterov and cfg.momentum > 0)
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    # The map's own optimisers (MAP 3.2): they take no decoupled decay, so it is left out.
+    if cfg.name == "sgd-plain":
+        return map_optim.SGD(model.parameters(), lr=cfg.lr)
+    if cfg.name == "momentum":
+        return map_optim.Momentum(model.parameters(), lr=cfg.lr, gamma=cfg.momentum)
+    return map_optim.Adam(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
 
 
 def lr_factor(step: int, cfg: ScheduleConfig, steps_per_epoch: int, epochs: int) -> float:

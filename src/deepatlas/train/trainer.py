@@ -32,7 +32,9 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from deepatlas.config import RunConfig
 from deepatlas.data import ImageData, load_data, make_loader
+from deepatlas.data.mixup import mixup
 from deepatlas.errors import TrainingDiverged, UserError
+from deepatlas.losses import soft_target_cross_entropy
 from deepatlas.models import create_model
 from deepatlas.train.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from deepatlas.train.checkpoint import load_checkpoint, save_checkpoint
@@ -271,14 +273,22 @@ class Trainer:
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
         clip = self.config.train.clip_grad_norm
+        mixup_alpha = self.config.regularize.mixup_alpha
+        smoothing, k = self.config.regularize.label_smoothing, self.data.num_classes
         with EpochProgress(epoch + 1, self.config.train.epochs, len(self.train_loader),
                            self.progress and self.dist.is_main) as bar:
             for i, (x, y) in enumerate(self.train_loader):
                 x = x.to(self.device, non_blocking=True, memory_format=self.memory_format)
                 y = y.to(self.device, non_blocking=True)
                 with self._autocast():
-                    logits = self.train_model(x)  # (B, K)
-                    loss = self.criterion(logits, y)
+                    if mixup_alpha > 0:
+                        x, target = mixup(x, y, mixup_alpha, self.data.num_classes)
+                        logits = self.train_model(x)  # (B, K)
+                        loss = soft_target_cross_entropy(logits.float(),
+                                                         target * (1 - smoothing) + smoothing / k)
+                    else:
+                        logits = self.train_model(x)  # (B, K)
+                        loss = self.criterion(logits, y)
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
                 if clip > 0:
