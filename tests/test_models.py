@@ -11,7 +11,7 @@ from deepatlas.models import create_model, list_models, model_options
 SHAPES = {"resnet18": (3, 64), "resnet50": (3, 64)}  # (channels, size); others: 1 x 28
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models("image"))
 def test_every_model_forward_backward(name):
     torch.manual_seed(0)
     channels, size = SHAPES.get(name, (1, 28))

@@ -72,6 +72,7 @@ class RegularizeConfig:
 class RunConfig:
     recipe: str = "custom"
     description: str = ""
+    task: str = "classify-images"  # classify-images | classify-nodes
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     model: dict[str, Any] = field(default_factory=lambda: {"name": "mlp"})
@@ -85,9 +86,10 @@ class RunConfig:
 
 
 SECTIONS = ("data", "model", "optim", "schedule", "train", "regularize")
-TOP_LEVEL = ("recipe", "description", "seed")
+TOP_LEVEL = ("recipe", "description", "task", "seed")
 
 CHOICES: dict[str, tuple[str, ...]] = {
+    "task": ("classify-images", "classify-nodes"),
     "data.augment": ("none", "flip", "crop", "crop-flip"),
     "optim.name": ("sgd", "adamw", "sgd-plain", "momentum", "adam"),
     "schedule.name": ("cosine", "onecycle", "constant"),
@@ -172,8 +174,11 @@ def set_key(config: RunConfig, key: str, value: Any) -> None:
     if "." not in key:
         if key not in TOP_LEVEL:
             raise _unknown_key(key, config.model.get("name"))
-        kind = {"recipe": str, "description": str, "seed": int}[key]
-        setattr(config, key, coerce(key, value, kind))
+        kind = {"recipe": str, "description": str, "task": str, "seed": int}[key]
+        value = coerce(key, value, kind)
+        if key in CHOICES and value not in CHOICES[key]:
+            raise UserError(f"{key} must be one of {', '.join(CHOICES[key])}, got {value!r}")
+        setattr(config, key, value)
         return
     section, name = key.split(".", 1)
     if section not in SECTIONS:
@@ -246,9 +251,18 @@ def validate(config: RunConfig) -> None:
          "add --set data.val_fraction=0.1"),
     ]
     from deepatlas.data import list_sources
+    from deepatlas.data.graphs import GRAPH_SOURCES
+    from deepatlas.models import model_kind
 
-    if config.data.name not in list_sources():
-        raise unknown_name("data set (data.name)", config.data.name, list_sources())
+    graphs = config.task == "classify-nodes"
+    sources = sorted(GRAPH_SOURCES) if graphs else list_sources()
+    if config.data.name not in sources:
+        raise unknown_name(f"data set (data.name) for task {config.task}", config.data.name,
+                           sources)
+    kind = model_kind(config.model["name"])
+    if kind != ("graph" if graphs else "image"):
+        raise UserError(f"model {config.model['name']!r} is a {kind} model and does not fit "
+                        f"task={config.task}")
     dropout = config.model.get("dropout")
     if dropout is not None:
         checks.append((0 <= dropout < 1, f"model.dropout must be in [0, 1), got {dropout}"))

@@ -49,8 +49,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError("--resume needs --out DIR: the run directory to continue")
     out = Path(args.out) if args.out else Path("runs") / args.recipe / time.strftime(
         "%Y%m%d-%H%M%S")
-    summary = Trainer(config, out, device=args.device, resume=args.resume,
-                      progress=not args.no_progress).fit()
+    if config.task == "classify-nodes":
+        from deepatlas.train.nodes import train_nodes
+
+        summary = train_nodes(config, out, resume=args.resume)
+        summary["device"] = "cpu"
+    else:
+        summary = Trainer(config, out, device=args.device, resume=args.resume,
+                          progress=not args.no_progress).fit()
     if summary["test_acc"] is not None and os.environ.get("RANK", "0") == "0":
         print(f"test accuracy {summary['test_acc']:.2%} (best {summary['best_test_acc']:.2%} at "
               f"epoch {summary['best_test_epoch']}) after {summary['epochs']} epochs in "

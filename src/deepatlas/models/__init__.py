@@ -1,6 +1,7 @@
 """Models by name: ``create_model("resnet", depth=20, num_classes=10)``; see ``list_models()``."""
 
-from deepatlas.models import cnn, mlp, resnet  # noqa: F401  (registers the models)
-from deepatlas.models.registry import create_model, list_models, model_options, register_model
+from deepatlas.models import cnn, graph, mlp, resnet, sequence  # noqa: F401  (registers the models)
+from deepatlas.models.registry import (create_model, list_models, model_kind, model_options,
+                                       register_model)
 
-__all__ = ["create_model", "list_models", "model_options", "register_model"]
+__all__ = ["create_model", "list_models", "model_kind", "model_options", "register_model"]

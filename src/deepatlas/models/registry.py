@@ -18,16 +18,30 @@ from deepatlas.errors import UserError, did_you_mean, unknown_name
 DATA_ARGS = ("in_channels", "image_size", "num_classes")
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
+_KINDS: dict[str, str] = {}  # "image" (input (B, C, H, W)) or "graph" (input x, edge_index)
 
 
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Register ``fn`` under its function name (underscores become dashes)."""
-    _MODELS[fn.__name__.replace("_", "-")] = fn
-    return fn
+def register_model(fn: Callable[..., nn.Module] | None = None, *, kind: str = "image"):
+    """Register a factory under its function name (underscores become dashes); use as
+    ``@register_model`` or ``@register_model(kind="graph")``."""
+
+    def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        name = factory.__name__.replace("_", "-")
+        _MODELS[name], _KINDS[name] = factory, kind
+        return factory
+
+    return wrap(fn) if fn is not None else wrap
 
 
-def list_models() -> list[str]:
-    return sorted(_MODELS)
+def list_models(kind: str | None = None) -> list[str]:
+    """Registered model names, all or those of one ``kind``."""
+    return sorted(n for n in _MODELS if kind is None or _KINDS[n] == kind)
+
+
+def model_kind(name: str) -> str:
+    if name not in _MODELS:
+        raise unknown_name("model", name, _MODELS)
+    return _KINDS[name]
 
 
 def model_options(name: str) -> dict[str, type]:

@@ -42,6 +42,7 @@ from deepatlas.train.distributed import (DistEnv, all_reduce_sum, init_distribut
                                          resolve_device, shutdown)
 from deepatlas.train.optim import build_optimizer, build_schedule
 from deepatlas.train.progress import EpochProgress
+from deepatlas.train.rundir import prepare_out_dir
 from deepatlas.train.runinfo import machine_info
 
 PROGRESS_EVERY = 10  # steps between progress-bar loss updates (each one syncs the device)
@@ -119,30 +120,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ set-up
 
-    def _prepare_out_dir(self) -> None:
-        last = self.out_dir / "last.pt"
-        if self.resume and not last.is_file():
-            raise UserError(f"--resume: {last} does not exist; drop --resume to start a new run "
-                            "there, or pass the --out of the run to continue")
-        if not self.resume and last.is_file():
-            raise UserError(f"{self.out_dir} already holds a run (last.pt); pass --resume to "
-                            "continue it or choose another --out")
-        try:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            probe = self.out_dir / ".write-test"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as exc:
-            raise UserError(f"cannot write to the output directory {self.out_dir}: "
-                            f"{exc.strerror or exc}; choose another --out") from None
-
     def _setup(self) -> None:
         cfg = self.config
         self.device = resolve_device(self.device_preference,
                                      int(os.environ.get("LOCAL_RANK", "0")))
         self.dist: DistEnv = init_distributed(self.device)
         if self.dist.is_main:
-            self._prepare_out_dir()
+            prepare_out_dir(self.out_dir, self.resume)
         if cfg.train.batch_size % self.dist.world_size:
             raise UserError(f"train.batch_size={cfg.train.batch_size} is the global batch and "
                             f"must divide by the {self.dist.world_size} processes")
