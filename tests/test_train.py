@@ -122,3 +122,25 @@ def test_schedules_have_their_documented_shape():
     assert cos[40] == pytest.approx(0.1)
     # one-cycle is defined even for a run of a single step
     assert lr_factor(0, ScheduleConfig(name="onecycle"), 1, 1) == 1.0
+
+
+def test_clip_grad_norm_bounds_the_total_norm_after_unscaling(tmp_path, monkeypatch):
+    """train.clip_grad_norm: the norm the optimizer sees equals the bound when exceeded."""
+    seen = []
+    original = torch.nn.utils.clip_grad_norm_
+
+    def spy(parameters, max_norm, *args, **kwargs):
+        parameters = list(parameters)
+        before = original(parameters, max_norm, *args, **kwargs)
+        after = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in parameters]))
+        seen.append((float(before), float(after)))
+        return before
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    config = load_recipe("digits", ["train.epochs=1", "train.clip_grad_norm=0.05",
+                                    "train.precision=bf16", "train.tensorboard=false"])
+    Trainer(config, tmp_path, progress=False).fit()
+    assert len(seen) == 1437 // 64
+    for before, after in seen:
+        assert after == pytest.approx(min(before, 0.05), rel=1e-4)
+    assert max(before for before, _ in seen) > 0.05  # the bound was really in force

@@ -22,7 +22,7 @@ class DataConfig:
     name: str = "digits"  # a data source from deepatlas.data (see `deepatlas recipes`)
     dir: str = ""  # where the files are; "" searches $DEEPATLAS_DATA, then the Debian path
     download: bool = False  # let torchvision download MNIST/Fashion-MNIST/CIFAR when online
-    augment: str = "none"  # none | flip | crop | crop-flip (in-memory, batched on the device)
+    augment: str = "none"  # none | flip | crop | crop-flip | source (MAP 5.2; see data/augment.py)
     image_size: int = 224  # crop size for streamed sets (ImageNet); in-memory sets keep theirs
     val_fraction: float = 0.0  # share of the training set held out for validation
     num_workers: int = 2  # DataLoader workers for streamed sets
@@ -72,7 +72,7 @@ class RegularizeConfig:
 class RunConfig:
     recipe: str = "custom"
     description: str = ""
-    task: str = "classify-images"  # classify-images | classify-nodes
+    task: str = "classify-images"  # classify-images | classify-nodes | seq2seq
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     model: dict[str, Any] = field(default_factory=lambda: {"name": "mlp"})
@@ -89,8 +89,8 @@ SECTIONS = ("data", "model", "optim", "schedule", "train", "regularize")
 TOP_LEVEL = ("recipe", "description", "task", "seed")
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "task": ("classify-images", "classify-nodes"),
-    "data.augment": ("none", "flip", "crop", "crop-flip"),
+    "task": ("classify-images", "classify-nodes", "seq2seq"),
+    "data.augment": ("none", "flip", "crop", "crop-flip", "source"),
     "optim.name": ("sgd", "adamw", "sgd-plain", "momentum", "adam"),
     "schedule.name": ("cosine", "onecycle", "constant"),
     "train.precision": ("auto", "fp32", "bf16", "fp16"),
@@ -252,15 +252,17 @@ def validate(config: RunConfig) -> None:
     ]
     from deepatlas.data import list_sources
     from deepatlas.data.graphs import GRAPH_SOURCES
+    from deepatlas.data.numbers import SEQ2SEQ_SOURCES
     from deepatlas.models import model_kind
 
-    graphs = config.task == "classify-nodes"
-    sources = sorted(GRAPH_SOURCES) if graphs else list_sources()
+    sources, wanted = {"classify-images": (list_sources(), "image"),
+                       "classify-nodes": (sorted(GRAPH_SOURCES), "graph"),
+                       "seq2seq": (sorted(SEQ2SEQ_SOURCES), "seq2seq")}[config.task]
     if config.data.name not in sources:
         raise unknown_name(f"data set (data.name) for task {config.task}", config.data.name,
                            sources)
     kind = model_kind(config.model["name"])
-    if kind != ("graph" if graphs else "image"):
+    if kind != wanted:
         raise UserError(f"model {config.model['name']!r} is a {kind} model and does not fit "
                         f"task={config.task}")
     dropout = config.model.get("dropout")

@@ -19,3 +19,49 @@ def label_smoothing_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
     k = logits.shape[-1]
     smoothed = F.one_hot(target, k).to(logits.dtype) * (1 - epsilon) + epsilon / k
     return soft_target_cross_entropy(logits, smoothed)
+
+
+# --------------------------------------------------------------------------- GANs (MAP 4.3)
+#
+# min_G max_D  E_x[log D(x)] + E_z[log(1 - D(G(z)))]. The discriminator returns logits d, so
+# D = sigmoid(d); log-sigmoid forms keep the losses finite when D saturates.
+
+
+def gan_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """``-(E[log D(x)] + E[log(1 - D(G(z)))])``: the discriminator's side of the minimax game."""
+    return -(F.logsigmoid(real_logits).mean() + F.logsigmoid(-fake_logits).mean())
+
+
+def gan_minimax_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """``E[log(1 - D(G(z)))]``, minimised by G: the original form, whose gradient vanishes
+    when D confidently rejects the fakes (early in training)."""
+    return F.logsigmoid(-fake_logits).mean()
+
+
+def gan_nonsaturating_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """``-E[log D(G(z))]``: the same fixed point, strong gradients when D wins (Goodfellow
+    et al. 2014, section 3)."""
+    return -F.logsigmoid(fake_logits).mean()
+
+
+def wasserstein_critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """WGAN critic (Arjovsky et al. 2017): maximise ``E[f(x)] - E[f(G(z))]``, an estimate of
+    the Wasserstein-1 distance for a 1-Lipschitz f; returned negated, to minimise."""
+    return fake_scores.mean() - real_scores.mean()
+
+
+def wasserstein_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    """``-E[f(G(z))]``."""
+    return -fake_scores.mean()
+
+
+def gradient_penalty(critic: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor
+                     ) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): ``E[(||grad_x^ f(x^)||_2 - 1)^2]`` at random points
+    ``x^ = e x + (1 - e) x~`` between real and fake samples, ``e ~ U(0, 1)`` per sample. The
+    caller multiplies by lambda (10 in the paper). Differentiable, for the critic's update."""
+    eps = torch.rand(real.shape[0], *([1] * (real.ndim - 1)), device=real.device,
+                     dtype=real.dtype)
+    mixed = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1).square().mean()

@@ -53,12 +53,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         from deepatlas.train.nodes import train_nodes
 
         summary = train_nodes(config, out, resume=args.resume)
-        summary["device"] = "cpu"
+    elif config.task == "seq2seq":
+        from deepatlas.train.seq2seq import train_seq2seq
+
+        summary = train_seq2seq(config, out, resume=args.resume)
     else:
         summary = Trainer(config, out, device=args.device, resume=args.resume,
                           progress=not args.no_progress).fit()
     if summary["test_acc"] is not None and os.environ.get("RANK", "0") == "0":
-        print(f"test accuracy {summary['test_acc']:.2%} (best {summary['best_test_acc']:.2%} at "
+        metric = "exact match" if config.task == "seq2seq" else "test accuracy"
+        print(f"{metric} {summary['test_acc']:.2%} (best {summary['best_test_acc']:.2%} at "
               f"epoch {summary['best_test_epoch']}) after {summary['epochs']} epochs in "
               f"{summary['wall_s']:.1f} s on {summary['device']}; run written to {out}")
     return 0

@@ -20,10 +20,11 @@ VAL_SPLIT_SEED = 0  # the validation split never moves with the run's seed
 
 
 def load_data(name: str, *, data_dir: str = "", download: bool = False, image_size: int = 224,
-              val_fraction: float = 0.0) -> ImageData:
+              val_fraction: float = 0.0, augment: str = "none") -> ImageData:
     """Load data set ``name``; with ``val_fraction`` > 0, hold that share of the training set
     out as ``data.val`` (a fixed random subset)."""
-    data = get_source(name)(data_dir=data_dir, download=download, image_size=image_size)
+    data = get_source(name)(data_dir=data_dir, download=download, image_size=image_size,
+                            augment=augment)
     if val_fraction > 0:
         n = len(data.train)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(VAL_SPLIT_SEED))

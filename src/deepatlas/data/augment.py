@@ -10,7 +10,16 @@ from __future__ import annotations
 
 import torch
 
-AUGMENTATIONS = ("none", "flip", "crop", "crop-flip")
+AUGMENTATIONS = ("none", "flip", "crop", "crop-flip", "source")
+
+
+def source_pipeline():
+    """The source's augmentation (MAP 5.2), exactly: RandomHorizontalFlip,
+    ColorJitter(0.2, 0.2, 0.2), RandomAffine(15), from torchvision.transforms.v2."""
+    from torchvision.transforms import v2
+
+    return v2.Compose([v2.RandomHorizontalFlip(), v2.ColorJitter(0.2, 0.2, 0.2),
+                       v2.RandomAffine(degrees=15)])
 
 
 def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
@@ -33,7 +42,15 @@ def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def augment_batch(x: torch.Tensor, mode: str, generator: torch.Generator) -> torch.Tensor:
-    """Apply augmentation ``mode`` (one of :data:`AUGMENTATIONS`) to a batch."""
+    """Apply augmentation ``mode`` (one of :data:`AUGMENTATIONS`) to a uint8 batch.
+
+    ``source`` runs torchvision's per-image pipeline on each image (each draws its own
+    parameters, from torch's global RNG); the others are batched tensor ops drawing from
+    ``generator``.
+    """
+    if mode == "source":
+        pipeline = source_pipeline()
+        return torch.stack([pipeline(image) for image in x])
     if mode in ("crop", "crop-flip"):
         x = random_crop(x, max(1, x.shape[-1] // 8), generator)
     if mode in ("flip", "crop-flip"):

@@ -19,12 +19,18 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def imagenet_transforms(size: int, train: bool) -> v2.Compose:
+def imagenet_transforms(size: int, train: bool, augment: str = "crop-flip") -> v2.Compose:
+    """torchvision's reference: RandomResizedCrop + flip (``augment`` crop-flip), or the
+    source's pipeline (``source``) after the crop, or no augmentation (``none``)."""
     tail = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True),
             v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    if train and augment != "none":
+        from deepatlas.data.augment import source_pipeline
+
+        extra = [source_pipeline()] if augment == "source" else [v2.RandomHorizontalFlip()]
+        return v2.Compose([v2.RandomResizedCrop(size, antialias=True), *extra, *tail])
     if train:
-        return v2.Compose([v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip(),
-                           *tail])
+        return v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size), *tail])
     return v2.Compose([v2.Resize(round(size / 0.875), antialias=True), v2.CenterCrop(size), *tail])
 
 
@@ -33,7 +39,8 @@ def _has_split_folders(folder: Path) -> bool:
 
 
 @register_source("imagenet")
-def load_imagenet(data_dir: str = "", image_size: int = 224, **_: object) -> ImageData:
+def load_imagenet(data_dir: str = "", image_size: int = 224, augment: str = "crop-flip",
+                  **_: object) -> ImageData:
     """ILSVRC-2012 laid out as ``DIR/train/<class>/*.JPEG`` and ``DIR/val/<class>/*.JPEG``."""
     folder = find_dir(
         "imagenet", data_dir, _has_split_folders,
@@ -42,7 +49,7 @@ def load_imagenet(data_dir: str = "", image_size: int = 224, **_: object) -> Ima
                    "scripts expect) and pass --set data.dir=FOLDER.",
     )
     try:
-        train = datasets.ImageFolder(str(folder / "train"), imagenet_transforms(image_size, True))
+        train = datasets.ImageFolder(str(folder / "train"), imagenet_transforms(image_size, True, augment))
         test = datasets.ImageFolder(str(folder / "val"), imagenet_transforms(image_size, False))
     except (FileNotFoundError, OSError) as exc:
         raise UserError(f"{folder}: {exc}") from None

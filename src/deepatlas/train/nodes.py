@@ -2,17 +2,15 @@
 
 The whole graph goes through the model every step; the loss sees only the training nodes'
 labels, and accuracy is measured on the others. Writes the same run directory as the image
-Trainer: config.toml, metrics.jsonl, summary.json and last.pt.
+Trainer: config.toml, metrics.jsonl (every 20 epochs), summary.json and last.pt.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
-import tomli_w
 import torch
 import torch.nn.functional as F
 
@@ -22,7 +20,7 @@ from deepatlas.errors import UserError
 from deepatlas.models import create_model
 from deepatlas.train.checkpoint import save_checkpoint
 from deepatlas.train.optim import build_optimizer
-from deepatlas.train.rundir import prepare_out_dir
+from deepatlas.train.rundir import RunFiles, prepare_out_dir
 from deepatlas.train.runinfo import machine_info
 from deepatlas.train.trainer import seed_everything
 
@@ -48,40 +46,31 @@ def _train(config: RunConfig, out: Path) -> dict[str, Any]:
     model = create_model(config.model["name"], in_channels=graph.x.shape[1],
                          num_classes=graph.num_classes, **options)
     optimizer = build_optimizer(model, config.optim)
-    (out / "config.toml").write_text(tomli_w.dumps(config.to_dict()))
+    files = RunFiles(out, config)
     t0 = time.perf_counter()
-    history = []
-    with (out / "metrics.jsonl").open("w") as log:
-        for epoch in range(1, config.train.epochs + 1):
-            model.train()
-            logits = model(graph.x, graph.edge_index)  # (N, K): every node, every step
-            loss = F.cross_entropy(logits[graph.train_mask], graph.y[graph.train_mask],
-                                   label_smoothing=config.regularize.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            model.eval()
-            with torch.no_grad():
-                logits = model(graph.x, graph.edge_index)
-            test = graph.test_mask
-            metrics = {"epoch": epoch, "train_loss": loss.item(),
+    test = graph.test_mask
+    for epoch in range(1, config.train.epochs + 1):
+        model.train()
+        logits = model(graph.x, graph.edge_index)  # (N, K): every node, every step
+        loss = F.cross_entropy(logits[graph.train_mask], graph.y[graph.train_mask],
+                               label_smoothing=config.regularize.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            logits = model(graph.x, graph.edge_index)
+        if epoch % 20 == 0 or epoch == config.train.epochs:
+            files.log({"epoch": epoch, "train_loss": loss.item(),
                        "test_loss": F.cross_entropy(logits[test], graph.y[test]).item(),
                        "test_acc": (logits[test].argmax(1) == graph.y[test]).float().mean().item(),
-                       "lr": optimizer.param_groups[0]["lr"],
-                       "wall_s": time.perf_counter() - t0}
-            history.append(metrics)
-            log.write(json.dumps(metrics) + "\n")
+                       "lr": optimizer.param_groups[0]["lr"], "wall_s": time.perf_counter() - t0})
     save_checkpoint({"recipe": config.recipe, "config": config.to_dict(),
                      "model": model.state_dict(), "epoch": config.train.epochs,
-                     "history": history,
+                     "history": files.history,
                      "data": {"name": graph.name, "classes": graph.classes}}, out / "last.pt")
-    best = max(history, key=lambda m: m["test_acc"])
-    summary = {"recipe": config.recipe, "task": config.task, "test_acc": history[-1]["test_acc"],
-               "best_test_acc": best["test_acc"], "best_test_epoch": best["epoch"],
-               "epochs": config.train.epochs, "wall_s": time.perf_counter() - t0,
-               "num_params": sum(p.numel() for p in model.parameters()), "seed": config.seed,
-               "data": {"name": graph.name, "source": graph.source,
-                        "train": int(graph.train_mask.sum()), "test": int(test.sum())},
-               "out_dir": str(out), **machine_info(torch.device("cpu"))}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+    return files.summary({
+        "task": config.task, "num_params": sum(p.numel() for p in model.parameters()),
+        "data": {"name": graph.name, "source": graph.source,
+                 "train": int(graph.train_mask.sum()), "test": int(test.sum())},
+        **machine_info(torch.device("cpu"))})

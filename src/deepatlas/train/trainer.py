@@ -141,7 +141,8 @@ class Trainer:
         self.data: ImageData = load_data(cfg.data.name, data_dir=cfg.data.dir,
                                          download=cfg.data.download,
                                          image_size=cfg.data.image_size,
-                                         val_fraction=cfg.data.val_fraction)
+                                         val_fraction=cfg.data.val_fraction,
+                                         augment=cfg.data.augment)
         per_rank = cfg.train.batch_size // self.dist.world_size
         common = dict(device=self.device, seed=cfg.seed, rank=self.dist.rank,
                       world_size=self.dist.world_size, num_workers=cfg.data.num_workers)

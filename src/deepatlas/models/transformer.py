@@ -1,0 +1,107 @@
+"""Transformers (MAP 4.2): an encoder classifier for images (rows as tokens) and an
+encoder-decoder for sequence-to-sequence tasks, both pre-norm with sinusoidal positions."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from deepatlas.models.registry import register_model
+from deepatlas.nn.attention import causal_mask, sinusoidal_positional_encoding
+from deepatlas.nn.transformer import DecoderLayer, EncoderLayer
+
+
+class RowTransformer(nn.Module):
+    """Each image row is a token: linear embedding + PE, an encoder, mean pooling, linear."""
+
+    def __init__(self, row_features: int, rows: int, num_classes: int, d_model: int,
+                 heads: int, layers: int, dropout: float) -> None:
+        super().__init__()
+        self.embed = nn.Linear(row_features, d_model)
+        self.register_buffer("pe", sinusoidal_positional_encoding(rows, d_model),
+                             persistent=False)
+        self.layers = nn.ModuleList(EncoderLayer(d_model, heads, 4 * d_model, dropout)
+                                    for _ in range(layers))
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.embed(x.permute(0, 2, 1, 3).flatten(2)) + self.pe  # (B, H, D)
+        for layer in self.layers:
+            tokens = layer(tokens)
+        return self.head(self.norm(tokens).mean(1))  # (B, K)
+
+
+@register_model
+def transformer(*, in_channels: int = 1, image_size: int = 28, num_classes: int = 10,
+                d_model: int = 64, heads: int = 4, layers: int = 2, dropout: float = 0.1
+                ) -> nn.Module:
+    """A Transformer encoder over image rows (MAP 4.2)."""
+    return RowTransformer(in_channels * image_size, image_size, num_classes, d_model, heads,
+                          layers, dropout)
+
+
+class Seq2SeqTransformer(nn.Module):
+    """Encoder-decoder (Vaswani et al. 2017), pre-norm. Token 0 is padding; the decoder input
+    starts with a begin token and is shifted right (teacher forcing)."""
+
+    def __init__(self, src_vocab: int, tgt_vocab: int, d_model: int = 128, heads: int = 4,
+                 layers: int = 2, dropout: float = 0.1, max_len: int = 64) -> None:
+        super().__init__()
+        self.d_model = d_model
+        self.src_embed = nn.Embedding(src_vocab, d_model, padding_idx=0)
+        self.tgt_embed = nn.Embedding(tgt_vocab, d_model, padding_idx=0)
+        self.register_buffer("pe", sinusoidal_positional_encoding(max_len, d_model),
+                             persistent=False)
+        self.encoder = nn.ModuleList(EncoderLayer(d_model, heads, 4 * d_model, dropout)
+                                     for _ in range(layers))
+        self.decoder = nn.ModuleList(DecoderLayer(d_model, heads, 4 * d_model, dropout)
+                                     for _ in range(layers))
+        self.enc_norm, self.dec_norm = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.out = nn.Linear(d_model, tgt_vocab)
+        self.drop = nn.Dropout(dropout)
+
+    def _embed(self, table: nn.Embedding, tokens: torch.Tensor) -> torch.Tensor:
+        return self.drop(table(tokens) * math.sqrt(self.d_model) + self.pe[: tokens.shape[1]])
+
+    def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        keep = (src != 0)[:, None, None, :]  # (B, 1, 1, Ts): attend to real tokens only
+        memory = self._embed(self.src_embed, src)  # (B, Ts, D)
+        for layer in self.encoder:
+            memory = layer(memory, keep)
+        return self.enc_norm(memory), keep
+
+    def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, keep: torch.Tensor
+               ) -> torch.Tensor:
+        y = self._embed(self.tgt_embed, tgt_in)  # (B, Tt, D)
+        mask = causal_mask(tgt_in.shape[1], tgt_in.device)
+        for layer in self.decoder:
+            y = layer(y, memory, mask, keep)
+        return self.out(self.dec_norm(y))  # (B, Tt, V)
+
+    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        memory, keep = self.encode(src)
+        return self.decode(tgt_in, memory, keep)
+
+    @torch.no_grad()
+    def greedy_decode(self, src: torch.Tensor, begin: int, end: int, max_len: int
+                      ) -> torch.Tensor:
+        """Most likely token at each step, until ``end`` or ``max_len``: (B, <= max_len)."""
+        memory, keep = self.encode(src)
+        out = torch.full((src.shape[0], 1), begin, dtype=torch.long, device=src.device)
+        for _ in range(max_len):
+            next_token = self.decode(out, memory, keep)[:, -1].argmax(-1, keepdim=True)
+            out = torch.cat([out, next_token], dim=1)
+            if (out == end).any(1).all():
+                break
+        return out[:, 1:]
+
+
+@register_model(kind="seq2seq")
+def transformer_seq2seq(*, in_channels: int = 32, image_size: int = 0, num_classes: int = 16,
+                        d_model: int = 128, heads: int = 4, layers: int = 2,
+                        dropout: float = 0.1) -> nn.Module:
+    """Encoder-decoder; ``in_channels`` / ``num_classes`` are the source / target vocabularies."""
+    return Seq2SeqTransformer(in_channels, num_classes, d_model, heads, layers, dropout)

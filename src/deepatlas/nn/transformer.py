@@ -1,0 +1,51 @@
+"""Pre-norm Transformer layers (MAP 4.2) built on :class:`MultiHeadAttention`.
+
+Pre-norm (``x + f(LayerNorm(x))``, Xiong et al. 2020) keeps an identity path from input to
+output, so deep stacks train without the warmup the original post-norm layout needs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from deepatlas.nn.attention import MultiHeadAttention
+
+
+def _feed_forward(d_model: int, d_ff: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Dropout(dropout),
+                         nn.Linear(d_ff, d_model))
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.attention = MultiHeadAttention(d_model, num_heads, dropout)
+        self.ff = _feed_forward(d_model, d_ff, dropout)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.norm1(x)  # (B, T, D)
+        x = x + self.drop(self.attention(h, h, h, mask))
+        return x + self.drop(self.ff(self.norm2(x)))
+
+
+class DecoderLayer(nn.Module):
+    """Causal self-attention, cross-attention to the encoder's output, feed-forward."""
+
+    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(3))
+        self.self_attention = MultiHeadAttention(d_model, num_heads, dropout)
+        self.cross_attention = MultiHeadAttention(d_model, num_heads, dropout)
+        self.ff = _feed_forward(d_model, d_ff, dropout)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, y: torch.Tensor, memory: torch.Tensor, self_mask: torch.Tensor,
+                memory_mask: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.norms[0](y)  # (B, Ty, D)
+        y = y + self.drop(self.self_attention(h, h, h, self_mask))
+        h = self.norms[1](y)
+        y = y + self.drop(self.cross_attention(h, memory, memory, memory_mask))
+        return y + self.drop(self.ff(self.norms[2](y)))
