@@ -135,3 +135,18 @@ def test_eval_shards_cover_the_test_set_once():
     counts = [sum(len(y) for _, y in make_loader(data, "test", 50, rank=r, world_size=3))
               for r in range(3)]
     assert sum(counts) == 360
+
+
+def test_source_augmentation_is_the_texts_pipeline():
+    from torchvision.transforms import v2
+
+    from deepatlas.data.augment import source_pipeline
+
+    steps = source_pipeline().transforms
+    assert [type(t) for t in steps] == [v2.RandomHorizontalFlip, v2.ColorJitter, v2.RandomAffine]
+    assert steps[1].brightness == (0.8, 1.2) and steps[1].contrast == (0.8, 1.2)
+    assert steps[2].degrees == [-15.0, 15.0]
+    torch.manual_seed(0)
+    x = load_data("digits").train.images[:16]
+    out = augment_batch(x, "source", torch.Generator())
+    assert out.shape == x.shape and out.dtype == torch.uint8 and not torch.equal(out, x)

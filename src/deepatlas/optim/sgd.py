@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
-from torch.optim import Optimizer
+
+from deepatlas.optim.base import ParameterwiseOptimizer
 
 
-class SGD(Optimizer):
+class SGD(ParameterwiseOptimizer):
     """Plain SGD: ``W <- W - lr * grad``. Along a steep, narrow valley the step overshoots
     across it and back: the oscillation Momentum damps."""
 
@@ -17,20 +19,12 @@ class SGD(Optimizer):
             raise ValueError(f"lr must be > 0, got {lr}")
         super().__init__(params, {"lr": lr})
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for w in group["params"]:
-                if w.grad is not None:
-                    w.add_(w.grad, alpha=-group["lr"])  # W <- W - lr g
-        return loss
+    def update(self, w: torch.Tensor, grad: torch.Tensor, state: dict[str, Any],
+               group: dict[str, Any]) -> None:
+        w.add_(grad, alpha=-group["lr"])  # W <- W - lr g
 
 
-class Momentum(Optimizer):
+class Momentum(ParameterwiseOptimizer):
     """Momentum, in the source's form: ``v <- gamma v - lr * grad``, ``W <- W + v``.
 
     torch.optim.SGD(momentum=gamma) keeps ``b <- gamma b + grad`` and steps ``W -= lr b``: with
@@ -42,20 +36,10 @@ class Momentum(Optimizer):
             raise ValueError(f"need lr > 0 and 0 <= gamma < 1, got lr={lr}, gamma={gamma}")
         super().__init__(params, {"lr": lr, "gamma": gamma})
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for w in group["params"]:
-                if w.grad is None:
-                    continue
-                state = self.state[w]
-                if "velocity" not in state:
-                    state["velocity"] = torch.zeros_like(w)
-                v = state["velocity"]
-                v.mul_(group["gamma"]).add_(w.grad, alpha=-group["lr"])  # v <- gamma v - lr g
-                w.add_(v)  # W <- W + v
-        return loss
+    def update(self, w: torch.Tensor, grad: torch.Tensor, state: dict[str, Any],
+               group: dict[str, Any]) -> None:
+        if "velocity" not in state:
+            state["velocity"] = torch.zeros_like(w)
+        v = state["velocity"]
+        v.mul_(group["gamma"]).add_(grad, alpha=-group["lr"])  # v <- gamma v - lr g
+        w.add_(v)  # W <- W + v

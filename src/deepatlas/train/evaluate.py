@@ -20,6 +20,9 @@ from deepatlas.train.trainer import autocast_dtype, evaluate_model
 def model_from_checkpoint(state: dict[str, Any]) -> tuple[nn.Module, RunConfig]:
     """The model a checkpoint describes, with its inference weights loaded."""
     config = from_dict(state["config"])
+    if config.task != "classify-images":
+        raise UserError(f"eval and predict work on image classifiers; this is a {config.task} "
+                        "run, whose summary.json and metrics.jsonl hold its results")
     meta = state["data"]
     options = {k: v for k, v in config.model.items() if k != "name"}
     model = create_model(config.model["name"], in_channels=meta["in_channels"],
