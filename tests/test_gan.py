@@ -97,3 +97,30 @@ def test_progan_fade_in_starts_from_the_upsampled_lower_resolution(stage):
     x = torch.randn(3, 1, 4 * 2**stage, 4 * 2**stage)
     lower = d(nn.functional.avg_pool2d(x, 2), stage - 1, alpha=1.0)
     assert (d(x, stage, alpha=0.0) - lower).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("name", ["dcgan-generator", "dcgan-discriminator", "progan-generator",
+                                  "progan-discriminator"])
+def test_every_gan_model_builds_and_every_parameter_gets_a_gradient(name):
+    from deepatlas.models import create_model, list_models
+
+    assert name in list_models("gan")
+    torch.manual_seed(0)
+    model = create_model(name, in_channels=1, image_size=32, width=8)
+    growing = name.startswith("progan")
+    # A growing model uses every resolution's layers only across all stages: run each one.
+    stages = [(s, 0.5) for s in range(4)] if growing else [()]
+    total = 0
+    for extra in stages:
+        size = 4 * 2 ** extra[0] if growing else 32
+        if name.endswith("generator"):
+            out = model(torch.randn(4, 64), *extra)
+            assert out.shape == (4, 1, size, size)
+        else:
+            out = model(torch.randn(4, 1, size, size), *extra)
+            assert out.shape == (4,)
+        assert torch.isfinite(out).all()
+        total = total + out.square().mean()
+    total.backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"{name}.{pname}"

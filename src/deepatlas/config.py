@@ -58,6 +58,7 @@ class TrainConfig:
     early_stopping_patience: int = 0  # epochs without improvement before stopping; 0 = off
     early_stopping_min_delta: float = 0.0
     monitor: str = "auto"  # metric for `best` and early stopping; auto: val_acc or test_acc
+    checkpoint_every_steps: int = 0  # also save last.pt every N steps (0: at epoch ends only)
     deterministic: bool = False  # torch.use_deterministic_algorithms(True)
     tensorboard: bool = True
 
@@ -240,6 +241,8 @@ def validate(config: RunConfig) -> None:
         (config.train.clip_grad_norm >= 0, "train.clip_grad_norm must be >= 0 (0 = off)"),
         (0 <= config.train.ema_decay < 1, "train.ema_decay must be in [0, 1) (0 = off)"),
         (config.train.early_stopping_patience >= 0, "train.early_stopping_patience must be >= 0"),
+        (config.train.checkpoint_every_steps >= 0,
+         "train.checkpoint_every_steps must be >= 0 (0 = at epoch ends only)"),
         (0 <= config.regularize.label_smoothing < 1,
          f"regularize.label_smoothing must be in [0, 1), got {config.regularize.label_smoothing}"),
         (config.regularize.mixup_alpha >= 0, "regularize.mixup_alpha must be >= 0 (0 = off)"),

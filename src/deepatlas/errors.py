@@ -23,6 +23,12 @@ class TrainingDiverged(UserError):
     exit_code = 3
 
 
+class TrainingInterrupted(UserError):
+    """Ctrl-C or SIGTERM: a checkpoint was saved and the run can resume. Exit code 130."""
+
+    exit_code = 130
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """' (did you mean X?)' for the closest choice, or '' when nothing is close."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)

@@ -48,6 +48,11 @@ class InMemoryLoader:
         return n // self.batch_size if self.train else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.iterate(0)
+
+    def iterate(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The epoch's batches from batch ``start`` on, exactly as an uninterrupted epoch
+        would give them (for resuming mid-epoch)."""
         index = self._indices().to(self.labels.device)
         generator = torch.Generator(device=self.labels.device)
         # One stream per (seed, epoch, rank): a resumed epoch sees the same crops and flips.
@@ -56,8 +61,25 @@ class InMemoryLoader:
             batch = index[b * self.batch_size:(b + 1) * self.batch_size]
             x = self.images[batch]  # (B, C, H, W) uint8
             if self.train and self.augment != "none":
+                # Skipped batches are augmented too (cheap), so the stream stays in step.
                 x = augment_batch(x, self.augment, generator)
-            yield (x.float().div_(255) - self.mean) / self.std, self.labels[batch]
+            if b >= start:
+                yield (x.float().div_(255) - self.mean) / self.std, self.labels[batch]
+
+
+class _SkippingSampler(torch.utils.data.Sampler):
+    """A DistributedSampler whose next pass starts ``skip`` indices in (mid-epoch resume)."""
+
+    def __init__(self, sampler: DistributedSampler) -> None:
+        self.sampler, self.skip = sampler, 0
+
+    def __iter__(self):
+        indices = list(self.sampler)[self.skip:]
+        self.skip = 0
+        return iter(indices)
+
+    def __len__(self) -> int:
+        return len(self.sampler) - self.skip
 
 
 class StreamLoader:
@@ -67,12 +89,15 @@ class StreamLoader:
     def __init__(self, dataset: Dataset, batch_size: int, *, train: bool, num_workers: int,
                  seed: int = 0, rank: int = 0, world_size: int = 1, pin_memory: bool = False):
         self.sampler = None
+        self.batch_size = batch_size
         if train:
             self.sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank,
                                               shuffle=True, seed=seed)
+            self.skipping = _SkippingSampler(self.sampler)
         else:
             dataset = Subset(dataset, range(rank, len(dataset), world_size))
-        self.loader = DataLoader(dataset, batch_size=batch_size, sampler=self.sampler,
+        self.loader = DataLoader(dataset, batch_size=batch_size,
+                                 sampler=self.skipping if train else None,
                                  num_workers=num_workers, pin_memory=pin_memory, drop_last=train,
                                  persistent_workers=num_workers > 0)
 
@@ -81,9 +106,18 @@ class StreamLoader:
             self.sampler.set_epoch(epoch)
 
     def __len__(self) -> int:
+        if self.sampler is not None:
+            return len(self.sampler) // self.batch_size  # drop_last
         return len(self.loader)
 
     def __iter__(self):
+        return iter(self.loader)
+
+    def iterate(self, start: int = 0):
+        """Batches from ``start`` on: the same samples as an uninterrupted epoch, though
+        the random transforms of the workers differ."""
+        if start:
+            self.skipping.skip = start * self.batch_size
         return iter(self.loader)
 
 

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepatlas.models.registry import register_model
+
 # --------------------------------------------------------------------------- DCGAN
 
 
@@ -159,3 +161,33 @@ class ProDiscriminator(nn.Module):
             for block in reversed(self.blocks[:stage - 1]):
                 h = block(h)
         return self.final(h).squeeze(1)  # (B,)
+
+
+# --------------------------------------------------------------------------- registry entries
+# kind "gan": built like the classifiers, from the data's shape; num_classes is unused.
+
+
+@register_model(kind="gan")
+def dcgan_generator(*, in_channels: int = 1, image_size: int = 32, num_classes: int = 0,
+                    z_dim: int = 64, width: int = 64) -> nn.Module:
+    return DCGANGenerator(z_dim, in_channels, image_size, width)
+
+
+@register_model(kind="gan")
+def dcgan_discriminator(*, in_channels: int = 1, image_size: int = 32, num_classes: int = 0,
+                        width: int = 64, batch_norm: bool = True) -> nn.Module:
+    """``batch_norm=False`` gives the WGAN-GP critic (LayerNorm instead)."""
+    return DCGANDiscriminator(in_channels, image_size, width, batch_norm)
+
+
+@register_model(kind="gan")
+def progan_generator(*, in_channels: int = 1, image_size: int = 32, num_classes: int = 0,
+                     z_dim: int = 64, width: int = 64) -> nn.Module:
+    """Grows 4 -> ``image_size`` px (a power of two)."""
+    return ProGenerator(z_dim, in_channels, width, stages=int(math.log2(image_size)) - 1)
+
+
+@register_model(kind="gan")
+def progan_discriminator(*, in_channels: int = 1, image_size: int = 32, num_classes: int = 0,
+                         width: int = 64) -> nn.Module:
+    return ProDiscriminator(in_channels, width, stages=int(math.log2(image_size)) - 1)

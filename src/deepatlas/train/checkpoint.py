@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import torch
 from deepatlas.errors import UserError
 
 FORMAT = "deepatlas-checkpoint-v1"
+TEST_WRITE_DELAY = "DEEPATLAS_TEST_WRITE_DELAY"  # fault injection for tests/test_faults.py
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
@@ -32,6 +34,8 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
             torch.save({"format": FORMAT, **state}, f)
             f.flush()
             os.fsync(f.fileno())
+        if os.environ.get(TEST_WRITE_DELAY):  # tests kill the process inside this window
+            time.sleep(float(os.environ[TEST_WRITE_DELAY]))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -68,9 +68,18 @@ def load_image(path: str, meta: dict[str, Any]) -> torch.Tensor:
     """One image file as the model's normalised input (1, C, H, W)."""
     from PIL import Image, UnidentifiedImageError
 
+    want = meta["in_channels"]
     try:
         with Image.open(path) as img:
-            img = img.convert("L" if meta["in_channels"] == 1 else "RGB")
+            if img.mode in ("P", "1", "LA", "RGBA"):  # palette, 1-bit, alpha: no colour lost
+                img = img.convert("L" if img.mode in ("1", "LA") else "RGB")
+            if len(img.getbands()) != want:
+                kind = {1: "greyscale (1 channel)", 3: "colour (3 channels, RGB)"}
+                raise UserError(
+                    f"{path} has {len(img.getbands())} channel(s) ({img.mode}); this model reads "
+                    f"{kind.get(want, f'{want}-channel')} images. Convert it first, e.g. "
+                    f"python -c \"from PIL import Image; Image.open('{path}').convert("
+                    f"'{'L' if want == 1 else 'RGB'}').save('converted.png')\"")
             size = meta["image_size"]
             img = img.resize((size, size), Image.Resampling.BILINEAR)
             x = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)

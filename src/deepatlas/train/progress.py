@@ -17,6 +17,7 @@ class EpochProgress(AbstractContextManager):
     def __init__(self, epoch: int, epochs: int, steps: int, enabled: bool) -> None:
         self.enabled = enabled and sys.stderr.isatty()
         self.steps = steps
+        self.done = 0
         self._progress: Progress | None = None
         self._task = None
         self._label = f"epoch {epoch}/{epochs}"
@@ -33,6 +34,7 @@ class EpochProgress(AbstractContextManager):
         return self
 
     def advance(self, n: int = 1, loss: float | None = None) -> None:
+        self.done += n
         if self._progress is not None:
             fields = {} if loss is None else {"loss": f"{loss:.4f}"}
             self._progress.update(self._task, advance=n, **fields)

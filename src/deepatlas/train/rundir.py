@@ -21,6 +21,8 @@ def prepare_out_dir(out_dir: Path, resume: bool) -> None:
                         "or choose another --out")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
+        for stale in out_dir.glob(".*.pt.*.tmp"):  # a checkpoint write cut short by a crash
+            stale.unlink()
         probe = out_dir / ".write-test"
         probe.write_bytes(b"")
         probe.unlink()

@@ -19,6 +19,8 @@ import json
 import math
 import os
 import random
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from deepatlas.config import RunConfig
 from deepatlas.data import ImageData, load_data, make_loader
 from deepatlas.data.mixup import mixup
-from deepatlas.errors import TrainingDiverged, UserError
+from deepatlas.errors import TrainingDiverged, TrainingInterrupted, UserError
 from deepatlas.losses import soft_target_cross_entropy
 from deepatlas.models import create_model
 from deepatlas.train.callbacks import Callback, EarlyStopping, ModelCheckpoint
@@ -46,6 +48,10 @@ from deepatlas.train.rundir import prepare_out_dir
 from deepatlas.train.runinfo import machine_info
 
 PROGRESS_EVERY = 10  # steps between progress-bar loss updates (each one syncs the device)
+
+# Fault injection for the tests of never-lose-a-run (tests/test_faults.py); unset in real runs.
+TEST_STEP_DELAY = "DEEPATLAS_TEST_STEP_DELAY"  # seconds to sleep after every step
+TEST_CRASH_AT_STEP = "DEEPATLAS_TEST_CRASH_AT_STEP"  # the last rank dies there, first attempt
 
 
 def seed_everything(seed: int) -> None:
@@ -116,7 +122,10 @@ class Trainer:
         self.extra_callbacks = callbacks or []
         self.device_preference = device
         self.should_stop = False
+        self.interrupted: int | None = None  # the signal that asked us to stop
         self.history: list[dict[str, float]] = []
+        self.position = 0  # batches done in the current epoch
+        self.partial: list[float] = [0.0, 0.0, 0.0]  # loss sum, correct, seen in this epoch
 
     # ------------------------------------------------------------------ set-up
 
@@ -125,6 +134,9 @@ class Trainer:
         self.device = resolve_device(self.device_preference,
                                      int(os.environ.get("LOCAL_RANK", "0")))
         self.dist: DistEnv = init_distributed(self.device)
+        if (int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+                and (self.out_dir / "last.pt").is_file()):
+            self.resume = True  # torchrun restarted the group after a failure: carry on
         if self.dist.is_main:
             prepare_out_dir(self.out_dir, self.resume)
         if cfg.train.batch_size % self.dist.world_size:
@@ -206,6 +218,8 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "epoch": self.epoch,
             "step": self.step,
+            "position": self.position,
+            "partial": self.partial,
             "elapsed_s": self.elapsed_before + time.perf_counter() - self.t0,
             "rng": rng_state(self.device),
             "callbacks": {type(c).__name__: c.state_dict() for c in self.callbacks},
@@ -216,8 +230,21 @@ class Trainer:
         }
 
     def save_checkpoint(self, name: str) -> None:
-        if self.dist.is_main:
+        """Write ``name`` atomically (rank 0), after checking that every weight is finite:
+        a diverged run never replaces a good checkpoint."""
+        if not self.dist.is_main:
+            return
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            raise TrainingDiverged(
+                f"weights became NaN/Inf in epoch {self.epoch + 1} by step {self.step}; "
+                f"{self.out_dir / 'last.pt'} keeps the last good state. Try a lower optim.lr, "
+                "--set train.clip_grad_norm=1.0, or --set train.precision=fp32")
+        try:
             save_checkpoint(self.checkpoint_state(), self.out_dir / name)
+        except OSError as exc:
+            raise UserError(f"could not write {self.out_dir / name}: {exc.strerror or exc}; the "
+                            "previous checkpoint is intact. Free some space (or pick another "
+                            "--out and copy last.pt there) and run again with --resume") from None
 
     def _restore(self, state: dict[str, Any]) -> None:
         saved = state["config"]
@@ -231,13 +258,32 @@ class Trainer:
             elif saved[key] != now:
                 raise UserError(f"--resume: the checkpoint's model {saved[key]} differs from the "
                                 f"config's {now}; resume with the same recipe and model keys")
+        if saved["optim"]["name"] != self.config.optim.name:
+            raise UserError(f"--resume: the run used optim.name={saved['optim']['name']}; its "
+                            f"saved state does not fit {self.config.optim.name} (the lr, "
+                            "epochs and most other keys may change on resume)")
         self.model.load_state_dict(state["model"])
         if self.ema is not None and state.get("ema"):
             self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        # The config wins over the saved hyperparameters, so that a diverged run can resume
+        # with --set optim.lr=<lower> (the saved moments and step counts are kept).
+        decays = (self.config.optim.weight_decay, 0.0)
+        self.scheduler.base_lrs = [self.config.optim.lr] * len(self.optimizer.param_groups)
+        for group, factor, decay in zip(self.optimizer.param_groups, self.scheduler.lr_lambdas,
+                                        decays):
+            group["initial_lr"] = self.config.optim.lr
+            group["lr"] = self.config.optim.lr * factor(self.scheduler.last_epoch)
+            if "weight_decay" in group:
+                group["weight_decay"] = decay
         self.scaler.load_state_dict(state["scaler"])
         self.start_epoch, self.step = state["epoch"], state["step"]
+        self.position = state.get("position", 0)
+        # Rank 0 carries the epoch's running sums (already summed over ranks); the others
+        # start from zero, so the epoch-end all-reduce totals them right.
+        if self.position and self.dist.is_main:
+            self.partial = list(state["partial"])
         self.elapsed_before = state["elapsed_s"]
         self.history = list(state["history"])
         for callback in self.callbacks:
@@ -254,20 +300,24 @@ class Trainer:
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         self.train_model.train()
         self.train_loader.set_epoch(epoch)
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.long)
-        seen = 0
-        clip = self.config.train.clip_grad_norm
-        mixup_alpha = self.config.regularize.mixup_alpha
-        smoothing, k = self.config.regularize.label_smoothing, self.data.num_classes
-        with EpochProgress(epoch + 1, self.config.train.epochs, len(self.train_loader),
+        start, self.position = self.position, 0  # > 0 when resuming mid-epoch
+        loss_sum, correct, seen = (torch.tensor(v, device=self.device, dtype=torch.float64)
+                                   for v in self.partial)
+        cfg = self.config
+        clip, every = cfg.train.clip_grad_norm, cfg.train.checkpoint_every_steps
+        mixup_alpha = cfg.regularize.mixup_alpha
+        smoothing, k = cfg.regularize.label_smoothing, self.data.num_classes
+        delay = float(os.environ.get(TEST_STEP_DELAY, "0"))
+        steps = len(self.train_loader)
+        with EpochProgress(epoch + 1, cfg.train.epochs, steps,
                            self.progress and self.dist.is_main) as bar:
-            for i, (x, y) in enumerate(self.train_loader):
+            bar.advance(start)
+            for i, (x, y) in enumerate(self.train_loader.iterate(start), start):
                 x = x.to(self.device, non_blocking=True, memory_format=self.memory_format)
                 y = y.to(self.device, non_blocking=True)
                 with self._autocast():
                     if mixup_alpha > 0:
-                        x, target = mixup(x, y, mixup_alpha, self.data.num_classes)
+                        x, target = mixup(x, y, mixup_alpha, k)
                         logits = self.train_model(x)  # (B, K)
                         loss = soft_target_cross_entropy(logits.float(),
                                                          target * (1 - smoothing) + smoothing / k)
@@ -285,17 +335,45 @@ class Trainer:
                 if self.ema is not None:
                     self.ema.update_parameters(self.model)
                 self.step += 1
+                self.position = i + 1
                 loss_sum += loss.detach() * len(y)
                 correct += (logits.argmax(1) == y).sum()
                 seen += len(y)
-                if (i + 1) % PROGRESS_EVERY == 0 or i + 1 == len(self.train_loader):
-                    mean_loss = loss_sum.item() / seen
-                    self._check_finite(mean_loss, epoch, i + 1)
-                    bar.advance((i % PROGRESS_EVERY) + 1, mean_loss)
-        totals = all_reduce_sum(torch.stack([loss_sum.float(), correct.float(),
-                                             torch.tensor(float(seen), device=self.device)]),
-                                self.dist).tolist()
+                if self.position % PROGRESS_EVERY == 0 or self.position == steps:
+                    mean_loss = loss_sum.item() / seen.item()
+                    self._check_finite(mean_loss, epoch, self.position)
+                    bar.advance(self.position - bar.done, mean_loss)
+                if delay:
+                    time.sleep(delay)
+                self._maybe_crash_for_test()
+                mid_epoch = self.position < steps
+                if mid_epoch and (self.interrupted or (every and self.step % every == 0)):
+                    self._save_mid_epoch(loss_sum, correct, seen, epoch)
+                if self.interrupted and mid_epoch:
+                    self._stop_for_signal(epoch)
+        self.position, self.partial = 0, [0.0, 0.0, 0.0]
+        totals = all_reduce_sum(torch.stack([loss_sum, correct, seen]), self.dist).tolist()
         return {"train_loss": totals[0] / totals[2], "train_acc": totals[1] / totals[2]}
+
+    def _save_mid_epoch(self, loss_sum, correct, seen, epoch: int) -> None:
+        totals = all_reduce_sum(torch.stack([loss_sum, correct, seen]), self.dist)
+        self._check_finite(totals[0].item() / totals[2].item(), epoch, self.position)
+        self.partial = totals.tolist()
+        self.save_checkpoint("last.pt")
+
+    def _stop_for_signal(self, epoch: int) -> None:
+        name = signal.Signals(self.interrupted).name
+        raise TrainingInterrupted(
+            f"stopped by {name} in epoch {epoch + 1} after step {self.step}; saved "
+            f"{self.out_dir / 'last.pt'}. Resume with: deepatlas train {self.config.recipe} "
+            f"--out {self.out_dir} --resume")
+
+    def _maybe_crash_for_test(self) -> None:
+        crash_at = os.environ.get(TEST_CRASH_AT_STEP)
+        if (crash_at and self.step == int(crash_at)
+                and self.dist.rank == self.dist.world_size - 1
+                and os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"):
+            os._exit(17)  # a rank dies as a killed process would: no clean-up
 
     def _check_finite(self, loss: float, epoch: int, step: int) -> None:
         if not math.isfinite(loss):
@@ -314,13 +392,38 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         """Train for ``train.epochs`` (or until early stopping); return the summary."""
-        self._setup()
+        was_deterministic = torch.are_deterministic_algorithms_enabled()
+        previous = self._catch_signals()
         try:
+            self._setup()
             return self._fit()
         finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            torch.use_deterministic_algorithms(was_deterministic)
             if getattr(self, "writer", None) is not None:
                 self.writer.close()
-            shutdown(self.dist)
+            if hasattr(self, "dist"):
+                shutdown(self.dist)
+
+    def _catch_signals(self) -> dict[int, Any]:
+        """Ctrl-C / SIGTERM: finish the step, save, exit with how to resume. A second one
+        stops at once."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def handler(signum, frame):
+            if self.interrupted is not None:
+                raise KeyboardInterrupt
+            self.interrupted = signum
+            if self.dist_is_main():
+                print(f"\n{signal.Signals(signum).name}: saving a checkpoint after this step "
+                      "(again to quit at once)", flush=True)
+
+        return {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def dist_is_main(self) -> bool:
+        return not hasattr(self, "dist") or self.dist.is_main
 
     def _fit(self) -> dict[str, Any]:
         cfg = self.config
@@ -333,7 +436,8 @@ class Trainer:
 
                 self.writer = SummaryWriter(str(self.out_dir / "tb"))
         if self.resume and self.dist.is_main:
-            print(f"resuming {self.out_dir} after epoch {self.start_epoch}", flush=True)
+            where = f", step {self.position} of epoch {self.start_epoch + 1}" if self.position else ""
+            print(f"resuming {self.out_dir} after epoch {self.start_epoch}{where}", flush=True)
         self.epoch = self.start_epoch
         stopper = next((c for c in self.callbacks if isinstance(c, EarlyStopping)), None)
         if stopper is not None and stopper.stopped_epoch:
@@ -352,6 +456,8 @@ class Trainer:
             for callback in self.callbacks:
                 callback.on_epoch_end(self, metrics)
             self._log(metrics)
+            if self.interrupted:
+                self._stop_for_signal(epoch)
         return self._finish(stopper)
 
     def _log(self, m: dict[str, float]) -> None:
