@@ -37,7 +37,7 @@ def test_switching_model_keeps_only_its_own_options():
     ("train.batch_size=0", "train.batch_size must be >= 1"),
     ("model.dropout=1.0", "model.dropout must be in [0, 1)"),
     ("train.precision=fp8", "train.precision must be one of auto, fp32, bf16, fp16"),
-    ("data.name=fashion", "unknown data set (data.name) 'fashion'"),
+    ("data.name=fashion", "unknown data set (data.name) for task classify-images 'fashion'"),
     ("model.name=resnt", "did you mean 'resnet'?"),
     ("train.monitor=val_acc", "add --set data.val_fraction=0.1"),
     ("epochs", "--set expects KEY=VALUE"),
