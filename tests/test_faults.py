@@ -152,7 +152,7 @@ def test_disk_full_stops_with_a_message_and_keeps_the_last_checkpoint(tmp_path, 
 
 
 def test_a_killed_ddp_rank_is_restarted_by_torchrun_and_the_run_finishes(tmp_path):
-    for attempt in range(2):
+    for attempt in range(3):
         out = tmp_path / f"run{attempt}"
         proc = subprocess.run(
             [sys.executable, "-m", "torch.distributed.run", "--standalone",
@@ -162,10 +162,10 @@ def test_a_killed_ddp_rank_is_restarted_by_torchrun_and_the_run_finishes(tmp_pat
              "model.dropout=0.0"],
             capture_output=True, text=True, timeout=300,
             env={**os.environ, "OMP_NUM_THREADS": "1", "DEEPATLAS_TEST_CRASH_AT_STEP": "31"})
-        # On a loaded 2-core machine gloo's reconnect in the restarted group can time out
-        # ("failed to connect ... Connection refused"): that is the transport, not the resume
-        # logic under test, so it gets one more try.
-        if proc.returncode == 0 or "failed to connect" not in proc.stderr:
+        # On a loaded 2-core machine gloo's connection set-up in the restarted group can time
+        # out ("connectFullMesh failed ... Connection refused"): the transport, not the resume
+        # logic under test, so it gets another try.
+        if proc.returncode == 0 or "Connection refused" not in proc.stderr:
             break
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "failed (exitcode: 17)" in proc.stderr  # rank 1 really died...

@@ -59,7 +59,12 @@ def init_distributed(device: torch.device) -> DistEnv:
     env = DistEnv(int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0")), world_size)
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend)
+        # torchrun's own env:// rendezvous; the keys of each restart of the group get their own
+        # prefix, so a restarted rank never reads the address of a peer that died before it.
+        store, rank, world_size = next(dist.rendezvous("env://"))
+        attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+        store = dist.PrefixStore(f"deepatlas-attempt-{attempt}", store)
+        dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world_size)
     return env
 
 
