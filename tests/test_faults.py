@@ -91,15 +91,17 @@ def test_kill_inside_a_checkpoint_write_keeps_the_previous_one(unbroken, tmp_pat
     _assert_same_weights(unbroken, out)
 
 
-def test_ctrl_c_saves_and_says_how_to_resume(unbroken, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_saves_and_says_how_to_resume(unbroken, tmp_path, signum):
     out = tmp_path / "run"
     proc = _start(out, env={"DEEPATLAS_TEST_STEP_DELAY": "0.05"})
     while not (out / "last.pt").is_file():
         time.sleep(0.05)
     time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     assert proc.wait(timeout=60) == 130
     err = proc.stderr.read()
+    assert f"stopped by {signal.Signals(signum).name}" in err
     assert f"--out {out} --resume" in err and "Traceback" not in err
     state = load_checkpoint(out / "last.pt")
     assert state["position"] > 0 or state["epoch"] > 0
@@ -109,14 +111,18 @@ def test_ctrl_c_saves_and_says_how_to_resume(unbroken, tmp_path):
 
 
 def test_a_second_ctrl_c_quits_at_once(tmp_path):
-    proc = _start(tmp_path / "run", env={"DEEPATLAS_TEST_STEP_DELAY": "2"})
-    time.sleep(8)  # well inside training: a step now takes 2 s
+    out = tmp_path / "run"
+    proc = _start(out, "--set", "train.checkpoint_every_steps=1",
+                  env={"DEEPATLAS_TEST_STEP_DELAY": "6"})
+    deadline = time.time() + 120
+    while not (out / "last.pt").is_file() and time.time() < deadline:
+        time.sleep(0.05)  # training has begun: a step now takes 6 s
     proc.send_signal(signal.SIGINT)
     time.sleep(0.2)
     sent = time.time()
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 130
-    assert time.time() - sent < 1.5  # did not wait for the 2-second step to end
+    assert time.time() - sent < 4  # did not wait for the 6-second step to end
 
 
 def test_nan_stops_the_run_and_keeps_the_good_checkpoint(cli, tmp_path):
