@@ -24,7 +24,7 @@ rows: list[tuple[str, str, float]] = []
 
 
 def record(name: str, reference: str, error) -> None:
-    rows.append((name, reference, float(error)))
+    rows.append((name, reference, float(torch.as_tensor(error).detach())))
 
 
 # 2.1 Swish

@@ -2,7 +2,6 @@
 unsafe or damaged checkpoints, a full disk, a dying DDP rank, and bad input everywhere."""
 
 import os
-import pickle
 import random
 import signal
 import subprocess

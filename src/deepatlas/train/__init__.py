@@ -2,7 +2,8 @@
 
 from deepatlas.train.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from deepatlas.train.checkpoint import find_checkpoint, inference_weights, load_checkpoint
-from deepatlas.train.trainer import Trainer, autocast_dtype, evaluate_model
+from deepatlas.train.runtime import autocast_dtype, evaluate_model
+from deepatlas.train.trainer import Trainer
 
 __all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "Trainer", "autocast_dtype",
            "evaluate_model", "find_checkpoint", "inference_weights", "load_checkpoint"]

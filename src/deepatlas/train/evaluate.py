@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -14,7 +13,7 @@ from deepatlas.errors import UserError
 from deepatlas.models import create_model
 from deepatlas.train.checkpoint import find_checkpoint, inference_weights, load_checkpoint
 from deepatlas.train.distributed import resolve_device
-from deepatlas.train.trainer import autocast_dtype, evaluate_model
+from deepatlas.train.runtime import autocast_dtype, evaluate_model
 
 
 def model_from_checkpoint(state: dict[str, Any]) -> tuple[nn.Module, RunConfig]:

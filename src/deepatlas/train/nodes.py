@@ -16,21 +16,16 @@ import torch.nn.functional as F
 
 from deepatlas.config import RunConfig
 from deepatlas.data.graphs import load_graph
-from deepatlas.errors import UserError
 from deepatlas.models import create_model
 from deepatlas.train.checkpoint import save_checkpoint
 from deepatlas.train.optim import build_optimizer
-from deepatlas.train.rundir import RunFiles, prepare_out_dir
+from deepatlas.train.rundir import RunFiles, start_fresh_run
 from deepatlas.train.runinfo import machine_info
-from deepatlas.train.trainer import seed_everything
+from deepatlas.train.runtime import seed_everything
 
 
 def train_nodes(config: RunConfig, out_dir: str | Path, resume: bool = False) -> dict[str, Any]:
-    if resume:
-        raise UserError("--resume is for image runs; a node-classification run takes seconds, "
-                        "start it again")
-    out = Path(out_dir)
-    prepare_out_dir(out, resume=False)
+    out = start_fresh_run(out_dir, resume, "node-classification")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a 34-node graph: threads only add synchronisation
     try:

@@ -31,6 +31,16 @@ def prepare_out_dir(out_dir: Path, resume: bool) -> None:
                         f"{exc.strerror or exc}; choose another --out") from None
 
 
+def start_fresh_run(out_dir: str | Path, resume: bool, what: str) -> Path:
+    """The run directory of a short task (graphs, sequences), which has no --resume."""
+    if resume:
+        raise UserError(f"--resume is for image runs; a {what} run is short: start it again "
+                        "without --resume")
+    out = Path(out_dir)
+    prepare_out_dir(out, resume=False)
+    return out
+
+
 class RunFiles:
     """config.toml at the start, a metrics.jsonl line per epoch, summary.json at the end: the
     run directory of the small tasks (graphs, sequences), like the image Trainer's."""

@@ -16,13 +16,12 @@ import torch.nn.functional as F
 
 from deepatlas.config import RunConfig
 from deepatlas.data.numbers import BOS, EOS, PAD, SEQ2SEQ_SOURCES
-from deepatlas.errors import UserError
 from deepatlas.models import create_model
 from deepatlas.train.checkpoint import save_checkpoint
 from deepatlas.train.optim import build_optimizer, build_schedule
-from deepatlas.train.rundir import RunFiles, prepare_out_dir
+from deepatlas.train.rundir import RunFiles, start_fresh_run
 from deepatlas.train.runinfo import machine_info
-from deepatlas.train.trainer import seed_everything
+from deepatlas.train.runtime import seed_everything
 
 
 @torch.no_grad()
@@ -41,11 +40,7 @@ def exact_match(model, src: torch.Tensor, tgt: torch.Tensor, batch_size: int = 1
 
 
 def train_seq2seq(config: RunConfig, out_dir: str | Path, resume: bool = False) -> dict[str, Any]:
-    if resume:
-        raise UserError("--resume is for image runs; a sequence run takes minutes, start it "
-                        "again")
-    out = Path(out_dir)
-    prepare_out_dir(out, resume=False)
+    out = start_fresh_run(out_dir, resume, "sequence-to-sequence")
     seed_everything(config.seed)
     data = SEQ2SEQ_SOURCES[config.data.name]()
     options = {k: v for k, v in config.model.items() if k != "name"}

@@ -1,0 +1,70 @@
+"""What every training loop needs around the model: seeds and RNG states, the autocast dtype,
+and evaluation summed over DDP ranks."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepatlas.train.distributed import DistEnv, all_reduce_sum
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device``; None means plain fp32.
+
+    ``auto`` is bf16 on CUDA GPUs that support it (else fp16) and on CPUs with native bf16
+    instructions (AVX512-BF16/AMX: measured 1.6-2x faster for conv nets), fp32 elsewhere.
+    """
+    if precision == "auto":
+        if device.type == "cuda":
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        elif device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            precision = "bf16"
+        else:
+            precision = "fp32"
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(tuple(s if not isinstance(s, list) else tuple(s) for s in state["python"]))
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+@torch.inference_mode()
+def evaluate_model(model: nn.Module, loader, device: torch.device,
+                   amp_dtype: torch.dtype | None = None,
+                   memory_format: torch.memory_format = torch.contiguous_format,
+                   dist_env: DistEnv = DistEnv()) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``model`` over ``loader``, summed over DDP ranks."""
+    model.eval()
+    totals = torch.zeros(3, device=device)
+    for x, y in loader:
+        x = x.to(device, non_blocking=True, memory_format=memory_format)
+        y = y.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
+                            enabled=amp_dtype is not None):
+            logits = model(x)  # (B, K)
+        totals[0] += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
+        totals[1] += (logits.argmax(1) == y).sum()
+        totals[2] += len(y)
+    loss_sum, correct, count = all_reduce_sum(totals, dist_env).tolist()
+    return loss_sum / count, correct / count
