@@ -167,3 +167,42 @@ def test_mixup_switch_in_a_recipe(tmp_path):
 
     config = load_recipe("digits", ["regularize.mixup_alpha=0.2", "train.epochs=4"])
     assert Trainer(config, tmp_path, progress=False).fit()["test_acc"] > 0.9
+
+
+# ----------------------------------------------------------------- 5.3 distillation
+
+
+def test_distillation_loss_matches_a_hand_computation():
+    from deepatlas.losses import distillation_loss
+
+    torch.manual_seed(0)
+    zs, zt = torch.randn(6, 5, dtype=torch.float64), torch.randn(6, 5, dtype=torch.float64)
+    y = torch.randint(0, 5, (6,))
+    alpha, t = 0.3, 4.0
+    ce = -(zs.log_softmax(1)[torch.arange(6), y]).mean()
+    pt, ps = (zt / t).softmax(1), (zs / t).softmax(1)
+    kl = (pt * (pt.log() - ps.log())).sum(1).mean()  # KL(p_t || p_s)
+    expected = alpha * ce + (1 - alpha) * t**2 * kl
+    assert abs(distillation_loss(zs, zt, y, alpha, t).item() - expected.item()) < 1e-12
+    assert distillation_loss(zt, zt, y, alpha=0.0).item() == pytest.approx(0, abs=1e-12)
+
+
+def test_t_squared_keeps_the_soft_gradient_on_one_scale():
+    """Without T^2 the soft term's gradient falls as 1/T^2; with it, it tends to a constant
+    (the logit-matching limit (z_s - z_t) / (K N) for zero-mean logits)."""
+    from deepatlas.losses import distillation_loss
+
+    torch.manual_seed(0)
+    zt = torch.randn(8, 10, dtype=torch.float64)
+    zt -= zt.mean(1, keepdim=True)
+    zs = torch.randn(8, 10, dtype=torch.float64)
+    zs -= zs.mean(1, keepdim=True)
+    norms = []
+    for t in (5.0, 20.0, 80.0):
+        s = zs.clone().requires_grad_(True)
+        distillation_loss(s, zt, torch.zeros(8, dtype=torch.long), alpha=0.0,
+                          temperature=t).backward()
+        norms.append(s.grad.norm().item())
+    limit = ((zs - zt) / (10 * 8)).norm().item()
+    assert norms[-1] == pytest.approx(limit, rel=0.01)
+    assert max(norms) / min(norms) < 1.1  # flat in T, where 1/T^2 alone would span 256x

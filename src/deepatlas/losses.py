@@ -65,3 +65,26 @@ def gradient_penalty(critic: torch.nn.Module, real: torch.Tensor, fake: torch.Te
     mixed = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
     return (grad.flatten(1).norm(dim=1) - 1).square().mean()
+
+
+# --------------------------------------------------------------------------- distillation (5.3)
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                      target: torch.Tensor, alpha: float = 0.5, temperature: float = 4.0
+                      ) -> torch.Tensor:
+    """Knowledge distillation (Hinton et al. 2015), as MAP 5.3 corrects it::
+
+        L = alpha * CE(y, softmax(z_s)) + (1 - alpha) * T^2 * KL(softmax(z_t / T) || softmax(z_s / T))
+
+    Softening by T spreads the teacher's probability over the wrong classes, which is where
+    its knowledge about similarity lives. The gradient of the KL term with respect to z_s
+    shrinks as 1/T^2 for large T, so T^2 keeps the two terms' gradients on the same scale
+    whatever T is chosen.
+    """
+    t = temperature
+    hard = F.cross_entropy(student_logits, target)
+    soft = F.kl_div(F.log_softmax(student_logits / t, dim=-1),
+                    F.log_softmax(teacher_logits.detach() / t, dim=-1),
+                    reduction="batchmean", log_target=True)  # KL(p_t || p_s), mean over batch
+    return alpha * hard + (1 - alpha) * t * t * soft
