@@ -235,6 +235,9 @@ BAD_INPUT = [
     (["train", "digits", "--set", "train.epcohs=2"], "did you mean 'train.epochs'?"),
     (["train", "digits", "--set", "optimizer.lr=1"], "unknown config key 'optimizer.lr'"),
     (["train", "digits", "--set", "train.epochs=two"], "train.epochs expects an integer"),
+    (["train", "digits", "--set", "optim.lr=abc"], "optim.lr expects a number"),
+    (["train", "digits", "--set", "train.batch_size=5000"], "larger than the 1437 training"),
+    (["train", "digits", "--resume"], "--resume needs --out DIR"),
     (["train", "digits", "--set", "train.deterministic=maybe"], "expects true or false"),
     (["train", "digits", "--set", "optim.lr=-0.1"], "optim.lr must be > 0"),
     (["train", "digits", "--set", "train.batch_size=0"], "train.batch_size must be >= 1"),
@@ -258,8 +261,8 @@ BAD_INPUT = [
     (["train", "digits", "--out", "{run}", "--resume", "--set", "optim.name=sgd"],
      "the run used optim.name=adamw"),
     (["train", "digits", "--device", "cuda"] if not torch.cuda.is_available() else
-     ["train", "digits", "--set", "train.batch_size=99999"], "cuda" if not
-     torch.cuda.is_available() else "larger than"),
+     ["train", "digits", "--set", "train.eval_batch_size=0"], "cuda" if not
+     torch.cuda.is_available() else "train.eval_batch_size must be >= 1"),
     (["eval", "{root}/half.pt"], "truncated or corrupted"),
     (["eval", "{root}/evil.pt"], "was refused: it is not a plain-tensor checkpoint"),
     (["eval", "{root}/nope.pt"], "no such checkpoint file or run directory"),
@@ -268,6 +271,7 @@ BAD_INPUT = [
     (["predict", "{run}", "{root}/colour.png"], "has 3 channel(s) (RGB); this model reads "
                                                 "greyscale"),
     (["predict", "{run}", "{root}/missing.png"], "no such image file"),
+    (["predict", "{root}/nope", "{root}/colour.png"], "no such checkpoint file or run directory"),
 ]
 
 

@@ -44,8 +44,10 @@ class InMemoryLoader:
         return torch.tensor(list(self.sampler))
 
     def __len__(self) -> int:
-        n = len(self._indices())
-        return n // self.batch_size if self.train else -(-n // self.batch_size)
+        if self.sampler is not None:  # training: the last partial batch is dropped
+            return self.sampler.num_samples // self.batch_size
+        n = len(range(self.rank, len(self.labels), self.world_size))
+        return -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.iterate(0)

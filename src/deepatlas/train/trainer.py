@@ -191,16 +191,13 @@ class Trainer:
 
     def _restore(self, state: dict[str, Any]) -> None:
         saved = state["config"]
-        for key in ("model", "data"):
-            now = self.config.to_dict()[key]
-            if key == "data":
-                saved_name, now_name = saved["data"]["name"], now["name"]
-                if saved_name != now_name:
-                    raise UserError(f"--resume: the run was trained on data.name={saved_name}, "
-                                    f"not {now_name}")
-            elif saved[key] != now:
-                raise UserError(f"--resume: the checkpoint's model {saved[key]} differs from the "
-                                f"config's {now}; resume with the same recipe and model keys")
+        if saved["model"] != self.config.model:
+            raise UserError(f"--resume: the checkpoint's model {saved['model']} differs from the "
+                            f"config's {self.config.model}; resume with the same recipe and "
+                            "model keys")
+        if saved["data"]["name"] != self.config.data.name:
+            raise UserError(f"--resume: the run was trained on data.name={saved['data']['name']}, "
+                            f"not {self.config.data.name}")
         if saved["optim"]["name"] != self.config.optim.name:
             raise UserError(f"--resume: the run used optim.name={saved['optim']['name']}; its "
                             f"saved state does not fit {self.config.optim.name} (the lr, "
@@ -359,13 +356,13 @@ class Trainer:
             if self.interrupted is not None:
                 raise KeyboardInterrupt
             self.interrupted = signum
-            if self.dist_is_main():
+            if self._is_main():
                 print(f"\n{signal.Signals(signum).name}: saving a checkpoint after this step "
                       "(again to quit at once)", flush=True)
 
         return {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
 
-    def dist_is_main(self) -> bool:
+    def _is_main(self) -> bool:
         return not hasattr(self, "dist") or self.dist.is_main
 
     def _fit(self) -> dict[str, Any]:
