@@ -70,6 +70,13 @@ class RegularizeConfig:
 
 
 @dataclass
+class DistillConfig:
+    teacher: str = ""  # a run directory or checkpoint whose soft targets teach (MAP 5.3); "" = off
+    alpha: float = 0.5  # weight of the hard-label loss; 1 - alpha goes to the teacher's
+    temperature: float = 4.0  # T: softens both distributions; the soft term is scaled by T^2
+
+
+@dataclass
 class RunConfig:
     recipe: str = "custom"
     description: str = ""
@@ -81,12 +88,13 @@ class RunConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     regularize: RegularizeConfig = field(default_factory=RegularizeConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-SECTIONS = ("data", "model", "optim", "schedule", "train", "regularize")
+SECTIONS = ("data", "model", "optim", "schedule", "train", "regularize", "distill")
 TOP_LEVEL = ("recipe", "description", "task", "seed")
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -142,7 +150,7 @@ def coerce(key: str, value: Any, kind: type) -> Any:
 
 def _section_fields(section: str) -> dict[str, type]:
     cls = {"data": DataConfig, "optim": OptimConfig, "schedule": ScheduleConfig,
-           "train": TrainConfig, "regularize": RegularizeConfig}[section]
+           "train": TrainConfig, "regularize": RegularizeConfig, "distill": DistillConfig}[section]
     hints = {"str": str, "int": int, "float": float, "bool": bool}
     return {f.name: hints[f.type] if isinstance(f.type, str) else f.type
             for f in dataclasses.fields(cls)}
@@ -246,6 +254,9 @@ def validate(config: RunConfig) -> None:
         (0 <= config.regularize.label_smoothing < 1,
          f"regularize.label_smoothing must be in [0, 1), got {config.regularize.label_smoothing}"),
         (config.regularize.mixup_alpha >= 0, "regularize.mixup_alpha must be >= 0 (0 = off)"),
+        (0 <= config.distill.alpha <= 1, f"distill.alpha must be in [0, 1], got "
+         f"{config.distill.alpha}"),
+        (config.distill.temperature > 0, "distill.temperature must be > 0"),
         (0 <= config.data.val_fraction < 1, "data.val_fraction must be in [0, 1)"),
         (config.data.num_workers >= 0, "data.num_workers must be >= 0"),
         (config.schedule.warmup_epochs >= 0, "schedule.warmup_epochs must be >= 0"),

@@ -82,9 +82,17 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     shrinks as 1/T^2 for large T, so T^2 keeps the two terms' gradients on the same scale
     whatever T is chosen.
     """
-    t = temperature
     hard = F.cross_entropy(student_logits, target)
-    soft = F.kl_div(F.log_softmax(student_logits / t, dim=-1),
-                    F.log_softmax(teacher_logits.detach() / t, dim=-1),
-                    reduction="batchmean", log_target=True)  # KL(p_t || p_s), mean over batch
-    return alpha * hard + (1 - alpha) * t * t * soft
+    return alpha * hard + (1 - alpha) * soft_distillation_loss(student_logits, teacher_logits,
+                                                               temperature)
+
+
+def soft_distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                           temperature: float = 4.0) -> torch.Tensor:
+    """The teacher's half of :func:`distillation_loss`:
+    ``T^2 * KL(softmax(z_t / T) || softmax(z_s / T))``, averaged over the batch."""
+    t = temperature
+    kl = F.kl_div(F.log_softmax(student_logits / t, dim=-1),
+                  F.log_softmax(teacher_logits.detach() / t, dim=-1),
+                  reduction="batchmean", log_target=True)  # KL(p_t || p_s), mean over batch
+    return t * t * kl

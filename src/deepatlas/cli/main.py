@@ -1,4 +1,5 @@
-"""The ``deepatlas`` command: ``recipes``, ``train``, ``eval``, ``predict``.
+"""The ``deepatlas`` command: ``recipes``, ``train``, ``eval``, ``predict``, ``distill``,
+``quantize``, ``export``.
 
 Every user error ends as one line on stderr and exit code 2 (3 for a diverged run); a
 traceback means a bug in deepatlas.
@@ -75,7 +76,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{result['checkpoint']}: test accuracy {result['test_acc']:.2%}, test loss "
+        print(f"{result['checkpoint']} ({result['kind']}): test accuracy {result['test_acc']:.2%}, test loss "
               f"{result['test_loss']:.4f} on {result['test_images']} {result['data']} images")
     return 0
 
@@ -89,6 +90,55 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_distill(args: argparse.Namespace) -> int:
+    from deepatlas.compress.distill import distill
+
+    out = Path(args.out) if args.out else Path("runs") / f"{args.student}-distilled" / time.strftime(
+        "%Y%m%d-%H%M%S")
+    overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
+    result = distill(args.teacher, args.student, overrides, out, compare=args.compare,
+                     device=args.device, progress=not args.no_progress)
+    ratio = result["teacher_params"] / result["student_params"]
+    print(f"student ({result['student_params']:,} parameters, 1/{ratio:.1f} of the teacher's) "
+          f"with teacher: {result['distilled']['test_acc']:.2%}")
+    if "no_teacher" in result:
+        print(f"same student, same seed and budget, without teacher: "
+              f"{result['no_teacher']['test_acc']:.2%} (gain {result['gain'] * 100:+.2f} "
+              "points)")
+    print(f"written to {out} ({out / 'distill.json'})")
+    return 0
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from deepatlas.compress.quantize import quantize_checkpoint
+
+    r = quantize_checkpoint(args.run, calibration=args.calibration, out=args.out, qat=args.qat,
+                            qat_epochs=args.qat_epochs, seed=args.seed)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    rows = [("fp32", r["fp32"]), (f"int8 ({r['method']})", r["int8"])]
+    if "int8_ptq" in r:
+        rows.insert(1, ("int8 (ptq)", r["int8_ptq"]))
+    print(f"{'model':<12} {'size':>10} {'test acc':>9} {'batch 1':>10} {'batch 256':>11}")
+    for name, m in rows:
+        print(f"{name:<12} {m['bytes'] / 1e6:>7.2f} MB {m['test_acc']:>9.2%} "
+              f"{m['latency_ms_batch1']:>7.2f} ms {m['latency_ms_batch256']:>8.1f} ms")
+    print(f"size x{r['size_ratio']:.2f}, {r['speedup_batch256']:.1f}x faster at batch 256, "
+          f"accuracy {-r['accuracy_drop'] * 100:+.2f} points ({r['threads']} threads); "
+          f"wrote {r['out']} and {Path(r['out']).with_suffix('.json')}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from deepatlas.compress.export import export_model
+
+    r = export_model(args.run, args.format, args.out)
+    print(f"wrote {r['out']} ({r['bytes'] / 1e6:.2f} MB); read back, its outputs on "
+          f"{r['checked_images']} test images match PyTorch's within {r['max_abs_error']:.1e}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deepatlas", description="A runnable map of deep "
                                      "learning: train recipes, evaluate and predict.")
@@ -96,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("recipes", help="list the recipes")
     _add_train(sub)
     p = sub.add_parser("eval", help="re-evaluate a saved model on its test set")
-    p.add_argument("run", help="a run directory or a checkpoint file")
+    p.add_argument("run", help="a run directory, checkpoint, INT8 file (deepatlas quantize) or "
+                   "exported model (.pt2, .onnx, .torchscript)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -105,11 +156,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="a run directory or a checkpoint file")
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     p.add_argument("--top", type=int, default=3, help="how many classes to show")
+
+    p = sub.add_parser("distill", help="train a student recipe from a teacher's soft targets",
+                       description="Knowledge distillation (MAP 5.3). The student recipe trains "
+                       "with alpha * CE + (1 - alpha) * T^2 * KL(teacher || student); set "
+                       "distill.alpha and distill.temperature with --set.")
+    p.add_argument("--teacher", required=True, help="the teacher's run directory or checkpoint")
+    p.add_argument("--student", required=True, help="the student's recipe")
+    p.add_argument("--compare", action="store_true",
+                   help="also train the student without a teacher (same seed and budget)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the student's recipe")
+    p.add_argument("--out", help="run directory (default runs/STUDENT-distilled/TIMESTAMP)")
+    p.add_argument("--seed", type=int, help="shortcut for --set seed=N")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("quantize", help="INT8 post-training quantisation for CPU inference",
+                       description="Static INT8 quantisation (per-channel weights, x86 kernels), "
+                       "calibrated on training images. Writes the INT8 model and a JSON report "
+                       "of size, accuracy and latency, fp32 vs int8.")
+    p.add_argument("run", help="a run directory or a checkpoint file")
+    p.add_argument("--calibration", type=int, default=512, metavar="N",
+                   help="training images to calibrate activation ranges on (default 512)")
+    p.add_argument("--out", help="where to write the INT8 model (default CHECKPOINT-int8.pt)")
+    p.add_argument("--qat", action="store_true",
+                   help="quantisation-aware fine-tuning, for models that lose accuracy in PTQ")
+    p.add_argument("--qat-epochs", type=int, default=1, help="QAT fine-tuning epochs")
+    p.add_argument("--seed", type=int, default=0, help="picks the calibration images")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    p = sub.add_parser("export", help="export a trained model to pt2, ONNX or TorchScript",
+                       description="Export for deployment; the file is read back and checked "
+                       "against the PyTorch model (max |difference| <= 1e-4).")
+    p.add_argument("run", help="a run directory or a checkpoint file")
+    p.add_argument("--format", default="pt2", choices=["pt2", "onnx", "torchscript"])
+    p.add_argument("--out", help="output file (default CHECKPOINT.FORMAT)")
     return parser
 
 
 COMMANDS = {"recipes": cmd_recipes, "train": cmd_train, "eval": cmd_eval,
-            "predict": cmd_predict}
+            "predict": cmd_predict, "distill": cmd_distill, "quantize": cmd_quantize,
+            "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

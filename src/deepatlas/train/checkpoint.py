@@ -13,6 +13,7 @@ import os
 import pickle
 import tempfile
 import time
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -61,11 +62,15 @@ def find_checkpoint(run_or_file: str | Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint safely; anything else is a one-line UserError."""
+def load_checkpoint(path: str | Path, formats: tuple[str, ...] = (FORMAT,)) -> dict[str, Any]:
+    """Read a checkpoint safely; anything else is a one-line UserError. ``formats``: the
+    markers accepted (``deepatlas quantize`` writes another one)."""
     path = Path(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # INT8 files: PyTorch's own notices, not the user's
+            warnings.filterwarnings("ignore", "TypedStorage is deprecated")
+            warnings.filterwarnings("ignore", ".*quantized tensor creation functions")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
         raise UserError(f"{path} was refused: it is not a plain-tensor checkpoint and loading it "
@@ -73,8 +78,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise UserError(f"{path} is truncated or corrupted and cannot be read "
                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise UserError(f"{path} is not a deepatlas checkpoint (no '{FORMAT}' marker)")
+    if not isinstance(state, dict) or state.get("format") not in formats:
+        found = state.get("format") if isinstance(state, dict) else None
+        raise UserError(f"{path} is not a deepatlas checkpoint (no '{FORMAT}' marker)"
+                        + (f"; it is a {found} file, which this command does not take"
+                           if found else ""))
     return state
 
 

@@ -1,4 +1,5 @@
-"""Re-evaluate and predict from a saved checkpoint (``deepatlas eval``, ``deepatlas predict``)."""
+"""Re-evaluate and predict from a saved model (``deepatlas eval``, ``deepatlas predict``): a
+checkpoint, an INT8 file or an exported model (see :mod:`deepatlas.compress.modelfile`)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import torch
 from torch import nn
 
 from deepatlas.config import RunConfig, apply_overrides, from_dict
-from deepatlas.data import load_data, make_loader
+from deepatlas.data import ImageData, load_data, make_loader
 from deepatlas.errors import UserError
 from deepatlas.models import create_model
-from deepatlas.train.checkpoint import find_checkpoint, inference_weights, load_checkpoint
+from deepatlas.train.checkpoint import inference_weights
 from deepatlas.train.distributed import resolve_device
 from deepatlas.train.runtime import autocast_dtype, evaluate_model
 
@@ -35,32 +36,46 @@ def model_from_checkpoint(state: dict[str, Any]) -> tuple[nn.Module, RunConfig]:
     return model.eval(), config
 
 
-def evaluate_checkpoint(run_or_file: str, overrides: list[str] | None = None,
-                        device: str = "auto") -> dict[str, Any]:
-    path = find_checkpoint(run_or_file)
-    state = load_checkpoint(path)
-    model, config = model_from_checkpoint(state)
+def data_for(meta: dict[str, Any], overrides: list[str] | None = None) -> ImageData:
+    """The data set a saved model was trained on, normalised with its saved statistics."""
+    config = from_dict(meta["config"])
     for item in overrides or []:
         if not item.startswith("data."):
             raise UserError(f"eval --set takes data.* keys only (data.dir=FOLDER), got {item!r}")
     apply_overrides(config, overrides or [])
-    dev = resolve_device(device)
     data = load_data(config.data.name, data_dir=config.data.dir, download=config.data.download,
                      image_size=config.data.image_size)
-    if data.classes != state["data"]["classes"]:
-        raise UserError(f"{data.source} has classes {data.classes[:5]}..., the checkpoint was "
-                        f"trained on {state['data']['classes'][:5]}...")
-    # Normalise with the statistics the model was trained with.
-    data.mean, data.std = tuple(state["data"]["mean"]), tuple(state["data"]["std"])
+    if data.classes != meta["data"]["classes"]:
+        raise UserError(f"{data.source} has classes {data.classes[:5]}..., the model was "
+                        f"trained on {meta['data']['classes'][:5]}...")
+    data.mean, data.std = tuple(meta["data"]["mean"]), tuple(meta["data"]["std"])
+    return data
+
+
+def evaluate_checkpoint(run_or_file: str, overrides: list[str] | None = None,
+                        device: str = "auto") -> dict[str, Any]:
+    """Test loss and accuracy of a run, a checkpoint, an INT8 file or an exported model."""
+    from deepatlas.compress.modelfile import load_model_file
+
+    loaded = load_model_file(run_or_file)
+    config = from_dict(loaded.meta["config"])
+    data = data_for(loaded.meta, overrides)
+    if loaded.cpu_only:  # INT8 kernels and exported programs run as written, on the CPU
+        dev, amp, memory_format = torch.device("cpu"), None, torch.contiguous_format
+    else:
+        dev = resolve_device(device)
+        amp = autocast_dtype(config.train.precision, dev)
+        memory_format = (torch.channels_last if config.train.channels_last
+                         else torch.contiguous_format)
     loader = make_loader(data, "test", config.train.eval_batch_size, device=dev,
                          num_workers=config.data.num_workers)
-    memory_format = torch.channels_last if config.train.channels_last else torch.contiguous_format
-    model = model.to(dev, memory_format=memory_format)
-    loss, acc = evaluate_model(model, loader, dev, autocast_dtype(config.train.precision, dev),
-                               memory_format)
-    return {"checkpoint": str(path), "recipe": state["recipe"], "data": data.name,
-            "test_images": len(data.test), "test_loss": loss, "test_acc": acc,
-            "epoch": state["epoch"]}
+    model = loaded.module
+    if not loaded.cpu_only:
+        model = model.to(dev, memory_format=memory_format)
+    loss, acc = evaluate_model(model, loader, dev, amp, memory_format)
+    return {"checkpoint": str(loaded.path), "kind": loaded.kind, "recipe": loaded.meta["recipe"],
+            "data": data.name, "test_images": len(data.test), "test_loss": loss,
+            "test_acc": acc, "epoch": loaded.meta.get("epoch")}
 
 
 def load_image(path: str, meta: dict[str, Any]) -> torch.Tensor:
@@ -95,12 +110,14 @@ def load_image(path: str, meta: dict[str, Any]) -> torch.Tensor:
 @torch.inference_mode()
 def predict_images(run_or_file: str, images: list[str], k: int = 3
                    ) -> list[tuple[str, list[tuple[str, float]]]]:
-    state = load_checkpoint(find_checkpoint(run_or_file))
-    model, _ = model_from_checkpoint(state)
-    classes = state["data"]["classes"]
+    from deepatlas.compress.modelfile import load_model_file
+
+    loaded = load_model_file(run_or_file)
+    meta, model = loaded.meta["data"], loaded.module.eval()
+    classes = meta["classes"]
     out = []
     for path in images:
-        probs = model(load_image(path, state["data"])).softmax(1)[0]  # (K,)
+        probs = model(load_image(path, meta)).softmax(1)[0]  # (K,)
         top = probs.topk(min(k, len(classes)))
         out.append((path, [(classes[i], float(p)) for p, i in zip(top.values, top.indices)]))
     return out

@@ -34,7 +34,7 @@ from deepatlas.config import RunConfig
 from deepatlas.data import ImageData, load_data, make_loader
 from deepatlas.data.mixup import mixup
 from deepatlas.errors import TrainingDiverged, TrainingInterrupted, UserError
-from deepatlas.losses import soft_target_cross_entropy
+from deepatlas.losses import soft_distillation_loss, soft_target_cross_entropy
 from deepatlas.models import create_model
 from deepatlas.train.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from deepatlas.train.checkpoint import load_checkpoint, save_checkpoint
@@ -128,6 +128,12 @@ class Trainer:
             self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(
                 cfg.train.ema_decay), use_buffers=True)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.regularize.label_smoothing)
+        self.teacher = None
+        if cfg.distill.teacher:
+            from deepatlas.compress.distill import load_teacher
+
+            self.teacher = load_teacher(cfg.distill.teacher, self.data, self.device,
+                                        self.memory_format)
 
         monitor = cfg.train.monitor
         if monitor == "auto":
@@ -264,6 +270,12 @@ class Trainer:
                     else:
                         logits = self.train_model(x)  # (B, K)
                         loss = self.criterion(logits, y)
+                    if self.teacher is not None:  # MAP 5.3: alpha * hard + (1 - alpha) * soft
+                        with torch.no_grad():
+                            teacher_logits = self.teacher(x)  # (B, K), the same (mixed) input
+                        alpha = cfg.distill.alpha
+                        loss = alpha * loss + (1 - alpha) * soft_distillation_loss(
+                            logits.float(), teacher_logits.float(), cfg.distill.temperature)
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
                 if clip > 0:
