@@ -107,7 +107,7 @@ def test_quantize_refuses_what_it_cannot_do(cli, tmp_path, resnet_run):
     assert code == 2 and "no such checkpoint" in err
 
 
-@pytest.mark.parametrize("fmt", ["pt2", "onnx", "torchscript"])
+@pytest.mark.parametrize("fmt", ["pt2", "onnx", "torchscript", "safetensors"])
 def test_export_matches_pytorch_and_evaluates(cli, tmp_path, resnet_run, fmt):
     from deepatlas.compress.modelfile import load_model_file
 

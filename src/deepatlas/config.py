@@ -77,6 +77,23 @@ class DistillConfig:
 
 
 @dataclass
+class GanConfig:
+    """task = "gan" (MAP 4.3): ``model.*`` is the generator, these keys the rest."""
+    discriminator: str = "dcgan-discriminator"  # a registered model of kind "gan"
+    discriminator_width: int = 64
+    loss: str = "nonsaturating"  # nonsaturating | minimax | wgan-gp
+    critic_steps: int = 1  # discriminator updates per generator update (WGAN-GP: 5)
+    gp_lambda: float = 10.0  # weight of the gradient penalty (wgan-gp)
+    drift: float = 0.0  # ProGAN's eps_drift * E[D(x)^2], keeps critic scores near 0
+    generator_ema: float = 0.0  # decay of the generator's weight average (ProGAN: 0.999)
+    fade_fraction: float = 0.5  # share of each new ProGAN stage spent fading it in
+    image_size: int = 32  # generated size; real images are padded (28 -> 32) or resized
+    fd_samples: int = 5000  # samples for the Frechet distance, per epoch
+    classifier: str = "auto"  # the FD's ruler: auto = the bundled Fashion-MNIST classifier,
+    # or a quick digits classifier trained in the run; else a run/checkpoint/.safetensors
+
+
+@dataclass
 class RunConfig:
     recipe: str = "custom"
     description: str = ""
@@ -89,16 +106,18 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     regularize: RegularizeConfig = field(default_factory=RegularizeConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    gan: GanConfig = field(default_factory=GanConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-SECTIONS = ("data", "model", "optim", "schedule", "train", "regularize", "distill")
+SECTIONS = ("data", "model", "optim", "schedule", "train", "regularize", "distill", "gan")
 TOP_LEVEL = ("recipe", "description", "task", "seed")
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "task": ("classify-images", "classify-nodes", "seq2seq"),
+    "task": ("classify-images", "classify-nodes", "seq2seq", "gan"),
+    "gan.loss": ("nonsaturating", "minimax", "wgan-gp"),
     "data.augment": ("none", "flip", "crop", "crop-flip", "source"),
     "optim.name": ("sgd", "adamw", "sgd-plain", "momentum", "adam"),
     "schedule.name": ("cosine", "onecycle", "constant"),
@@ -150,7 +169,8 @@ def coerce(key: str, value: Any, kind: type) -> Any:
 
 def _section_fields(section: str) -> dict[str, type]:
     cls = {"data": DataConfig, "optim": OptimConfig, "schedule": ScheduleConfig,
-           "train": TrainConfig, "regularize": RegularizeConfig, "distill": DistillConfig}[section]
+           "train": TrainConfig, "regularize": RegularizeConfig, "distill": DistillConfig,
+           "gan": GanConfig}[section]
     hints = {"str": str, "int": int, "float": float, "bool": bool}
     return {f.name: hints[f.type] if isinstance(f.type, str) else f.type
             for f in dataclasses.fields(cls)}
@@ -257,6 +277,11 @@ def validate(config: RunConfig) -> None:
         (0 <= config.distill.alpha <= 1, f"distill.alpha must be in [0, 1], got "
          f"{config.distill.alpha}"),
         (config.distill.temperature > 0, "distill.temperature must be > 0"),
+        (config.gan.critic_steps >= 1, "gan.critic_steps must be >= 1"),
+        (0 <= config.gan.generator_ema < 1, "gan.generator_ema must be in [0, 1) (0 = off)"),
+        (0 <= config.gan.fade_fraction <= 1, "gan.fade_fraction must be in [0, 1]"),
+        (config.gan.image_size in (28, 32), "gan.image_size must be 28 or 32"),
+        (config.gan.fd_samples >= 2, "gan.fd_samples must be >= 2"),
         (0 <= config.data.val_fraction < 1, "data.val_fraction must be in [0, 1)"),
         (config.data.num_workers >= 0, "data.num_workers must be >= 0"),
         (config.schedule.warmup_epochs >= 0, "schedule.warmup_epochs must be >= 0"),
@@ -271,7 +296,8 @@ def validate(config: RunConfig) -> None:
 
     sources, wanted = {"classify-images": (list_sources(), "image"),
                        "classify-nodes": (sorted(GRAPH_SOURCES), "graph"),
-                       "seq2seq": (sorted(SEQ2SEQ_SOURCES), "seq2seq")}[config.task]
+                       "seq2seq": (sorted(SEQ2SEQ_SOURCES), "seq2seq"),
+                       "gan": (list_sources(), "gan")}[config.task]
     if config.data.name not in sources:
         raise unknown_name(f"data set (data.name) for task {config.task}", config.data.name,
                            sources)
@@ -279,6 +305,8 @@ def validate(config: RunConfig) -> None:
     if kind != wanted:
         raise UserError(f"model {config.model['name']!r} is a {kind} model and does not fit "
                         f"task={config.task}")
+    if config.task == "gan" and model_kind(config.gan.discriminator) != "gan":
+        raise UserError(f"gan.discriminator {config.gan.discriminator!r} is not a GAN model")
     dropout = config.model.get("dropout")
     if dropout is not None:
         checks.append((0 <= dropout < 1, f"model.dropout must be in [0, 1), got {dropout}"))

@@ -1,5 +1,5 @@
 """The ``deepatlas`` command: ``recipes``, ``train``, ``eval``, ``predict``, ``distill``,
-``quantize``, ``export``.
+``quantize``, ``export``, ``sample``.
 
 Every user error ends as one line on stderr and exit code 2 (3 for a diverged run); a
 traceback means a bug in deepatlas.
@@ -58,6 +58,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         from deepatlas.train.seq2seq import train_seq2seq
 
         summary = train_seq2seq(config, out, resume=args.resume)
+    elif config.task == "gan":
+        from deepatlas.train.gan import train_gan
+
+        summary = train_gan(config, out, device=args.device, resume=args.resume)
+        print(f"Frechet distance {summary['fd']:.2f} in deepatlas's classifier features (best "
+              f"{summary['best_fd']:.2f}), {summary['classes_covered']}/"
+              f"{summary['num_classes']} classes covered, after {summary['epochs']} epochs in "
+              f"{summary['wall_s']:.1f} s on {summary['device']}; samples in {summary['samples']}")
     else:
         summary = Trainer(config, out, device=args.device, resume=args.resume,
                           progress=not args.no_progress).fit()
@@ -87,6 +95,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for path, top in predict_images(args.checkpoint, args.images, k=args.top):
         guesses = ", ".join(f"{name} {p:.1%}" for name, p in top)
         print(f"{path}: {guesses}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from deepatlas.train.gan import sample_grid
+
+    print(f"wrote {sample_grid(args.checkpoint, args.n, args.out, args.seed)}")
     return 0
 
 
@@ -147,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     p = sub.add_parser("eval", help="re-evaluate a saved model on its test set")
     p.add_argument("run", help="a run directory, checkpoint, INT8 file (deepatlas quantize) or "
-                   "exported model (.pt2, .onnx, .torchscript)")
+                   "exported model (.pt2, .onnx, .torchscript, .safetensors)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -156,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="a run directory or a checkpoint file")
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     p.add_argument("--top", type=int, default=3, help="how many classes to show")
+
+    p = sub.add_parser("sample", help="draw images from a trained GAN generator")
+    p.add_argument("checkpoint", help="a GAN run directory or its last.pt")
+    p.add_argument("--n", type=int, default=64, help="how many images (default 64)")
+    p.add_argument("--out", default="grid.png", help="the PNG grid to write")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise")
 
     p = sub.add_parser("distill", help="train a student recipe from a teacher's soft targets",
                        description="Knowledge distillation (MAP 5.3). The student recipe trains "
@@ -190,14 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Export for deployment; the file is read back and checked "
                        "against the PyTorch model (max |difference| <= 1e-4).")
     p.add_argument("run", help="a run directory or a checkpoint file")
-    p.add_argument("--format", default="pt2", choices=["pt2", "onnx", "torchscript"])
+    p.add_argument("--format", default="pt2",
+                   choices=["pt2", "onnx", "torchscript", "safetensors"])
     p.add_argument("--out", help="output file (default CHECKPOINT.FORMAT)")
     return parser
 
 
 COMMANDS = {"recipes": cmd_recipes, "train": cmd_train, "eval": cmd_eval,
-            "predict": cmd_predict, "distill": cmd_distill, "quantize": cmd_quantize,
-            "export": cmd_export}
+            "predict": cmd_predict, "sample": cmd_sample, "distill": cmd_distill,
+            "quantize": cmd_quantize, "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ int8         ``deepatlas quantize`` (``*.pt``)  ``torch.load(weights_only=True)`
 pt2          ``deepatlas export --format pt2``  ``torch.export.load``
 onnx         ``deepatlas export --format onnx`` onnxruntime
 torchscript  ``... --format torchscript``       ``torch.jit.load``
+safetensors  ``... --format safetensors``       safetensors, rebuilt from the config
 ===========  =================================  ==========================================
 
 Each file carries the same description (recipe, config, classes, normalisation) as a
@@ -28,7 +29,8 @@ from torch import nn
 from deepatlas.errors import UserError
 
 META_NAME = "deepatlas.json"  # the description's name inside exported archives and ONNX files
-SUFFIXES = {".onnx": "onnx", ".pt2": "pt2", ".torchscript": "torchscript"}
+SUFFIXES = {".onnx": "onnx", ".pt2": "pt2", ".torchscript": "torchscript",
+            ".safetensors": "safetensors"}
 
 
 @dataclass
@@ -43,7 +45,7 @@ class LoadedModel:
 
     @property
     def cpu_only(self) -> bool:
-        return self.kind != "checkpoint"
+        return self.kind not in ("checkpoint", "safetensors")
 
 
 class _Runner(nn.Module):
@@ -97,6 +99,8 @@ def load_model_file(run_or_file: str | Path) -> LoadedModel:
                 warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice
                 module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
             return LoadedModel(path, kind, json.loads(extra[META_NAME]), module.eval())
+        if kind == "safetensors":
+            return _load_safetensors(path)
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001  each reader raises its own types
@@ -117,6 +121,23 @@ def _load_onnx(path: Path) -> LoadedModel:
         raise UserError(f"{path} has no '{META_NAME}' metadata: export it with "
                         "`deepatlas export RUN --format onnx`")
     return LoadedModel(path, "onnx", json.loads(meta), module)
+
+
+def _load_safetensors(path: Path) -> LoadedModel:
+    from safetensors import safe_open
+
+    from deepatlas.train.evaluate import model_from_checkpoint
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = (f.metadata() or {}).get(META_NAME)
+        if meta is None:
+            raise UserError(f"{path} has no '{META_NAME}' metadata: write it with "
+                            "`deepatlas export RUN --format safetensors`")
+        weights = {k: f.get_tensor(k) for k in f.keys()}
+    meta = json.loads(meta)
+    model, _ = model_from_checkpoint({"config": meta["config"], "data": meta["data"],
+                                      "model": weights})
+    return LoadedModel(path, "safetensors", meta, model)
 
 
 def _load_pt(path: Path) -> LoadedModel:
