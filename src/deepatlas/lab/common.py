@@ -1,0 +1,73 @@
+"""Small shared pieces of the experiments: digits as tensors, a plain training loop, plots."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def digits_tensors(flat: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                  torch.Tensor]:
+    """scikit-learn's digits as normalised floats: (x_train, y_train, x_test, y_test);
+    images (N, 64) when ``flat``, else (N, 1, 8, 8)."""
+    from deepatlas.data import load_data
+
+    data = load_data("digits")
+    mean, std = data.mean[0], data.std[0]
+
+    def prep(split):
+        x = (split.images.float() / 255 - mean) / std
+        return (x.flatten(1) if flat else x), split.labels.long()
+
+    return (*prep(data.train), *prep(data.test))
+
+
+def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int,
+        optimizer: torch.optim.Optimizer, batch_size: int = 64, seed: int = 0,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        batch_transform: Callable | None = None) -> list[float]:
+    """``steps`` minibatch steps; returns the training loss of every step."""
+    loss_fn = loss_fn or F.cross_entropy
+    g = torch.Generator().manual_seed(seed)
+    losses = []
+    model.train()
+    for _ in range(steps):
+        idx = torch.randint(0, len(x), (batch_size,), generator=g)
+        xb, yb = x[idx], y[idx]
+        if batch_transform is not None:
+            xb, yb = batch_transform(xb, yb)
+        loss = loss_fn(model(xb), yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    model.eval()
+    return (model(x).argmax(1) == y).float().mean().item()
+
+
+def pyplot():
+    """matplotlib with the file-only Agg backend: plots never need a display or notebook."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"figure.dpi": 100, "font.size": 9, "axes.grid": True,
+                         "grid.alpha": 0.3})
+    return plt
+
+
+def save(fig, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path)
+    pyplot().close(fig)
+    return path.name

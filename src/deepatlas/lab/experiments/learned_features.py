@@ -1,0 +1,70 @@
+"""MAP 1.2: representation learning. The hidden layers turn pixels into features that separate
+the classes better at every layer."""
+
+from __future__ import annotations
+
+import torch
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import silhouette_score
+
+from deepatlas.lab.common import accuracy, digits_tensors, fit, pyplot, save
+from deepatlas.lab.registry import Context, Result, experiment
+from deepatlas.models import create_model
+
+
+@experiment(name="learned-features", map_id="1.2", title="What the hidden layers learn",
+            claim="Trained end to end from raw pixels, each hidden layer gives a representation "
+                  "in which the classes are easier to separate.",
+            source="表征学习:自动发现数据的内在规律,无需人工设计特征",
+            implements="deepatlas.models mlp; scikit-learn PCA, silhouette_score, "
+                       "LogisticRegression")
+def run(ctx: Context) -> Result:
+    torch.manual_seed(ctx.seed)
+    xtr, ytr, xte, yte = digits_tensors()
+    model = create_model("mlp", in_channels=1, image_size=8, num_classes=10, depth=3, width=64)
+    fit(model, xtr, ytr, 600 if ctx.quick else 3000,
+        torch.optim.Adam(model.parameters(), lr=2e-3), seed=ctx.seed)
+    test_acc = accuracy(model, xte, yte)
+
+    # Representations of the test images: the pixels, then the output of every hidden layer.
+    layers, h = {"pixels": xte}, xte
+    with torch.no_grad():
+        for module in model.eval().layers[:-1]:  # Flatten, (Linear, activation) x depth-1
+            h = module(h)
+            if not isinstance(module, (torch.nn.Linear, torch.nn.Flatten)):
+                layers[f"hidden {len(layers)}"] = h.clone()
+    half = len(xte) // 2
+    scores, probes = {}, {}
+    for name, feats in layers.items():
+        f = feats.numpy()
+        scores[name] = float(silhouette_score(f, yte.numpy()))
+        probe = LogisticRegression(max_iter=2000).fit(f[:half], yte[:half].numpy())
+        probes[name] = float(probe.score(f[half:], yte[half:].numpy()))
+
+    plt = pyplot()
+    names = list(layers)
+    fig, axes = plt.subplots(1, len(names) + 1, figsize=(3 * (len(names) + 1), 3))
+    weights = next(m for m in model.modules() if isinstance(m, torch.nn.Linear)).weight
+    grid = weights[:16].detach().view(16, 8, 8)
+    tiles = torch.cat([torch.cat(list(grid[r * 4:(r + 1) * 4]), 1) for r in range(4)], 0)
+    axes[0].imshow(tiles, cmap="RdBu")
+    axes[0].set_title("16 first-layer filters")
+    axes[0].axis("off")
+    for ax, name in zip(axes[1:], names):
+        xy = PCA(2, random_state=0).fit_transform(layers[name].numpy())
+        ax.scatter(xy[:, 0], xy[:, 1], c=yte, cmap="tab10", s=5)
+        ax.set_title(f"{name}: silhouette {scores[name]:.2f}")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    plot = save(fig, ctx.path("plot.png"))
+
+    rising = all(scores[b] > scores[a] for a, b in zip(names, names[1:]))
+    metrics = {f"silhouette_{n.replace(' ', '_')}": s for n, s in scores.items()}
+    metrics.update({f"linear_probe_{n.replace(' ', '_')}": p for n, p in probes.items()})
+    metrics["test_acc"] = test_acc
+    return Result(metrics, "holds" if rising else "does not hold at this scale",
+                  "Silhouette score of the test digits' classes: "
+                  + ", ".join(f"{n} {s:.3f}" for n, s in scores.items())
+                  + f"; a linear probe reads {probes[names[0]]:.1%} from the pixels and "
+                  f"{probes[names[-1]]:.1%} from the last hidden layer.", [plot])

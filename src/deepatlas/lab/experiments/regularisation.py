@@ -1,0 +1,75 @@
+"""MAP 3.3: Dropout, label smoothing and Mixup narrow the train-test gap when data is scarce."""
+
+from __future__ import annotations
+
+import statistics
+
+import torch
+
+from deepatlas.data.mixup import mixup
+from deepatlas.lab.common import accuracy, digits_tensors, fit, pyplot, save
+from deepatlas.lab.registry import Context, Result, experiment
+from deepatlas.losses import soft_target_cross_entropy
+from deepatlas.models import create_model
+
+SUBSET = 200  # training images: few enough that an MLP memorises them
+
+
+def train_one(kind: str, seed: int, steps: int, data) -> tuple[float, float]:
+    xtr, ytr, xte, yte = data
+    torch.manual_seed(seed)
+    model = create_model("mlp", in_channels=1, image_size=8, num_classes=10, depth=3,
+                         width=256, dropout=0.5 if kind == "dropout" else 0.0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    if kind == "label smoothing":
+        loss = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+        fit(model, xtr, ytr, steps, opt, seed=seed, loss_fn=loss)
+    elif kind == "mixup":
+        fit(model, xtr, ytr, steps, opt, seed=seed, loss_fn=soft_target_cross_entropy,
+            batch_transform=lambda x, y: mixup(x, y, 0.4, 10))
+    else:
+        fit(model, xtr, ytr, steps, opt, seed=seed)
+    return accuracy(model, xtr, ytr), accuracy(model, xte, yte)
+
+
+@experiment(name="regularisation", map_id="3.3", title="Dropout, label smoothing, Mixup",
+            claim="With little data, Dropout (p = 0.5), label smoothing and Mixup each reduce "
+                  "overfitting: a smaller train-test gap and better test accuracy.",
+            source="Dropout:训练时随机屏蔽神经元(默认概率0.5) ; Label Smoothing: ỹ=(1−ε)y+ε/K ; "
+                   "Mixup: x̃=λx_i+(1−λ)x_j",
+            implements="deepatlas.nn.Dropout, deepatlas.losses.label_smoothing_cross_entropy "
+                       "(as nn.CrossEntropyLoss(label_smoothing)), deepatlas.data.mixup")
+def run(ctx: Context) -> Result:
+    xtr, ytr, xte, yte = digits_tensors()
+    pick = torch.randperm(len(xtr), generator=torch.Generator().manual_seed(0))[:SUBSET]
+    data = (xtr[pick], ytr[pick], xte, yte)
+    seeds = [ctx.seed + s for s in range(3 if ctx.quick else 5)]
+    steps = 600 if ctx.quick else 2000
+    kinds = ("none", "dropout", "label smoothing", "mixup")
+    runs = {k: [train_one(k, s, steps, data) for s in seeds] for k in kinds}
+    test = {k: [t for _, t in v] for k, v in runs.items()}
+    gap = {k: [tr - t for tr, t in v] for k, v in runs.items()}
+
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.3))
+    for ax, values, label in ((left, test, "test accuracy"), (right, gap, "train - test gap")):
+        ax.bar(kinds, [statistics.mean(values[k]) for k in kinds],
+               yerr=[statistics.pstdev(values[k]) for k in kinds], capsize=4)
+        ax.set_ylabel(label)
+        ax.tick_params(axis="x", labelsize=7)
+    left.set_ylim(min(min(v) for v in test.values()) - 0.02, 1)
+    plot = save(fig, ctx.path("plot.png"))
+
+    mean = {k: statistics.mean(v) for k, v in test.items()}
+    mgap = {k: statistics.mean(v) for k, v in gap.items()}
+    helped = [k for k in kinds[1:] if mean[k] > mean["none"] and mgap[k] < mgap["none"]]
+    metrics = {f"test_acc_{k.replace(' ', '_')}": v for k, v in mean.items()}
+    metrics.update({f"test_acc_std_{k.replace(' ', '_')}": statistics.pstdev(v)
+                    for k, v in test.items()})
+    metrics.update({f"gap_{k.replace(' ', '_')}": v for k, v in mgap.items()})
+    metrics.update(train_images=SUBSET, seeds=len(seeds), steps=steps)
+    verdict = "holds" if len(helped) == 3 else "does not hold at this scale"
+    return Result(metrics, verdict,
+                  f"On {SUBSET} training digits, mean over {len(seeds)} seeds: "
+                  + ", ".join(f"{k} {mean[k]:.1%} (gap {mgap[k]:.1%})" for k in kinds)
+                  + f". Helped both measures: {', '.join(helped) or 'none'}.", [plot])
