@@ -68,7 +68,7 @@ def distill(teacher: str, student: str, overrides: list[str], out: Path, *, comp
     teacher_params = sum(p.numel() for p in teacher_file.module.parameters())
     taught = load_recipe(student, overrides)
     set_key(taught, "distill.teacher", str(teacher))
-    results = {"teacher": teacher, "teacher_params": teacher_params,
+    results = {"student": student, "teacher": teacher, "teacher_params": teacher_params,
                "alpha": taught.distill.alpha, "temperature": taught.distill.temperature}
     summary = Trainer(taught, out, device=device, progress=progress).fit()
     results["distilled"] = _row(summary)
