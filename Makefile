@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deepatlas-installed
 
-.PHONY: run test data clean
+.PHONY: run test data browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,10 +14,14 @@ $(STAMP): pyproject.toml
 data:
 	@scripts/get-fashion-mnist.sh
 
-run: $(STAMP) data
-	$(BIN)/deepatlas train digits
+browser:
+	@scripts/get-chromium.sh
 
-test: $(STAMP)
+# The main job: every experiment of the map at quick size, then the report page.
+run: $(STAMP) data
+	$(BIN)/deepatlas tour --quick --out runs/tour
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 clean:

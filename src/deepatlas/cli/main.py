@@ -1,5 +1,5 @@
 """The ``deepatlas`` command: ``recipes``, ``train``, ``eval``, ``predict``, ``distill``,
-``quantize``, ``export``, ``sample``.
+``quantize``, ``export``, ``sample``, ``lab``, ``tour``.
 
 Every user error ends as one line on stderr and exit code 2 (3 for a diverged run); a
 traceback means a bug in deepatlas.
@@ -84,7 +84,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{result['checkpoint']} ({result['kind']}): test accuracy {result['test_acc']:.2%}, test loss "
+        print(f"{result['checkpoint']} ({result['kind']}): test accuracy "
+              f"{result['test_acc']:.2%}, test loss "
               f"{result['test_loss']:.4f} on {result['test_images']} {result['data']} images")
     return 0
 
@@ -98,6 +99,39 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lab(args: argparse.Namespace) -> int:
+    from deepatlas.lab import list_experiments, run_experiment
+
+    if args.lab_command == "list":
+        experiments = list_experiments()
+        width = max(len(e.name) for e in experiments)
+        for e in experiments:
+            print(f"{e.name:<{width}}  MAP {e.map_id:<8} {e.claim}")
+        return 0
+    record = run_experiment(args.name, args.out, quick=args.quick, seed=args.seed)
+    folder = Path(args.out) / args.name
+    print(f"{record['id']} (MAP {record['map_id']}): {record['verdict']}")
+    print(record["details"])
+    print(f"{record['wall_s']:.1f} s; wrote {folder / 'result.json'} and "
+          f"{', '.join(str(folder / p) for p in record['plots'])}")
+    return 0
+
+
+def cmd_tour(args: argparse.Namespace) -> int:
+    from deepatlas.lab.tour import run_tour
+
+    summary = run_tour(args.out, quick=args.quick, seed=args.seed, only=args.only or None)
+    rows = summary["experiments"]
+    width = max(len(r["id"]) for r in rows)
+    print(f"\n{'experiment':<{width}}  {'MAP':<8} verdict")
+    for r in rows:
+        print(f"{r['id']:<{width}}  {r['map_id']:<8} {r['verdict']}")
+    held = sum(r["verdict"] == "holds" for r in rows)
+    print(f"\n{held} of {len(rows)} claims hold here; {summary['wall_s']:.0f} s in all. "
+          f"Open {Path(summary['page']).resolve()}")
+    return 0
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from deepatlas.train.gan import sample_grid
 
@@ -108,8 +142,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_distill(args: argparse.Namespace) -> int:
     from deepatlas.compress.distill import distill
 
-    out = Path(args.out) if args.out else Path("runs") / f"{args.student}-distilled" / time.strftime(
-        "%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else (Path("runs") / f"{args.student}-distilled"
+                                           / time.strftime("%Y%m%d-%H%M%S"))
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
     result = distill(args.teacher, args.student, overrides, out, compare=args.compare,
                      device=args.device, progress=not args.no_progress)
@@ -172,6 +206,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     p.add_argument("--top", type=int, default=3, help="how many classes to show")
 
+    p = sub.add_parser("lab", help="the lab: one experiment per claim of the map")
+    lab = p.add_subparsers(dest="lab_command", required=True)
+    lab.add_parser("list", help="every experiment, its MAP id and the claim it tests")
+    p = lab.add_parser("run", help="run one experiment")
+    p.add_argument("name", help="an experiment (see `deepatlas lab list`)")
+    p.add_argument("--quick", action="store_true", help="small settings (seconds to a minute)")
+    p.add_argument("--out", default="runs/lab", help="folder for NAME/result.json and plots")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("tour", help="run every experiment and write the report page",
+                       description="Run the lab's experiments in the map's order and write "
+                       "OUT/index.html (open it from disk) and OUT/summary.json.")
+    p.add_argument("--quick", action="store_true",
+                   help="small settings: the whole tour in minutes on a laptop CPU")
+    p.add_argument("--out", default="runs/tour", help="output folder (default runs/tour)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments")
+
     p = sub.add_parser("sample", help="draw images from a trained GAN generator")
     p.add_argument("checkpoint", help="a GAN run directory or its last.pt")
     p.add_argument("--n", type=int, default=64, help="how many images (default 64)")
@@ -218,8 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"recipes": cmd_recipes, "train": cmd_train, "eval": cmd_eval,
-            "predict": cmd_predict, "sample": cmd_sample, "distill": cmd_distill,
-            "quantize": cmd_quantize, "export": cmd_export}
+            "predict": cmd_predict, "lab": cmd_lab, "tour": cmd_tour, "sample": cmd_sample,
+            "distill": cmd_distill, "quantize": cmd_quantize, "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -84,7 +84,10 @@ def get_experiment(name: str) -> Experiment:
 
 def run_experiment(name: str, out_dir: str | Path, quick: bool = True,
                    seed: int = 0) -> dict[str, Any]:
-    """Run experiment ``name`` into ``out_dir/name``; write and return its ``result.json``."""
+    """Run experiment ``name`` into ``out_dir/name``; write and return its ``result.json``.
+    What the experiment prints (training logs) goes to ``out_dir/name/log.txt``."""
+    import contextlib
+
     import torch
 
     from deepatlas.train.runinfo import machine_info
@@ -95,7 +98,8 @@ def run_experiment(name: str, out_dir: str | Path, quick: bool = True,
     threads = torch.get_num_threads()
     t0 = time.perf_counter()
     try:
-        result = exp.run(ctx)
+        with (ctx.out / "log.txt").open("w") as log, contextlib.redirect_stdout(log):
+            result = exp.run(ctx)
     finally:
         torch.set_num_threads(threads)
     record = {"id": exp.name, "map_id": exp.map_id, "title": exp.title, "claim": exp.claim,

@@ -186,7 +186,7 @@ class GanTrainer:
         return self.D(x, stage, alpha) if self.progressive else self.D(x)
 
     def _train_step(self, real: torch.Tensor) -> dict[str, float]:
-        cfg, gan = self.config, self.config.gan
+        gan = self.config.gan
         stage, alpha = self.growth.at(self.step) if self.progressive else (0, 1.0)
         if self.progressive:
             real = at_stage(real, stage, alpha)

@@ -87,7 +87,7 @@ def run(ctx: Context) -> Result:
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
     for key, losses in bn_loss.items():
-        axes[0].plot(torch.tensor(losses).unfold(0, 20, 1).mean(1), label=key)
+        axes[0].plot(torch.tensor(losses).unfold(0, 20, 1).mean(1).numpy(), label=key)
     axes[0].set_title("12 sigmoid layers on digits")
     axes[0].set_ylabel("training loss")
     axes[0].legend(fontsize=7)

@@ -125,7 +125,7 @@ def run(ctx: Context) -> Result:
     deform_ok = accs["deformable"] > accs["plain"]
     holds = rf_ok and ratio_ok and faster and deform_ok
     return Result(m, "holds" if holds else "does not hold at this scale",
-                  f"Receptive fields (theory = measured): "
+                  "Receptive fields (theory = measured): "
                   + ", ".join(f"dilations {s}: {rf[s][0]} px" for s in names)
                   + f". Separable conv: {m['separable_flop_ratio']:.4f} of the FLOPs "
                   f"(formula {m['separable_formula_1/N+1/k2']:.4f}), {m['separable_conv_ms']:.1f} "

@@ -80,7 +80,7 @@ def train(kind: str, steps: int, seed: int) -> tuple[list[tuple[int, int, float]
                        "gan_nonsaturating_generator_loss, wasserstein_critic_loss, "
                        "gradient_penalty")
 def run(ctx: Context) -> Result:
-    steps = 1500 if ctx.quick else 5000
+    steps = 1200 if ctx.quick else 5000
     seeds = [ctx.seed + s for s in range(2 if ctx.quick else 5)]
     runs = {kind: [train(kind, steps, s) for s in seeds] for kind in ("GAN", "WGAN-GP")}
 
@@ -89,8 +89,8 @@ def run(ctx: Context) -> Result:
     real = real_batch(2500, torch.Generator().manual_seed(1))
     for ax, kind in zip(axes[:2], runs):
         samples = runs[kind][0][1]
-        ax.scatter(real[:, 0], real[:, 1], s=2, c="0.8", label="data")
-        ax.scatter(samples[:, 0], samples[:, 1], s=2, label=kind)
+        ax.scatter(real[:, 0].numpy(), real[:, 1].numpy(), s=2, c="0.8", label="data")
+        ax.scatter(samples[:, 0].numpy(), samples[:, 1].numpy(), s=2, label=kind)
         ax.set_title(f"{kind}, seed {seeds[0]}, {steps} generator steps")
         ax.set_xlim(-3, 3)
         ax.set_ylim(-3, 3)
@@ -120,6 +120,7 @@ def run(ctx: Context) -> Result:
     return Result(metrics, "holds" if holds else "does not hold at this scale",
                   f"Modes covered after {steps} generator steps, per seed: GAN {modes['GAN']}, "
                   f"WGAN-GP {modes['WGAN-GP']}; the worst coverage in the second half of "
-                  f"training: GAN {worst['GAN']}, WGAN-GP {worst['WGAN-GP']}. Share of samples within 3 std of a mode: GAN "
+                  f"training: GAN {worst['GAN']}, WGAN-GP {worst['WGAN-GP']}. Share of samples "
+                  f"within 3 std of a mode: GAN "
                   f"{metrics['high_quality_share_GAN']:.0%}, WGAN-GP "
                   f"{metrics['high_quality_share_WGAN-GP']:.0%}.", [plot])

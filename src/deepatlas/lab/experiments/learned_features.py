@@ -48,12 +48,12 @@ def run(ctx: Context) -> Result:
     weights = next(m for m in model.modules() if isinstance(m, torch.nn.Linear)).weight
     grid = weights[:16].detach().view(16, 8, 8)
     tiles = torch.cat([torch.cat(list(grid[r * 4:(r + 1) * 4]), 1) for r in range(4)], 0)
-    axes[0].imshow(tiles, cmap="RdBu")
+    axes[0].imshow(tiles.numpy(), cmap="RdBu")
     axes[0].set_title("16 first-layer filters")
     axes[0].axis("off")
     for ax, name in zip(axes[1:], names):
         xy = PCA(2, random_state=0).fit_transform(layers[name].numpy())
-        ax.scatter(xy[:, 0], xy[:, 1], c=yte, cmap="tab10", s=5)
+        ax.scatter(xy[:, 0], xy[:, 1], c=yte.numpy(), cmap="tab10", s=5)
         ax.set_title(f"{name}: silhouette {scores[name]:.2f}")
         ax.set_xticks([])
         ax.set_yticks([])

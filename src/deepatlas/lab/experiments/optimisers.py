@@ -68,9 +68,10 @@ def run(ctx: Context) -> Result:
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
     g = torch.linspace(-4.5, 4.5, 200)
     xx, yy = torch.meshgrid(g, g / 3, indexing="xy")
-    axes[0].contour(xx, yy, 0.5 * (xx**2 + 25 * yy**2), levels=15, colors="0.8")
+    axes[0].contour(xx.numpy(), yy.numpy(), (0.5 * (xx**2 + 25 * yy**2)).numpy(), levels=15,
+                    colors="0.8")
     for name, path in quad.items():
-        axes[0].plot(path[:, 0], path[:, 1], ".-", ms=3, label=name)
+        axes[0].plot(path[:, 0].numpy(), path[:, 1].numpy(), ".-", ms=3, label=name)
     axes[0].set_title("0.5 (x² + 25 y²), 60 steps")
     axes[0].legend(fontsize=7)
     for name, path in rosen.items():
@@ -80,7 +81,7 @@ def run(ctx: Context) -> Result:
     axes[1].legend(fontsize=7)
     for name, losses in curves.items():
         smooth = torch.tensor(losses).unfold(0, 20, 1).mean(1)
-        axes[2].plot(smooth, label=name)
+        axes[2].plot(smooth.numpy(), label=name)
     axes[2].set_title("MLP on digits: training loss")
     axes[2].set_xlabel("step")
     axes[2].legend(fontsize=7)

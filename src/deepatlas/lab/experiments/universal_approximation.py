@@ -22,7 +22,7 @@ def target(x: torch.Tensor) -> torch.Tensor:
             implements="torch.nn.Linear + Tanh (f(x) = W2 tanh(W1 x + b1) + b2), fitted by L-BFGS")
 def run(ctx: Context) -> Result:
     widths = [1, 2, 4, 8, 16, 32, 64]
-    restarts = 3 if ctx.quick else 10
+    restarts, iterations = (2, 1000) if ctx.quick else (10, 3000)
     x = torch.linspace(-math.pi, math.pi, 512, dtype=torch.float64).unsqueeze(1)  # (N, 1)
     y = target(x)
     errors, fits = {}, {}
@@ -32,9 +32,9 @@ def run(ctx: Context) -> Result:
             torch.manual_seed(ctx.seed * 100 + r)
             net = nn.Sequential(nn.Linear(1, width), nn.Tanh(), nn.Linear(width, 1)).double()
             # Full batch and quasi-Newton: the question is capacity, not generalisation.
-            opt = torch.optim.LBFGS(net.parameters(), lr=1, max_iter=2000, history_size=50,
-                                    tolerance_grad=1e-12, tolerance_change=1e-15,
-                                    line_search_fn="strong_wolfe")
+            opt = torch.optim.LBFGS(net.parameters(), lr=1, max_iter=iterations,
+                                    history_size=50, tolerance_grad=1e-12,
+                                    tolerance_change=1e-15, line_search_fn="strong_wolfe")
 
             def closure():
                 opt.zero_grad()
@@ -51,9 +51,9 @@ def run(ctx: Context) -> Result:
 
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.3))
-    left.plot(x, y, "k", lw=2, label="target sin(3x) + 0.3x²")
+    left.plot(x.numpy(), y.numpy(), "k", lw=2, label="target sin(3x) + 0.3x²")
     for width in (2, 8, 64):
-        left.plot(x, fits[width], label=f"width {width}")
+        left.plot(x.numpy(), fits[width].numpy(), label=f"width {width}")
     left.legend(fontsize=7)
     left.set_xlabel("x")
     right.loglog(widths, [errors[w] for w in widths], "o-")

@@ -1,0 +1,1 @@
+"""The generated report: ``deepatlas tour`` writes one static page from the lab's results."""

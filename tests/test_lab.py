@@ -1,0 +1,159 @@
+"""The lab and the report (MAP 1-5, 8): one quick tour, each experiment's measured effect, and
+the page opened in headless Chromium."""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from deepatlas.lab import VERDICTS, Result, list_experiments
+
+EXPECTED = {"learned-features", "universal-approximation", "vanishing-gradients",
+            "initialisation", "backprop", "optimisers", "regularisation", "convolutions",
+            "residual-depth", "attention", "gan-stability", "batchnorm-clipping",
+            "early-stopping-augmentation", "compression", "curriculum"}
+
+
+@pytest.fixture(scope="module")
+def tour(tmp_path_factory):
+    """The quick tour, run once for every test here (a few minutes on 2 cores)."""
+    from deepatlas.lab.tour import run_tour
+
+    out = tmp_path_factory.mktemp("tour")
+    summary = run_tour(out, quick=True, log=lambda line: None)
+    return out, summary
+
+
+def metrics(tour, name):
+    out, _ = tour
+    return json.loads((out / name / "result.json").read_text())["metrics"]
+
+
+def test_lab_list_shows_every_experiment_with_its_map_id_and_claim(cli):
+    code, out, err = cli("lab", "list")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert {line.split()[0] for line in lines} == EXPECTED
+    assert all(" MAP " in line and len(line) > 60 for line in lines)
+    assert [e.name for e in list_experiments()][:2] == ["learned-features",
+                                                        "universal-approximation"]
+
+
+def test_lab_run_writes_a_result_and_a_plot(cli, tmp_path):
+    code, out, err = cli("lab", "run", "initialisation", "--quick", "--out", tmp_path)
+    assert code == 0, err
+    record = json.loads((tmp_path / "initialisation" / "result.json").read_text())
+    assert set(record) >= {"id", "map_id", "claim", "metrics", "verdict", "details", "plots"}
+    assert record["id"] == "initialisation" and record["map_id"] == "2.3"
+    assert record["verdict"] in VERDICTS and record["verdict"] in out
+    assert all(isinstance(v, (int, float)) for v in record["metrics"].values())
+    assert (tmp_path / "initialisation" / "plot.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_unknown_experiment_names_the_valid_ones(cli):
+    code, _, err = cli("lab", "run", "initialization", "--quick")
+    assert code == 2 and "initialisation" in err and "Traceback" not in err
+
+
+def test_a_verdict_must_be_one_of_the_three():
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        Result({}, "probably", "")
+
+
+def test_tour_writes_summary_and_page_for_every_experiment(tour):
+    out, summary = tour
+    assert {e["id"] for e in summary["experiments"]} == EXPECTED
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["quick"] is True and len(saved["experiments"]) == len(EXPECTED)
+    page = (out / "index.html").read_text()
+    for e in summary["experiments"]:
+        assert e["verdict"] in VERDICTS
+        assert f'id="{e["id"]}"' in page
+        record = json.loads((out / e["id"] / "result.json").read_text())
+        for plot in record["plots"]:
+            assert (out / e["id"] / plot).stat().st_size > 1000
+            assert f'src="{e["id"]}/{plot}"' in page
+    # The map's sections, in order, and the source's own words.
+    order = [page.index(h) for h in ("1 What deep learning is", "2 Network basics",
+                                     "3 Training", "4 Architectures",
+                                     "5 Problems and their fixes", "8 The curriculum")]
+    assert order == sorted(order)
+    assert "链式法则" in page and 'lang="zh"' in page
+
+
+# Each experiment's effect at quick size: the direction and size of what it measured.
+EFFECTS = {
+    "learned-features": lambda m: m["silhouette_hidden_2"] > m["silhouette_pixels"] + 0.1,
+    "universal-approximation": lambda m: m["mse_width_64"] < m["mse_width_1"] / 1000,
+    "vanishing-gradients": lambda m: (
+        m["first_to_last_grad_ratio_sigmoid"] < 1e-3 * m["first_to_last_grad_ratio_relu"]
+        and m["test_acc_relu"] > m["test_acc_sigmoid"] + 0.3),
+    "initialisation": lambda m: (m["std_layer30 N(0, 0.01²), tanh"] < 1e-6
+                                 and 0.1 < m["std_layer30 He, ReLU"] < 10),
+    "backprop": lambda m: m["max_error"] < 1e-10 and m["scratch_mlp_test_acc"] > 0.9,
+    "optimisers": lambda m: (m["steep_axis_sign_flips_SGD"] >= 20
+                             and m["rosenbrock_distance_to_min_Adam"]
+                             < m["rosenbrock_distance_to_min_SGD"]),
+    "regularisation": lambda m: m["test_acc_label_smoothing"] > m["test_acc_none"],
+    "convolutions": lambda m: (
+        m["receptive_field_theory_1,2,4"] == m["receptive_field_measured_1,2,4"] == 15
+        and abs(m["separable_flop_ratio"] - m["separable_formula_1/N+1/k2"]) < 1e-3),
+    "residual-depth": lambda m: (m["train_loss_plain_50_layers"]
+                                 > 2 * m["train_loss_residual_50_layers"]),
+    "attention": lambda m: m["exact_match_unseen_numbers"] > 0.8
+    and m["attention_vs_torch_max_error"] < 1e-12,
+    "gan-stability": lambda m: m["modes_covered_WGAN-GP"] >= 6,
+    "batchnorm-clipping": lambda m: (
+        m["deep_sigmoid_test_acc_with_BatchNorm"] > m["deep_sigmoid_test_acc_without"] + 0.3
+        and m["rnn_final_loss_clipped"] < m["rnn_final_loss_unclipped"]),
+    "early-stopping-augmentation": lambda m: (
+        m["epochs_with_stopping"] < m["epochs_without_stopping"]
+        and m["test_acc_kept_by_early_stopping"] >= m["test_acc_trained_on"] - 0.02),
+    "compression": lambda m: (m["int8_size_ratio"] < 0.35 and m["int8_speedup_batch256"] > 1.5
+                              and m["int8_accuracy_drop"] <= 0.02),
+    "curriculum": lambda m: m["digits_test_acc"] >= 0.97,
+}
+
+
+@pytest.mark.parametrize("name", sorted(EFFECTS))
+def test_each_experiment_measures_its_effect(tour, name):
+    m = metrics(tour, name)
+    assert EFFECTS[name](m), f"{name}: {m}"
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _open_in_chromium(page, tmp_path) -> tuple[str, str]:
+    """(DOM after load, console log) of ``page`` in headless Chromium."""
+    result = subprocess.run(
+        [_chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+         "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    return result.stdout, result.stderr
+
+
+def _console_errors(log: str) -> list[str]:
+    return [line for line in log.splitlines()
+            if ("CONSOLE" in line and ("Uncaught" in line or "ERROR" in line))
+            or "Failed to load resource" in line or "net::ERR_FILE_NOT_FOUND" in line]
+
+
+@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed: `make test` installs "
+                    "it with apt (sudo apt-get install -y chromium) where it can")
+def test_the_page_loads_every_plot_without_console_errors(tour, tmp_path):
+    out, _ = tour
+    dom, log = _open_in_chromium(out / "index.html", tmp_path)
+    assert 'data-broken-images="0"' in dom, log[-2000:]
+    assert dom.count("<img") == sum(len(json.loads((out / e / "result.json").read_text())
+                                        ["plots"]) for e in EXPECTED)
+    assert _console_errors(log) == []
+    # The check can fail: the same page with one plot missing is reported.
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    (broken / "backprop" / "plot.png").unlink()
+    dom, log = _open_in_chromium(broken / "index.html", tmp_path)
+    assert 'data-broken-images="1"' in dom
