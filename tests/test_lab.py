@@ -12,7 +12,7 @@ from deepatlas.lab import VERDICTS, Result, list_experiments
 EXPECTED = {"learned-features", "universal-approximation", "vanishing-gradients",
             "initialisation", "backprop", "optimisers", "regularisation", "convolutions",
             "residual-depth", "attention", "gan-stability", "batchnorm-clipping",
-            "early-stopping-augmentation", "compression", "curriculum"}
+            "early-stopping-augmentation", "compression", "curriculum", "batchnorm-formula"}
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +110,8 @@ EFFECTS = {
     "early-stopping-augmentation": lambda m: (
         m["epochs_with_stopping"] < m["epochs_without_stopping"]
         and m["test_acc_kept_by_early_stopping"] >= m["test_acc_trained_on"] - 0.02),
+    "batchnorm-formula": lambda m: (m["printed_std_max"] / m["printed_std_min"] > 10
+                                    and m["corrected_std_max_error"] < 1e-3),
     "compression": lambda m: (m["int8_size_ratio"] < 0.35 and m["int8_speedup_batch256"] > 1.5
                               and m["int8_accuracy_drop"] <= 0.02),
     "curriculum": lambda m: m["digits_test_acc"] >= 0.97,
@@ -120,6 +122,21 @@ EFFECTS = {
 def test_each_experiment_measures_its_effect(tour, name):
     m = metrics(tour, name)
     assert EFFECTS[name](m), f"{name}: {m}"
+
+
+def test_the_printed_batchnorm_formula_is_found_wrong_by_measurement(tour):
+    out, _ = tour
+    assert json.loads((out / "batchnorm-formula" / "result.json").read_text())["verdict"] \
+        == "the text is wrong"
+
+
+def test_tour_command_prints_the_verdicts_and_the_page(cli, tmp_path):
+    code, out, err = cli("tour", "--quick", "--only", "initialisation", "backprop",
+                         "--out", tmp_path)
+    assert code == 0, err
+    assert "initialisation" in out and "backprop" in out and "index.html" in out
+    assert "2 of 2 claims hold" in out
+    assert (tmp_path / "index.html").is_file() and (tmp_path / "summary.json").is_file()
 
 
 def _chromium() -> str | None:

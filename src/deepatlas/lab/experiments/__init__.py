@@ -1,6 +1,6 @@
 """One module per experiment, in the order of the map; importing them registers them."""
 
 from deepatlas.lab.experiments import (  # noqa: F401
-    attention, backprop, batchnorm_clipping, compression, convolutions, curriculum,
-    early_stopping_augmentation, gan_stability, initialisation, learned_features, optimisers,
-    regularisation, residual_depth, universal_approximation, vanishing_gradients)
+    attention, backprop, batchnorm_clipping, batchnorm_formula, compression, convolutions,
+    curriculum, early_stopping_augmentation, gan_stability, initialisation, learned_features,
+    optimisers, regularisation, residual_depth, universal_approximation, vanishing_gradients)

@@ -65,7 +65,7 @@ def run(ctx: Context) -> Result:
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.3))
     left.bar(["student alone", "student + teacher"],
              [statistics.mean(alone), statistics.mean(taught)],
-             yerr=[statistics.pstdev(alone), statistics.pstdev(taught)], capsize=4)
+             yerr=[statistics.stdev(alone), statistics.stdev(taught)], capsize=4)
     left.set_ylim(min(alone + taught) - 0.03, 1)
     left.set_ylabel(f"digits test accuracy ({len(seeds)} seeds)")
     names = ["size (MB)", "batch-256 latency (ms)"]
@@ -81,14 +81,14 @@ def run(ctx: Context) -> Result:
 
     metrics = {"student_params": result["student_params"], "teacher_params":
                result["teacher_params"], "distill_gain_mean": statistics.mean(gains),
-               "distill_gain_std": statistics.pstdev(gains),
+               "distill_gain_std": statistics.stdev(gains),
                "student_alone_acc": statistics.mean(alone),
                "student_taught_acc": statistics.mean(taught),
                "int8_size_ratio": q["size_ratio"], "int8_speedup_batch256": q["speedup_batch256"],
                "int8_accuracy_drop": q["accuracy_drop"]}
     details = (f"Digits: a {result['student_params']:,}-parameter MLP student (1/{ratio:.0f} of "
                f"the ResNet teacher) gains {statistics.mean(gains) * 100:+.2f} ± "
-               f"{statistics.pstdev(gains) * 100:.2f} points from distillation over seeds "
+               f"{statistics.stdev(gains) * 100:.2f} points from distillation over seeds "
                f"{seeds}. INT8: {q['size_ratio']:.2f} of the size, {q['speedup_batch256']:.1f}x "
                f"faster at batch 256, accuracy {-q['accuracy_drop'] * 100:+.2f} points.")
     if "fashion_distill_gains" in full:

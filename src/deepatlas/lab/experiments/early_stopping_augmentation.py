@@ -83,7 +83,7 @@ def run(ctx: Context) -> Result:
     left.set_ylim(0.9, 1)
     left.legend(fontsize=7)
     right.bar(modes, [mean[m] for m in modes],
-              yerr=[statistics.pstdev(aug[m]) for m in modes], capsize=4)
+              yerr=[statistics.stdev(aug[m]) for m in modes], capsize=4)
     right.set_ylim(min(min(v) for v in aug.values()) - 0.03, 1)
     right.set_ylabel(f"test accuracy, {SUBSET} training digits")
     plot = save(fig, ctx.path("plot.png"))
@@ -92,7 +92,7 @@ def run(ctx: Context) -> Result:
                "test_acc_trained_on": full["test_acc"], "test_acc_kept_by_early_stopping": kept,
                "best_val_epoch": stopped["best_monitored_epoch"]}
     metrics.update({f"aug_test_acc_{m}": v for m, v in mean.items()})
-    metrics.update({f"aug_test_acc_std_{m}": statistics.pstdev(v) for m, v in aug.items()})
+    metrics.update({f"aug_test_acc_std_{m}": statistics.stdev(v) for m, v in aug.items()})
     stop_ok = stopped["epochs"] < full["epochs"] and kept >= full["test_acc"] - 0.01
     aug_ok = max(mean["crop"], mean["source"]) > mean["none"]
     return Result(metrics, "holds" if stop_ok and aug_ok else "does not hold at this scale",

@@ -54,7 +54,7 @@ def run(ctx: Context) -> Result:
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.3))
     for ax, values, label in ((left, test, "test accuracy"), (right, gap, "train - test gap")):
         ax.bar(kinds, [statistics.mean(values[k]) for k in kinds],
-               yerr=[statistics.pstdev(values[k]) for k in kinds], capsize=4)
+               yerr=[statistics.stdev(values[k]) for k in kinds], capsize=4)
         ax.set_ylabel(label)
         ax.tick_params(axis="x", labelsize=7)
     left.set_ylim(min(min(v) for v in test.values()) - 0.02, 1)
@@ -64,7 +64,7 @@ def run(ctx: Context) -> Result:
     mgap = {k: statistics.mean(v) for k, v in gap.items()}
     helped = [k for k in kinds[1:] if mean[k] > mean["none"] and mgap[k] < mgap["none"]]
     metrics = {f"test_acc_{k.replace(' ', '_')}": v for k, v in mean.items()}
-    metrics.update({f"test_acc_std_{k.replace(' ', '_')}": statistics.pstdev(v)
+    metrics.update({f"test_acc_std_{k.replace(' ', '_')}": statistics.stdev(v)
                     for k, v in test.items()})
     metrics.update({f"gap_{k.replace(' ', '_')}": v for k, v in mgap.items()})
     metrics.update(train_images=SUBSET, seeds=len(seeds), steps=steps)
