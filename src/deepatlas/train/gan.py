@@ -11,7 +11,11 @@ One loop serves the three recipes; the config picks the loss and the schedule:
 - **ProGAN** (Karras et al. 2018): WGAN-GP plus the drift term ``0.001 E f(x)^2``, grown
   4 -> 8 -> 16 -> 32 px; each new resolution fades in (alpha 0 -> 1) and the real images are
   blended the same way; pixel norm, minibatch stddev, equalised LR (in the models) and an
-  exponential moving average of the generator's weights (decay 0.999) for the samples.
+  exponential moving average of the generator's weights for the samples. The paper's decay
+  0.999 (a half-life of 693 steps) suits its 12k+ steps per stage; with the ~1,200 of a CPU
+  budget the average still held mostly untrained new layers (measured: 1 class of 10 covered
+  where the raw generator covered 6), so the recipe uses 0.995 (half-life 138 steps, 8.8k
+  images, close to StyleGAN2's 10k-image half-life).
 
 A run directory gets ``samples/epoch-NNN.png`` (fixed noise), ``samples/final.png``,
 ``losses.png``, ``metrics.jsonl``, ``summary.json`` and ``last.pt``; quality is the Frechet
