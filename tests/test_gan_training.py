@@ -32,9 +32,12 @@ def test_each_gan_recipe_trains_and_writes_samples(cli, tmp_path, recipe, digits
                             "--set", f"gan.classifier={json.dumps(str(digits_classifier))}")
     assert code == 0, err
     summary = json.loads((out / "summary.json").read_text())
-    assert np.isfinite(summary["fd"]) and summary["fd"] >= 0
-    assert 1 <= summary["classes_covered"] <= 10 and 0 <= summary["class_entropy"] <= 1
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    # The summary reports the last epoch's measurement of the generator, not a placeholder:
+    # one epoch of a 16-wide generator is far from the real digits (real vs real: FD ~ 0).
+    for key in ("fd", "classes_covered", "class_entropy"):
+        assert summary[key] == rows[-1][key], key
+    assert summary["fd"] > 1.0 and summary["num_classes"] == 10
     assert all(np.isfinite(r["d_loss"]) and np.isfinite(r["g_loss"]) for r in rows)
     for name in ("samples/epoch-001.png", "samples/final.png", "losses.png", "last.pt"):
         assert (out / name).is_file(), name

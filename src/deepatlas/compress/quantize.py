@@ -181,7 +181,8 @@ def quantize_checkpoint(run_or_file: str | Path, calibration: int = 512,
 
     batch = next(iter(test_loader))[0].float()
     big = batch.repeat(math.ceil(256 / len(batch)), 1, 1, 1)[:256]  # (256, C, H, W)
-    report: dict[str, Any] = {"source": str(source), "out": str(out), "backend": BACKEND,
+    report: dict[str, Any] = {"source": str(source), "data": state["data"]["name"],
+                              "out": str(out), "backend": BACKEND,
                               "method": method, "calibration_images": len(calib)}
     rows = {"fp32": model, "int8": quantized}
     if qat:
@@ -211,14 +212,10 @@ def quantize_checkpoint(run_or_file: str | Path, calibration: int = 512,
 def load_quantized(state: dict[str, Any]) -> nn.Module:
     """Rebuild an INT8 model from its saved state: the float architecture from the config,
     the same fusion and observers, converted, then the saved integer weights and scales."""
-    from deepatlas.config import from_dict
-    from deepatlas.models import create_model
+    from deepatlas.train.evaluate import build_model
 
-    config, meta = from_dict(state["config"]), state["data"]
-    options = {k: v for k, v in config.model.items() if k != "name"}
-    model = create_model(config.model["name"], in_channels=meta["in_channels"],
-                         image_size=meta["image_size"], num_classes=len(meta["classes"]),
-                         **options)
+    model, _ = build_model(state)
+    meta = state["data"]
     example = torch.zeros(1, meta["in_channels"], meta["image_size"], meta["image_size"])
     prepared = _prepare(model, example, qat=state.get("qat", False))
     with torch.inference_mode(), _quiet():

@@ -17,8 +17,8 @@ from deepatlas.train.distributed import resolve_device
 from deepatlas.train.runtime import autocast_dtype, evaluate_model
 
 
-def model_from_checkpoint(state: dict[str, Any]) -> tuple[nn.Module, RunConfig]:
-    """The model a checkpoint describes, with its inference weights loaded."""
+def build_model(state: dict[str, Any]) -> tuple[nn.Module, RunConfig]:
+    """The untrained image classifier a saved state's config and data shape describe."""
     config = from_dict(state["config"])
     if config.task != "classify-images":
         raise UserError(f"eval and predict work on image classifiers; this is a {config.task} "
@@ -28,6 +28,12 @@ def model_from_checkpoint(state: dict[str, Any]) -> tuple[nn.Module, RunConfig]:
     model = create_model(config.model["name"], in_channels=meta["in_channels"],
                          image_size=meta["image_size"], num_classes=len(meta["classes"]),
                          **options)
+    return model, config
+
+
+def model_from_checkpoint(state: dict[str, Any]) -> tuple[nn.Module, RunConfig]:
+    """The model a checkpoint describes, with its inference weights loaded."""
+    model, config = build_model(state)
     try:
         model.load_state_dict(inference_weights(state))
     except RuntimeError as exc:

@@ -166,7 +166,7 @@ class GanTrainer:
             return str(bundled_classifier())
         path = self.out_dir / "classifier"
         if not (path / "best.pt").is_file():
-            from deepatlas.config import list_recipes, load_recipe
+            from deepatlas.config import list_recipes, load_recipe, set_key
             from deepatlas.train.trainer import Trainer
 
             name = self.meta["name"]
@@ -174,8 +174,8 @@ class GanTrainer:
                 raise UserError(f"no classifier to judge {name} samples with: set "
                                 "gan.classifier to a trained run of that data set")
             with torch.random.fork_rng(devices=[]):
-                recipe = load_recipe(name, [f"data.dir={json.dumps(self.config.data.dir)}",
-                                            "train.tensorboard=false"])
+                recipe = load_recipe(name, ["train.tensorboard=false"])
+                set_key(recipe, "data.dir", self.config.data.dir)
                 Trainer(recipe, path, progress=False).fit()
         return str(path)
 

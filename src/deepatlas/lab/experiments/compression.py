@@ -22,7 +22,7 @@ def measured_runs(root: Path = Path("runs")) -> dict:
     reports = sorted(root.glob("**/*-int8.json"))
     for path in reports:
         report = json.loads(path.read_text())
-        if "fashion" in report.get("source", "") or "teacher" in report.get("source", ""):
+        if report.get("data") == "fashion-mnist":
             found["fashion_int8"] = report
     return found
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from deepatlas.compress.quantize import latency_ms
 from deepatlas.lab.common import accuracy, pyplot, save
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.nn import (DeformableConv2d, DepthwiseSeparableConv2d, empirical_receptive_field,
@@ -18,17 +16,6 @@ from deepatlas.nn import (DeformableConv2d, DepthwiseSeparableConv2d, empirical_
 
 def dilated_stack(dilations) -> nn.Sequential:
     return nn.Sequential(*(nn.Conv2d(1, 1, 3, padding=d, dilation=d) for d in dilations))
-
-
-def latency_ms(module: nn.Module, x: torch.Tensor, repeats: int = 20) -> float:
-    with torch.inference_mode():
-        module(x)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            module(x)
-            times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
 
 
 def flops(module: nn.Module, x: torch.Tensor) -> int:
@@ -87,7 +74,7 @@ def run(ctx: Context) -> Result:
     m["separable_param_ratio"] = sum(p.numel() for p in sep.parameters()) / full.weight.numel()
     m["separable_flop_ratio"] = flops(sep, x) / flops(full, x)
     m["separable_formula_1/N+1/k2"] = 1 / n + 1 / k**2
-    m["full_conv_ms"], m["separable_conv_ms"] = latency_ms(full, x), latency_ms(sep, x)
+    m["full_conv_ms"], m["separable_conv_ms"] = latency_ms(full, x, 20), latency_ms(sep, x, 20)
     # 3. Deformable vs plain conv on warped digits.
     xtr, ytr, xte, yte = deformed_digits(ctx.seed, 1437)
     accs = {}
