@@ -55,6 +55,8 @@ class TrainConfig:
     channels_last: bool = False
     clip_grad_norm: float = 0.0  # 0 = off; applied after AMP unscale
     ema_decay: float = 0.0  # 0 = off; evaluate an exponential moving average of the weights
+    eval_every: int = 1  # evaluate every N epochs and after the last; 0 = after the last only
+    tta: str = "none"  # none | flip: evaluation averages the logits of x and its mirror image
     early_stopping_patience: int = 0  # epochs without improvement before stopping; 0 = off
     early_stopping_min_delta: float = 0.0
     monitor: str = "auto"  # metric for `best` and early stopping; auto: val_acc or test_acc
@@ -122,6 +124,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "optim.name": ("sgd", "adamw", "sgd-plain", "momentum", "adam"),
     "schedule.name": ("cosine", "onecycle", "constant"),
     "train.precision": ("auto", "fp32", "bf16", "fp16"),
+    "train.tta": ("none", "flip"),
     "train.monitor": ("auto", "val_acc", "test_acc", "val_loss", "test_loss"),
 }
 
@@ -268,6 +271,8 @@ def validate(config: RunConfig) -> None:
         (config.train.eval_batch_size >= 1, "train.eval_batch_size must be >= 1"),
         (config.train.clip_grad_norm >= 0, "train.clip_grad_norm must be >= 0 (0 = off)"),
         (0 <= config.train.ema_decay < 1, "train.ema_decay must be in [0, 1) (0 = off)"),
+        (config.train.eval_every >= 0, "train.eval_every must be >= 0 (0 = after the last "
+         "epoch only)"),
         (config.train.early_stopping_patience >= 0, "train.early_stopping_patience must be >= 0"),
         (config.train.checkpoint_every_steps >= 0,
          "train.checkpoint_every_steps must be >= 0 (0 = at epoch ends only)"),

@@ -64,6 +64,8 @@ class EarlyStopping(MonitorMixin, Callback):
         return False
 
     def on_epoch_end(self, trainer: "Trainer", metrics: dict[str, float]) -> None:
+        if self.monitor not in metrics:  # not an evaluated epoch (train.eval_every)
+            return
         if self.step(metrics[self.monitor], int(metrics["epoch"])):
             trainer.should_stop = True
 
@@ -83,7 +85,7 @@ class ModelCheckpoint(MonitorMixin, Callback):
         self.best_epoch = 0
 
     def on_epoch_end(self, trainer: "Trainer", metrics: dict[str, float]) -> None:
-        improved = self.improves(metrics[self.monitor])
+        improved = self.monitor in metrics and self.improves(metrics[self.monitor])
         if improved:
             self.best, self.best_epoch = metrics[self.monitor], int(metrics["epoch"])
         # `last` is written with this callback's updated state, then copied to `best`.

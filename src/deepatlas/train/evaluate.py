@@ -78,7 +78,8 @@ def evaluate_checkpoint(run_or_file: str, overrides: list[str] | None = None,
     model = loaded.module
     if not loaded.cpu_only:
         model = model.to(dev, memory_format=memory_format)
-    loss, acc = evaluate_model(model, loader, dev, amp, memory_format)
+    # The run's own test-time augmentation, so `eval` reproduces the accuracy it reported.
+    loss, acc = evaluate_model(model, loader, dev, amp, memory_format, tta=config.train.tta)
     return {"checkpoint": str(loaded.path), "kind": loaded.kind, "recipe": loaded.meta["recipe"],
             "data": data.name, "test_images": len(data.test), "test_loss": loss,
             "test_acc": acc, "epoch": loaded.meta.get("epoch")}

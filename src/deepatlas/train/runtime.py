@@ -53,8 +53,12 @@ def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
 def evaluate_model(model: nn.Module, loader, device: torch.device,
                    amp_dtype: torch.dtype | None = None,
                    memory_format: torch.memory_format = torch.contiguous_format,
-                   dist_env: DistEnv = DistEnv()) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of ``model`` over ``loader``, summed over DDP ranks."""
+                   dist_env: DistEnv = DistEnv(), tta: str = "none") -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``model`` over ``loader``, summed over DDP ranks.
+
+    ``tta="flip"``: test-time augmentation, the logits are the mean of the model's on x and on
+    x mirrored left-right (for data where a mirror image keeps its class).
+    """
     model.eval()
     totals = torch.zeros(3, device=device)
     for x, y in loader:
@@ -63,6 +67,8 @@ def evaluate_model(model: nn.Module, loader, device: torch.device,
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
                             enabled=amp_dtype is not None):
             logits = model(x)  # (B, K)
+            if tta == "flip":
+                logits = (logits + model(x.flip(3))) / 2
         totals[0] += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
         totals[1] += (logits.argmax(1) == y).sum()
         totals[2] += len(y)

@@ -114,6 +114,9 @@ class Trainer:
         self.model = create_model(cfg.model["name"], in_channels=self.data.in_channels,
                                   image_size=self.data.image_size,
                                   num_classes=self.data.num_classes, **options).to(self.device)
+        if hasattr(self.model, "fit_to_data"):  # data-dependent init (airbench's whitening)
+            x, _ = next(iter(self.train_loader))
+            self.model.fit_to_data(x.to(self.device))
         self.memory_format = (torch.channels_last if cfg.train.channels_last
                               else torch.contiguous_format)
         self.model = self.model.to(memory_format=self.memory_format)
@@ -338,7 +341,7 @@ class Trainer:
         """(mean loss, accuracy) of the EMA weights when kept, else of the model."""
         model = self.ema.module if self.ema is not None else self.model
         return evaluate_model(model, loader, self.device, self.amp_dtype, self.memory_format,
-                              self.dist)
+                              self.dist, tta=self.config.train.tta)
 
     # ------------------------------------------------------------------ the run
 
@@ -399,8 +402,10 @@ class Trainer:
                 break
             metrics: dict[str, float] = {"epoch": epoch + 1}
             metrics.update(self._train_epoch(epoch))
-            for split, loader in self.eval_loaders.items():
-                metrics[f"{split}_loss"], metrics[f"{split}_acc"] = self.evaluate(loader)
+            every = cfg.train.eval_every
+            if epoch + 1 == cfg.train.epochs or (every > 0 and (epoch + 1) % every == 0):
+                for split, loader in self.eval_loaders.items():
+                    metrics[f"{split}_loss"], metrics[f"{split}_acc"] = self.evaluate(loader)
             metrics["lr"] = self.optimizer.param_groups[0]["lr"]
             metrics["wall_s"] = self.elapsed_before + time.perf_counter() - self.t0
             self.epoch = epoch + 1
@@ -421,14 +426,17 @@ class Trainer:
             for key, value in m.items():
                 if key != "epoch":
                     self.writer.add_scalar(key.replace("_", "/", 1), value, int(m["epoch"]))
+        test = (f"  test_loss {m['test_loss']:.4f}  test_acc {m['test_acc']:.2%}"
+                if "test_acc" in m else "")
         val = f" val_acc {m['val_acc']:.2%}" if "val_acc" in m else ""
         print(f"epoch {int(m['epoch']):>3}/{self.config.train.epochs}  train_loss "
-              f"{m['train_loss']:.4f}  test_loss {m['test_loss']:.4f}  test_acc "
-              f"{m['test_acc']:.2%}{val}  lr {m['lr']:.3g}  {m['wall_s']:.1f}s", flush=True)
+              f"{m['train_loss']:.4f}{test}{val}  lr {m['lr']:.3g}  {m['wall_s']:.1f}s",
+              flush=True)
 
     def _finish(self, stopper: EarlyStopping | None) -> dict[str, Any]:
-        last = self.history[-1] if self.history else {}
-        best = max(self.history, key=lambda m: m["test_acc"]) if self.history else {}
+        evaluated = [m for m in self.history if "test_acc" in m]
+        last = evaluated[-1] if evaluated else {}
+        best = max(evaluated, key=lambda m: m["test_acc"]) if evaluated else {}
         summary = {
             "recipe": self.config.recipe,
             "test_acc": last.get("test_acc"),
