@@ -101,7 +101,9 @@ def test_cifar10_recipe_end_to_end(cli, tmp_path):
 
 def test_imagenet_recipe_end_to_end(cli, tmp_path):
     make_image_folder(tmp_path / "data", classes=3, per_class=4)
-    summary = _train(cli, tmp_path, "imagenet", tmp_path / "data", "--set", "train.batch_size=4",
+    summary = _train(cli, tmp_path, "imagenet-resnet50", tmp_path / "data",
+                     "--set", "train.batch_size=4", "--set", "data.train_size_start=0",
+                     "--set", "data.train_size_end=0",
                      "--set", "train.eval_batch_size=6", "--set", "data.image_size=32",
                      "--set", "data.num_workers=0")
     assert summary["data"]["train"] == 12 and 0 <= summary["test_acc"] <= 1

@@ -6,7 +6,8 @@ from deepatlas.errors import UserError
 
 def test_every_shipped_recipe_loads_and_has_a_description():
     recipes = list_recipes()
-    assert {"digits", "fashion-mnist", "mnist", "cifar10", "imagenet"} <= set(recipes)
+    assert {"digits", "fashion-mnist", "mnist", "cifar10", "imagenet-resnet50",
+            "fashion-mnist-fast", "fashion-mnist-best", "cifar10-fast"} <= set(recipes)
     for name, description in recipes.items():
         assert description, f"recipe {name} has no description"
         assert load_recipe(name).recipe == name

@@ -27,6 +27,9 @@ def test_every_model_forward_backward(name):
     assert torch.isfinite(out).all()
     out.square().mean().backward()
     for pname, p in model.named_parameters():
+        if not p.requires_grad:  # frozen by design (airbench's whitening, no-scale BN)
+            assert p.grad is None, f"{name}.{pname} is frozen yet got a gradient"
+            continue
         assert p.grad is not None, f"{name}.{pname} got no gradient"
         assert torch.isfinite(p.grad).all(), f"{name}.{pname} has a non-finite gradient"
         assert p.grad.abs().sum() > 0, f"{name}.{pname} got an all-zero gradient"

@@ -24,6 +24,8 @@ class DataConfig:
     download: bool = False  # let torchvision download MNIST/Fashion-MNIST/CIFAR when online
     augment: str = "none"  # none | flip | crop | crop-flip | source (MAP 5.2; see data/augment.py)
     image_size: int = 224  # crop size for streamed sets (ImageNet); in-memory sets keep theirs
+    train_size_start: int = 0  # progressive resizing: training crops grow from this size...
+    train_size_end: int = 0  # ...to this one (FFCV: 160 -> 192, test at 224); 0 = off
     val_fraction: float = 0.0  # share of the training set held out for validation
     num_workers: int = 2  # DataLoader workers for streamed sets
 
@@ -56,7 +58,7 @@ class TrainConfig:
     clip_grad_norm: float = 0.0  # 0 = off; applied after AMP unscale
     ema_decay: float = 0.0  # 0 = off; evaluate an exponential moving average of the weights
     eval_every: int = 1  # evaluate every N epochs and after the last; 0 = after the last only
-    tta: str = "none"  # none | flip: evaluation averages the logits of x and its mirror image
+    tta: str = "none"  # none | flip | flip-translate: test on x and its mirror (and shifts)
     early_stopping_patience: int = 0  # epochs without improvement before stopping; 0 = off
     early_stopping_min_delta: float = 0.0
     monitor: str = "auto"  # metric for `best` and early stopping; auto: val_acc or test_acc
@@ -124,7 +126,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "optim.name": ("sgd", "adamw", "sgd-plain", "momentum", "adam"),
     "schedule.name": ("cosine", "onecycle", "constant"),
     "train.precision": ("auto", "fp32", "bf16", "fp16"),
-    "train.tta": ("none", "flip"),
+    "train.tta": ("none", "flip", "flip-translate"),
     "train.monitor": ("auto", "val_acc", "test_acc", "val_loss", "test_loss"),
 }
 
@@ -289,6 +291,11 @@ def validate(config: RunConfig) -> None:
         (config.gan.fd_samples >= 2, "gan.fd_samples must be >= 2"),
         (0 <= config.data.val_fraction < 1, "data.val_fraction must be in [0, 1)"),
         (config.data.num_workers >= 0, "data.num_workers must be >= 0"),
+        ((config.data.train_size_start > 0) == (config.data.train_size_end > 0)
+         and config.data.train_size_start <= config.data.train_size_end,
+         "progressive resizing needs 0 < data.train_size_start <= data.train_size_end "
+         f"(got {config.data.train_size_start} and {config.data.train_size_end}); "
+         "set both to 0 to turn it off"),
         (config.schedule.warmup_epochs >= 0, "schedule.warmup_epochs must be >= 0"),
         (config.train.monitor not in ("val_acc", "val_loss") or config.data.val_fraction > 0,
          f"train.monitor={config.train.monitor} needs a validation split: "

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch.utils.data import Subset
 from torchvision import datasets
 from torchvision.transforms import v2
 
@@ -34,6 +35,13 @@ def imagenet_transforms(size: int, train: bool, augment: str = "crop-flip") -> v
     return v2.Compose([v2.Resize(round(size / 0.875), antialias=True), v2.CenterCrop(size), *tail])
 
 
+def resize_training_crops(dataset: datasets.ImageFolder | Subset, size: int) -> None:
+    """Make a training set from :func:`load_imagenet` crop to ``size`` from now on
+    (progressive resizing); its DataLoader's workers must be restarted to see it."""
+    base = dataset.dataset if isinstance(dataset, Subset) else dataset
+    base.transform = imagenet_transforms(size, True, getattr(base, "augment", "crop-flip"))
+
+
 def _has_split_folders(folder: Path) -> bool:
     return (folder / "train").is_dir() and (folder / "val").is_dir()
 
@@ -53,6 +61,7 @@ def load_imagenet(data_dir: str = "", image_size: int = 224, augment: str = "cro
         test = datasets.ImageFolder(str(folder / "val"), imagenet_transforms(image_size, False))
     except (FileNotFoundError, OSError) as exc:
         raise UserError(f"{folder}: {exc}") from None
+    train.augment = augment  # for resize_training_crops
     if train.classes != test.classes:
         raise UserError(f"{folder}: train/ has {len(train.classes)} class folders and val/ has "
                         f"{len(test.classes)}; they must match")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
+from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from deepatlas.data.augment import augment_batch
@@ -32,6 +33,11 @@ class InMemoryLoader:
         self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
         self.sampler = DistributedSampler(range(len(split)), num_replicas=world_size, rank=rank,
                                           shuffle=True, seed=seed) if train else None
+        self.size = split.images.shape[-1]
+
+    def set_image_size(self, size: int) -> None:
+        """Resize the batches to ``size`` x ``size`` from now on (progressive resizing)."""
+        self.size = size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -66,7 +72,10 @@ class InMemoryLoader:
                 # Skipped batches are augmented too (cheap), so the stream stays in step.
                 x = augment_batch(x, self.augment, generator)
             if b >= start:
-                yield (x.float().div_(255) - self.mean) / self.std, self.labels[batch]
+                x = (x.float().div_(255) - self.mean) / self.std  # (B, C, H, W)
+                if self.size != x.shape[-1]:
+                    x = F.interpolate(x, size=self.size, mode="bilinear", antialias=True)
+                yield x, self.labels[batch]
 
 
 class _SkippingSampler(torch.utils.data.Sampler):
@@ -92,16 +101,25 @@ class StreamLoader:
                  seed: int = 0, rank: int = 0, world_size: int = 1, pin_memory: bool = False):
         self.sampler = None
         self.batch_size = batch_size
+        self.dataset = dataset
         if train:
             self.sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank,
                                               shuffle=True, seed=seed)
             self.skipping = _SkippingSampler(self.sampler)
         else:
             dataset = Subset(dataset, range(rank, len(dataset), world_size))
-        self.loader = DataLoader(dataset, batch_size=batch_size,
-                                 sampler=self.skipping if train else None,
-                                 num_workers=num_workers, pin_memory=pin_memory, drop_last=train,
-                                 persistent_workers=num_workers > 0)
+        self.options = dict(batch_size=batch_size, sampler=self.skipping if train else None,
+                            num_workers=num_workers, pin_memory=pin_memory, drop_last=train,
+                            persistent_workers=num_workers > 0)
+        self.loader = DataLoader(dataset, **self.options)
+
+    def set_image_size(self, size: int) -> None:
+        """Crop training images to ``size`` from now on (progressive resizing)."""
+        from deepatlas.data.imagenet import resize_training_crops
+
+        resize_training_crops(self.dataset, size)
+        # Persistent workers hold copies of the old transform: start new ones.
+        self.loader = DataLoader(self.dataset, **self.options)
 
     def set_epoch(self, epoch: int) -> None:
         if self.sampler is not None:

@@ -35,9 +35,12 @@ class ConvGroup(nn.Sequential):
 
 
 class AirbenchNet(nn.Module):
-    def __init__(self, in_channels: int, num_classes: int, width: int, scale: float) -> None:
+    def __init__(self, in_channels: int, num_classes: int, width: int, scale: float,
+                 whiten: bool = True) -> None:
         super().__init__()
-        self.whiten = PatchWhitening(in_channels, kernel_size=2)
+        # whiten=False: the same 2x2 conv, trained from torch's default init (the ablation).
+        self.whiten = (PatchWhitening(in_channels, kernel_size=2) if whiten
+                       else nn.Conv2d(in_channels, 8 * in_channels, 2))
         widths = (width, 2 * width, 4 * width)
         cin = self.whiten.out_channels
         groups = []
@@ -56,7 +59,8 @@ class AirbenchNet(nn.Module):
 
     def fit_to_data(self, images: torch.Tensor) -> None:
         """Fit the whitening filters to (a sample of) the normalised training images."""
-        self.whiten.fit(images)
+        if isinstance(self.whiten, PatchWhitening):
+            self.whiten.fit(images)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = nn.functional.gelu(self.whiten(x))  # (B, 8C, H-1, W-1)
@@ -67,6 +71,7 @@ class AirbenchNet(nn.Module):
 
 @register_model
 def airbench(*, in_channels: int = 3, image_size: int = 32, num_classes: int = 10,
-             width: int = 64, scale: float = 1 / 9) -> nn.Module:
-    """airbench-style net with widths ``w, 2w, 4w`` (airbench94 uses 64, 256, 256)."""
-    return AirbenchNet(in_channels, num_classes, width, scale)
+             width: int = 64, scale: float = 1 / 9, whiten: bool = True) -> nn.Module:
+    """airbench-style net with widths ``w, 2w, 4w`` (airbench94 uses 64, 256, 256);
+    ``whiten=False`` trains the first layer instead of fitting it to the data."""
+    return AirbenchNet(in_channels, num_classes, width, scale, whiten)

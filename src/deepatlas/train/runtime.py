@@ -57,7 +57,9 @@ def evaluate_model(model: nn.Module, loader, device: torch.device,
     """(mean cross-entropy, accuracy) of ``model`` over ``loader``, summed over DDP ranks.
 
     ``tta="flip"``: test-time augmentation, the logits are the mean of the model's on x and on
-    x mirrored left-right (for data where a mirror image keeps its class).
+    x mirrored left-right (for data where a mirror image keeps its class). ``flip-translate``
+    (airbench): half that, plus a quarter each for x shifted by one pixel up-left and
+    down-right (reflect padding), each also averaged with its mirror image.
     """
     model.eval()
     totals = torch.zeros(3, device=device)
@@ -66,11 +68,29 @@ def evaluate_model(model: nn.Module, loader, device: torch.device,
         y = y.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
                             enabled=amp_dtype is not None):
-            logits = model(x)  # (B, K)
-            if tta == "flip":
-                logits = (logits + model(x.flip(3))) / 2
+            logits = _logits(model, x, tta)  # (B, K)
         totals[0] += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
         totals[1] += (logits.argmax(1) == y).sum()
         totals[2] += len(y)
     loss_sum, correct, count = all_reduce_sum(totals, dist_env).tolist()
     return loss_sum / count, correct / count
+
+
+def _mirror_mean(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return (model(x).float() + model(x.flip(3)).float()) / 2
+
+
+def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """x moved by (dy, dx) pixels, |d| <= 1, the edge reflected into the gap."""
+    h, w = x.shape[-2:]
+    padded = nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    return padded[..., 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+
+
+def _logits(model: nn.Module, x: torch.Tensor, tta: str) -> torch.Tensor:
+    if tta == "none":
+        return model(x)
+    if tta == "flip":
+        return _mirror_mean(model, x)
+    return (0.5 * _mirror_mean(model, x) + 0.25 * _mirror_mean(model, _shift(x, -1, -1))
+            + 0.25 * _mirror_mean(model, _shift(x, 1, 1)))

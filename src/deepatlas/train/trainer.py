@@ -33,6 +33,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from deepatlas.config import RunConfig
 from deepatlas.data import ImageData, load_data, make_loader
 from deepatlas.data.mixup import mixup
+from deepatlas.data.progressive import progressive_size
 from deepatlas.errors import TrainingDiverged, TrainingInterrupted, UserError
 from deepatlas.losses import soft_distillation_loss, soft_target_cross_entropy
 from deepatlas.models import create_model
@@ -249,10 +250,14 @@ class Trainer:
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         self.train_model.train()
         self.train_loader.set_epoch(epoch)
+        cfg = self.config
+        if cfg.data.train_size_start:  # progressive resizing (FFCV)
+            self.train_size = progressive_size(epoch, cfg.train.epochs, cfg.data.train_size_start,
+                                               cfg.data.train_size_end)
+            self.train_loader.set_image_size(self.train_size)
         start, self.position = self.position, 0  # > 0 when resuming mid-epoch
         loss_sum, correct, seen = (torch.tensor(v, device=self.device, dtype=torch.float64)
                                    for v in self.partial)
-        cfg = self.config
         clip, every = cfg.train.clip_grad_norm, cfg.train.checkpoint_every_steps
         mixup_alpha = cfg.regularize.mixup_alpha
         smoothing, k = cfg.regularize.label_smoothing, self.data.num_classes
@@ -308,7 +313,10 @@ class Trainer:
                     self._stop_for_signal(epoch)
         self.position, self.partial = 0, [0.0, 0.0, 0.0]
         totals = all_reduce_sum(torch.stack([loss_sum, correct, seen]), self.dist).tolist()
-        return {"train_loss": totals[0] / totals[2], "train_acc": totals[1] / totals[2]}
+        metrics = {"train_loss": totals[0] / totals[2], "train_acc": totals[1] / totals[2]}
+        if cfg.data.train_size_start:
+            metrics["train_size"] = self.train_size
+        return metrics
 
     def _save_mid_epoch(self, loss_sum, correct, seen, epoch: int) -> None:
         totals = all_reduce_sum(torch.stack([loss_sum, correct, seen]), self.dist)

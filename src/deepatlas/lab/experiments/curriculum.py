@@ -9,7 +9,7 @@ from pathlib import Path
 from deepatlas.lab.common import pyplot, save
 from deepatlas.lab.registry import Context, Result, experiment
 
-STEPS = ("digits", "mnist", "fashion-mnist", "cifar10", "imagenet")
+STEPS = ("digits", "mnist", "fashion-mnist", "cifar10", "imagenet-resnet50")
 
 
 def latest_runs(root: Path) -> dict[str, dict]:
@@ -35,7 +35,7 @@ def latest_runs(root: Path) -> dict[str, dict]:
                   "data sets; each step's accuracy and cost is known.",
             source="建议通过PyTorch实践MNIST→CIFAR→ImageNet的渐进式项目实践",
             implements="deepatlas train RECIPE (recipes digits, fashion-mnist, mnist, cifar10, "
-                       "imagenet), deepatlas.train.Trainer")
+                       "imagenet-resnet50), deepatlas.train.Trainer")
 def run(ctx: Context) -> Result:
     from deepatlas.cli.main import main as cli
 
