@@ -24,6 +24,8 @@ from deepatlas.models import create_model
 from deepatlas.train.runinfo import machine_info
 
 MODELS = {
+    "airbench-w32 (fashion-mnist-fast)": ("airbench", {"width": 32}),
+    "airbench-w48 (fashion-mnist-best)": ("airbench", {"width": 48}),
     "resnet-8-w32 (fashion-mnist)": ("resnet", {"depth": 8, "width": 32}),
     "resnet-8-w16": ("resnet", {"depth": 8, "width": 16}),
     "cnn-w32 (mnist)": ("cnn", {"width": 32}),
