@@ -11,17 +11,14 @@ precision. Run by hand, never by the tests; results go to a JSON with the machin
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
-from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from deepatlas.models import create_model
-from deepatlas.train.runinfo import machine_info
+from deepatlas.train.runinfo import write_result
 
 MODELS = {
     "airbench-w32 (fashion-mnist-fast)": ("airbench", {"width": 32}),
@@ -89,12 +86,8 @@ def main() -> None:
             rows.append(r)
             print(f"{label:<30} {precision}  {r['images_per_s']:>8.0f} img/s  "
                   f"{r['gflop_per_s']:>6.1f} GFLOP/s  {r['share_of_peak']:>5.1%} of peak")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"throughput-{platform.node() or 'machine'}.json"
-    path.write_text(json.dumps({"batch": args.batch, "steps": args.steps, "peaks": peaks,
-                                "rows": rows, **machine_info(torch.device("cpu"))},
-                               indent=2) + "\n")
+    path = write_result(args.out, "throughput", {"batch": args.batch, "steps": args.steps,
+                                                 "peaks": peaks, "rows": rows})
     print(f"wrote {path}")
 
 

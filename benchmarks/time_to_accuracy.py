@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from torchvision import transforms
 
 from deepatlas.config import load_recipe
 from deepatlas.data import load_data
-from deepatlas.train.runinfo import machine_info
+from deepatlas.train.runinfo import write_result
 from deepatlas.train.trainer import Trainer
 
 THRESHOLDS = (0.90, 0.91, 0.92, 0.93)
@@ -200,12 +199,9 @@ def main() -> None:
         cmd = table["command"]
         print(f"\n`deepatlas train {args.recipe}` as shipped: {fmt(cmd['command_s'], ' s', 1, 1)} "
               f"for {fmt(cmd['test_acc'], '%', 100, 2)} (seeds {args.seeds})")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"time-to-accuracy-{platform.node() or 'machine'}.json"
-    path.write_text(json.dumps({"recipe": args.recipe, "seeds": args.seeds, "table": table,
-                                "runs": runs, **machine_info(torch.device("cpu"))},
-                               indent=2) + "\n")
+    path = write_result(args.out, "time-to-accuracy", {"recipe": args.recipe,
+                                                        "seeds": args.seeds, "table": table,
+                                                        "runs": runs})
     print(f"wrote {path}")
 
 

@@ -149,3 +149,12 @@ def test_flip_translate_tta_is_airbench_weighting():
         logits = (0.5 * mirror_mean(x) + 0.25 * mirror_mean(up_left)
                   + 0.25 * mirror_mean(down_right))
     assert loss == pytest.approx(nn.functional.cross_entropy(logits, y).item(), rel=1e-6)
+
+
+def test_benchmark_results_record_the_machine(tmp_path):
+    from deepatlas.train.runinfo import write_result
+
+    path = write_result(tmp_path / "results", "bench", {"figure": 1.5})
+    saved = json.loads(path.read_text())
+    assert saved["figure"] == 1.5 and saved["torch"] == torch.__version__
+    assert saved["cpu_threads"] >= 1 and path.name.startswith("bench-")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import platform
 from pathlib import Path
 from typing import Any
@@ -35,3 +36,13 @@ def machine_info(device: torch.device) -> dict[str, Any]:
     except ImportError:  # pragma: no cover - torchvision is a dependency
         pass
     return info
+
+
+def write_result(out_dir: str | Path, name: str, result: dict[str, Any]) -> Path:
+    """Write ``result``, with the machine and versions, to ``out_dir/name-<host>.json``
+    (how every benchmark records what it measured)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}-{platform.node() or 'machine'}.json"
+    path.write_text(json.dumps({**result, **machine_info(torch.device("cpu"))}, indent=2) + "\n")
+    return path
