@@ -63,6 +63,9 @@ def test_streamed_training_crops_change_size_in_the_workers(tmp_path):
     assert next(iter(loader))[0].shape[-1] == 32
     loader.set_image_size(16)
     assert next(loader.iterate())[0].shape == (4, 3, 16, 16)
+    workers = loader.loader
+    loader.set_image_size(16)  # the same size again (every epoch): the workers are kept
+    assert loader.loader is workers
 
 
 def test_in_memory_batches_are_resized(mnist_dir):

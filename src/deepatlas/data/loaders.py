@@ -102,6 +102,7 @@ class StreamLoader:
         self.sampler = None
         self.batch_size = batch_size
         self.dataset = dataset
+        self.size: int | None = None  # the crop set by set_image_size; None: the dataset's own
         if train:
             self.sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank,
                                               shuffle=True, seed=seed)
@@ -117,6 +118,9 @@ class StreamLoader:
         """Crop training images to ``size`` from now on (progressive resizing)."""
         from deepatlas.data.imagenet import resize_training_crops
 
+        if size == self.size:  # called every epoch: keep the workers while the size holds
+            return
+        self.size = size
         resize_training_crops(self.dataset, size)
         # Persistent workers hold copies of the old transform: start new ones.
         self.loader = DataLoader(self.dataset, **self.options)

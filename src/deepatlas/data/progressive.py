@@ -15,7 +15,8 @@ RAMP = (65 / 88, 76 / 88)  # the ramp's start and end, as fractions of the epoch
 def progressive_size(epoch: int, epochs: int, start: int, end: int, multiple: int = 32) -> int:
     """The training crop for ``epoch`` (0-based) of ``epochs``: ``start`` up to the ramp,
     ``end`` after it, linear in between, rounded to a multiple of ``multiple`` px."""
-    first, last = int(RAMP[0] * epochs), max(int(RAMP[0] * epochs) + 1, int(RAMP[1] * epochs))
+    first = int(RAMP[0] * epochs)
+    last = max(first + 1, int(RAMP[1] * epochs))
     fraction = min(1.0, max(0.0, (epoch - first) / (last - first)))
     size = start + fraction * (end - start)
     return max(multiple, int(round(size / multiple)) * multiple)
