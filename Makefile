@@ -22,6 +22,7 @@ run: $(STAMP) data
 	$(BIN)/deepatlas tour --quick --out runs/tour
 
 test: $(STAMP) browser
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 
 clean:

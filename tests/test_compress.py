@@ -41,7 +41,8 @@ def test_the_teacher_changes_the_students_training(tmp_path, resnet_run):
     """Same seed, same data order: only the loss differs, so the weights must differ, and
     with alpha = 1 (no soft term) they must not."""
     from deepatlas.config import load_recipe
-    from deepatlas.train import Trainer, load_checkpoint
+    from deepatlas.tasks import fit
+from deepatlas.train import load_checkpoint
 
     weights = {}
     for name, teacher, alpha in (("alone", "", 0.5), ("taught", str(resnet_run), 0.5),
@@ -49,7 +50,7 @@ def test_the_teacher_changes_the_students_training(tmp_path, resnet_run):
         config = load_recipe("digits", ["train.epochs=1", "train.tensorboard=false",
                                         f"distill.alpha={alpha}"])
         config.distill.teacher = teacher
-        Trainer(config, tmp_path / name, progress=False).fit()
+        fit(config, tmp_path / name, progress=False)
         weights[name] = load_checkpoint(tmp_path / name / "last.pt")["model"]
     first = next(iter(weights["alone"]))
     assert not torch.equal(weights["alone"][first], weights["taught"][first])

@@ -14,7 +14,8 @@ import torch
 
 from deepatlas.config import load_recipe
 from deepatlas.errors import UserError
-from deepatlas.train import Trainer, load_checkpoint
+from deepatlas.tasks import fit
+from deepatlas.train import load_checkpoint
 
 RUN = ["--no-progress", "--set", "train.epochs=4", "--set", "train.deterministic=true",
        "--set", "data.augment=crop", "--set", "model.dropout=0.2", "--set",
@@ -140,7 +141,7 @@ def test_disk_full_stops_with_a_message_and_keeps_the_last_checkpoint(tmp_path, 
     import deepatlas.train.checkpoint as checkpoint
 
     config = load_recipe("digits", ["train.epochs=3", "train.tensorboard=false"])
-    Trainer(config, tmp_path, progress=False, callbacks=[]).fit()
+    fit(config, tmp_path, progress=False, callbacks=[])
     original, calls = checkpoint.torch.save, []
 
     def full_disk(obj, f):
@@ -151,7 +152,7 @@ def test_disk_full_stops_with_a_message_and_keeps_the_last_checkpoint(tmp_path, 
     config = load_recipe("digits", ["train.epochs=5", "train.tensorboard=false"])
     with pytest.raises(UserError, match="No space left on device; the previous checkpoint is "
                                         "intact"):
-        Trainer(config, tmp_path, progress=False, resume=True).fit()
+        fit(config, tmp_path, progress=False, resume=True)
     monkeypatch.setattr(checkpoint.torch, "save", original)
     assert calls and load_checkpoint(tmp_path / "last.pt")["epoch"] == 3
 
@@ -175,10 +176,10 @@ def test_a_killed_ddp_rank_is_restarted_by_torchrun_and_the_run_finishes(tmp_pat
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "failed (exitcode: 17)" in proc.stderr  # rank 1 really died...
     # ...at step 31: the restarted group resumes mid-epoch from the checkpoint of step 30
-    # (epoch 1 is 22 steps, so batch 8 of epoch 2) and finishes.
-    assert f"resuming {out} after epoch 1, step 8 of epoch 2" in proc.stdout
+    # (epoch 1 is 20 steps, so batch 10 of epoch 2) and finishes.
+    assert f"resuming {out} after epoch 1, step 10 of epoch 2" in proc.stdout
     state = load_checkpoint(out / "last.pt")
-    assert state["epoch"] == 3 and state["step"] == 3 * (1437 // 64)
+    assert state["epoch"] == 3 and state["step"] == 3 * (1293 // 64)
 
 
 def test_same_seed_same_metrics(cli, tmp_path):
@@ -226,7 +227,17 @@ def artifacts(tmp_path_factory) -> dict[str, Path]:
     torch.save({"format": "deepatlas-checkpoint-v1", "model": RunsCode()}, root / "evil.pt",
                pickle_protocol=2)
     (root / "a-file").write_text("")
-    return {"root": root, "run": run, "bad_magic": bad_magic, "truncated": truncated}
+    # Runs of other tasks, for the commands that only serve image classifiers.
+    gan, seq = root / "gan", root / "seq"
+    assert main(["train", "gan-dcgan", "--out", str(gan), "--no-progress", "--set",
+                 "data.name=digits", "--set", f"gan.classifier={run}", "--set",
+                 "train.epochs=1", "--set", "gan.fd_samples=64", "--set", "model.width=8",
+                 "--set", "gan.discriminator_width=8", "--set", "train.tensorboard=false"]) == 0
+    assert main(["train", "number-words", "--out", str(seq), "--no-progress", "--set",
+                 "train.epochs=1", "--set", "train.batch_size=1800", "--set", "model.d_model=16",
+                 "--set", "train.tensorboard=false"]) == 0
+    return {"root": root, "run": run, "bad_magic": bad_magic, "truncated": truncated,
+            "gan": gan, "seq": seq}
 
 
 BAD_INPUT = [
@@ -236,7 +247,7 @@ BAD_INPUT = [
     (["train", "digits", "--set", "optimizer.lr=1"], "unknown config key 'optimizer.lr'"),
     (["train", "digits", "--set", "train.epochs=two"], "train.epochs expects an integer"),
     (["train", "digits", "--set", "optim.lr=abc"], "optim.lr expects a number"),
-    (["train", "digits", "--set", "train.batch_size=5000"], "larger than the 1437 training"),
+    (["train", "digits", "--set", "train.batch_size=5000"], "larger than the 1293 training"),
     (["train", "digits", "--resume"], "--resume needs --out DIR"),
     (["train", "digits", "--set", "train.deterministic=maybe"], "expects true or false"),
     (["train", "digits", "--set", "optim.lr=-0.1"], "optim.lr must be > 0"),
@@ -263,6 +274,25 @@ BAD_INPUT = [
     (["train", "digits", "--device", "cuda"] if not torch.cuda.is_available() else
      ["train", "digits", "--set", "train.eval_batch_size=0"], "cuda" if not
      torch.cuda.is_available() else "train.eval_batch_size must be >= 1"),
+    (["train", "digits", "--set", "task=detect"], "task must be one of"),
+    (["train", "gan-dcgan", "--set", "train.tta=flip"], "train.tta does nothing for task gan"),
+    (["train", "karate-gcn", "--set", "data.augment=flip"],
+     "data.augment does nothing for task classify-nodes"),
+    (["train", "number-words", "--set", "gan.loss=minimax"],
+     "gan.loss does nothing for task seq2seq"),
+    (["train", "digits", "--set", "train.monitor=test_acc"],
+     "would choose the model on the test set"),
+    (["train", "karate-gcn", "--set", "train.early_stopping_patience=3"],
+     "early stopping needs a validation split"),
+    (["train", "digits", "--out", "{gan}", "--resume"], "is a run of recipe 'gan-dcgan'"),
+    (["quantize", "{gan}"], "deepatlas quantize needs an image classifier; this is a gan run"),
+    (["export", "{seq}"], "deepatlas export needs an image classifier; this is a seq2seq run"),
+    (["eval", "{gan}"], "deepatlas eval needs an image classifier; this is a gan run"),
+    (["predict", "{seq}", "{root}/colour.png"],
+     "deepatlas predict needs an image classifier; this is a seq2seq run"),
+    (["distill", "--teacher", "{seq}", "--student", "digits"],
+     "deepatlas distill --teacher needs an image classifier"),
+    (["sample", "{run}"], "is not a GAN run"),
     (["eval", "{root}/half.pt"], "truncated or corrupted"),
     (["eval", "{root}/evil.pt"], "was refused: it is not a plain-tensor checkpoint"),
     (["eval", "{root}/nope.pt"], "no such checkpoint file or run directory"),

@@ -113,11 +113,11 @@ def test_optimisers_follow_torch_for_200_steps(ours, theirs):
 
 def test_map_optimisers_train_from_the_cli_config(tmp_path):
     from deepatlas.config import load_recipe
-    from deepatlas.train import Trainer
+    from deepatlas.tasks import fit
 
     config = load_recipe("digits", ["optim.name=adam", "optim.lr=0.002", "train.epochs=3",
                                     "model.init=he", "model.activation=swish"])
-    summary = Trainer(config, tmp_path, progress=False).fit()
+    summary = fit(config, tmp_path, progress=False)
     assert summary["test_acc"] > 0.9
 
 
@@ -163,10 +163,10 @@ def test_mixup_mixes_inputs_and_labels_by_the_same_lambda():
 
 def test_mixup_switch_in_a_recipe(tmp_path):
     from deepatlas.config import load_recipe
-    from deepatlas.train import Trainer
+    from deepatlas.tasks import fit
 
     config = load_recipe("digits", ["regularize.mixup_alpha=0.2", "train.epochs=4"])
-    assert Trainer(config, tmp_path, progress=False).fit()["test_acc"] > 0.9
+    assert fit(config, tmp_path, progress=False)["test_acc"] > 0.9
 
 
 # ----------------------------------------------------------------- 5.3 distillation

@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from deepatlas.train.gan import Growth, at_stage
-from deepatlas.train.gan_quality import class_coverage, frechet_distance
+from deepatlas.models.gan import Growth, at_stage
+from deepatlas.tasks.gan_quality import class_coverage, frechet_distance
 
 TINY = ["--set", "data.name=digits", "--set", "train.epochs=1", "--set", "model.width=16",
         "--set", "gan.discriminator_width=16", "--set", "gan.fd_samples=300"]

@@ -7,7 +7,7 @@ import torch
 
 from deepatlas.data.numbers import BOS, EOS, load_number_words, spell
 from deepatlas.models import create_model, list_models
-from deepatlas.train.seq2seq import exact_match
+from deepatlas.tasks.seq2seq import exact_match
 
 
 @pytest.mark.parametrize("n, words", [

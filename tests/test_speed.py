@@ -134,7 +134,7 @@ def test_imagenet_resnet50_under_torchrun_with_two_cpu_processes(tmp_path):
     assert ["test_acc" in m for m in metrics] == [False, True, False, True]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["precision"] == "bfloat16"
-    assert summary["data"]["train"] == 12
+    assert summary["data"]["train"] == 11 and summary["data"]["val"] == 1
 
 
 def test_flip_translate_tta_is_airbench_weighting():

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from deepatlas.config import load_recipe
-from deepatlas.train import Callback, EarlyStopping, Trainer, load_checkpoint
+from deepatlas.tasks import fit
+from deepatlas.train import Callback, EarlyStopping, load_checkpoint
 from deepatlas.train.checkpoint import save_checkpoint
 
 FAST = ["train.epochs=6", "train.tensorboard=false"]
@@ -12,20 +13,27 @@ FAST = ["train.epochs=6", "train.tensorboard=false"]
 
 def test_digits_short_run_reaches_95_percent_and_writes_the_run_dir(tmp_path):
     config = load_recipe("digits", ["train.epochs=8"])
-    summary = Trainer(config, tmp_path, progress=False).fit()
+    summary = fit(config, tmp_path, progress=False)
     assert summary["test_acc"] >= 0.95
     for name in ("config.toml", "metrics.jsonl", "summary.json", "last.pt", "best.pt"):
         assert (tmp_path / name).is_file(), name
     assert list((tmp_path / "tb").iterdir()), "no TensorBoard events"
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == list(range(1, 9))
-    assert set(rows[0]) >= {"epoch", "train_loss", "test_loss", "test_acc", "lr", "wall_s"}
+    assert set(rows[0]) >= {"epoch", "train_loss", "val_acc", "test_loss", "test_acc", "lr",
+                            "wall_s"}
     saved = json.loads((tmp_path / "summary.json").read_text())
-    assert saved["best_test_acc"] == max(r["test_acc"] for r in rows)
+    # best.pt follows the validation split, never the test set
+    best_val = max(r["val_acc"] for r in rows)
+    best = next(r for r in rows if r["val_acc"] == best_val)
+    assert saved["monitor"] == "val_acc" and saved["best_monitored_epoch"] == best["epoch"]
+    assert saved["best"]["test_acc"] == best["test_acc"]
+    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == best["epoch"]
+    assert saved["data"]["val_fraction"] == 0.1 and saved["data"]["val"] == 144
     assert 0 < saved["test_acc"] <= 1 and saved["torch"] == torch.__version__
     state = load_checkpoint(tmp_path / "last.pt")
     assert state["epoch"] == 8 and state["config"]["recipe"] == "digits"
-    assert set(state) >= {"model", "optimizer", "scheduler", "scaler", "rng", "callbacks"}
+    assert set(state) >= {"model", "optimizers", "schedulers", "scalers", "rng", "callbacks"}
 
 
 class StopAfter(Callback):
@@ -50,12 +58,12 @@ def _weights(path):
 ])
 def test_resume_after_stopping_gives_the_same_weights(tmp_path, extra):
     overrides = FAST + extra + ["train.deterministic=true"]
-    Trainer(load_recipe("digits", overrides), tmp_path / "full", progress=False).fit()
-    Trainer(load_recipe("digits", overrides), tmp_path / "cut", progress=False,
-            callbacks=[StopAfter(2)]).fit()
+    fit(load_recipe("digits", overrides), tmp_path / "full", progress=False)
+    fit(load_recipe("digits", overrides), tmp_path / "cut", progress=False,
+            callbacks=[StopAfter(2)])
     assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 2
-    Trainer(load_recipe("digits", overrides), tmp_path / "cut", progress=False,
-            resume=True).fit()
+    fit(load_recipe("digits", overrides), tmp_path / "cut", progress=False,
+            resume=True)
     full, resumed = _weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "cut" / "last.pt")
     for key in full:
         assert torch.equal(full[key], resumed[key]), key
@@ -80,7 +88,7 @@ def test_early_stopping_stops_a_run_and_is_recorded(tmp_path):
     config = load_recipe("digits", ["train.epochs=40", "data.val_fraction=0.2",
                                     "train.early_stopping_patience=2",
                                     "train.early_stopping_min_delta=0.5"])
-    summary = Trainer(config, tmp_path, progress=False).fit()
+    summary = fit(config, tmp_path, progress=False)
     # With min_delta = 50 points nothing after epoch 1 counts as a gain: stop at epoch 3.
     assert summary["epochs"] == 3 and summary["stopped_early"]
     assert summary["monitor"] == "val_acc" and summary["data"]["val"] == 287
@@ -103,7 +111,7 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
 def test_label_smoothing_and_adamw_run(tmp_path):
     config = load_recipe("digits", ["train.epochs=2", "regularize.label_smoothing=0.2",
                                     "schedule.name=constant", "train.precision=bf16"])
-    summary = Trainer(config, tmp_path, progress=False).fit()
+    summary = fit(config, tmp_path, progress=False)
     assert summary["precision"] == "bfloat16" and summary["test_acc"] > 0.5
 
 
@@ -139,8 +147,37 @@ def test_clip_grad_norm_bounds_the_total_norm_after_unscaling(tmp_path, monkeypa
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
     config = load_recipe("digits", ["train.epochs=1", "train.clip_grad_norm=0.05",
                                     "train.precision=bf16", "train.tensorboard=false"])
-    Trainer(config, tmp_path, progress=False).fit()
-    assert len(seen) == 1437 // 64
+    fit(config, tmp_path, progress=False)
+    assert len(seen) == (1437 - 144) // 64  # 10% of the training images are validation
     for before, after in seen:
         assert after == pytest.approx(min(before, 0.05), rel=1e-4)
     assert max(before for before, _ in seen) > 0.05  # the bound was really in force
+
+
+def test_resume_keeps_the_runs_own_config_and_changes_only_the_named_keys(cli, tmp_path):
+    import tomllib
+
+    code, _, err = cli("train", "digits", "--out", tmp_path, "--no-progress", "--set",
+                       "train.epochs=1", "--set", "regularize.label_smoothing=0.0", "--set",
+                       "train.tensorboard=false")
+    assert code == 0, err
+    code, _, err = cli("train", "digits", "--out", tmp_path, "--resume", "--no-progress",
+                       "--set", "train.epochs=2")
+    assert code == 0, err
+    saved = tomllib.loads((tmp_path / "config.toml").read_text())
+    assert saved["train"]["epochs"] == 2  # named on resume
+    assert saved["regularize"]["label_smoothing"] == 0.0  # the run's own, not the recipe's 0.1
+    assert saved["train"]["tensorboard"] is False
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 2
+
+
+def test_a_key_no_one_reads_is_refused_and_defaults_are_not():
+    from deepatlas.tasks import Gan, create_task, unused_keys
+
+    assert unused_keys(load_recipe("gan-progan"), Gan) == []
+    config = load_recipe("gan-dcgan", ["train.tta=flip", "regularize.mixup_alpha=0.2"])
+    assert unused_keys(config, Gan) == ["train.tta", "regularize.mixup_alpha"]
+    from deepatlas.errors import UserError
+
+    with pytest.raises(UserError, match="train.tta does nothing for task gan"):
+        create_task(config)

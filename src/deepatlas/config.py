@@ -12,6 +12,7 @@ import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from deepatlas.errors import UserError, did_you_mean, unknown_name
@@ -26,7 +27,7 @@ class DataConfig:
     image_size: int = 224  # crop size for streamed sets (ImageNet); in-memory sets keep theirs
     train_size_start: int = 0  # progressive resizing: training crops grow from this size...
     train_size_end: int = 0  # ...to this one (FFCV: 160 -> 192, test at 224); 0 = off
-    val_fraction: float = 0.0  # share of the training set held out for validation
+    val_fraction: float = 0.1  # share of the training set held out (seeded) to choose best.pt
     num_workers: int = 2  # DataLoader workers for streamed sets
 
 
@@ -61,7 +62,7 @@ class TrainConfig:
     tta: str = "none"  # none | flip | flip-translate: test on x and its mirror (and shifts)
     early_stopping_patience: int = 0  # epochs without improvement before stopping; 0 = off
     early_stopping_min_delta: float = 0.0
-    monitor: str = "auto"  # metric for `best` and early stopping; auto: val_acc or test_acc
+    monitor: str = "auto"  # validation metric for best.pt and early stopping; auto: the task's
     checkpoint_every_steps: int = 0  # also save last.pt every N steps (0: at epoch ends only)
     deterministic: bool = False  # torch.use_deterministic_algorithms(True)
     tensorboard: bool = True
@@ -89,7 +90,6 @@ class GanConfig:
     critic_steps: int = 1  # discriminator updates per generator update (WGAN-GP: 5)
     gp_lambda: float = 10.0  # weight of the gradient penalty (wgan-gp)
     drift: float = 0.0  # ProGAN's eps_drift * E[D(x)^2], keeps critic scores near 0
-    generator_ema: float = 0.0  # decay of the generator's weight average (ProGAN: 0.999)
     fade_fraction: float = 0.5  # share of each new ProGAN stage spent fading it in
     image_size: int = 32  # generated size; real images are padded (28 -> 32) or resized
     fd_samples: int = 5000  # samples for the Frechet distance, per epoch
@@ -101,7 +101,7 @@ class GanConfig:
 class RunConfig:
     recipe: str = "custom"
     description: str = ""
-    task: str = "classify-images"  # classify-images | classify-nodes | seq2seq
+    task: str = "classify-images"  # classify-images | classify-nodes | seq2seq | gan
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     model: dict[str, Any] = field(default_factory=lambda: {"name": "mlp"})
@@ -127,7 +127,6 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "schedule.name": ("cosine", "onecycle", "constant"),
     "train.precision": ("auto", "fp32", "bf16", "fp16"),
     "train.tta": ("none", "flip", "flip-translate"),
-    "train.monitor": ("auto", "val_acc", "test_acc", "val_loss", "test_loss"),
 }
 
 
@@ -285,7 +284,6 @@ def validate(config: RunConfig) -> None:
          f"{config.distill.alpha}"),
         (config.distill.temperature > 0, "distill.temperature must be > 0"),
         (config.gan.critic_steps >= 1, "gan.critic_steps must be >= 1"),
-        (0 <= config.gan.generator_ema < 1, "gan.generator_ema must be in [0, 1) (0 = off)"),
         (0 <= config.gan.fade_fraction <= 1, "gan.fade_fraction must be in [0, 1]"),
         (config.gan.image_size in (28, 32), "gan.image_size must be 28 or 32"),
         (config.gan.fd_samples >= 2, "gan.fd_samples must be >= 2"),
@@ -348,6 +346,27 @@ def load_recipe(name: str, overrides: list[str] | None = None) -> RunConfig:
     text = resources.files("deepatlas.recipes").joinpath(f"{name}.toml").read_text("utf-8")
     config = from_dict(tomllib.loads(text))
     config.recipe = name
+    apply_overrides(config, overrides or [])
+    return config
+
+
+def resume_config(out_dir: Path, recipe: str, overrides: list[str] | None = None) -> RunConfig:
+    """The config a run in ``out_dir`` was started with, changed only by ``overrides``: a
+    resumed run continues as it began (its own --set values included), not from the recipe's
+    defaults."""
+    saved = Path(out_dir) / "config.toml"
+    if not saved.is_file():
+        return load_recipe(recipe, overrides)  # the Trainer says there is nothing to resume
+    try:
+        table = tomllib.loads(saved.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UserError(f"--resume: {saved} cannot be read ({exc}); it is the run's own "
+                        "config, written by deepatlas train") from None
+    if table.get("recipe") != recipe:
+        raise UserError(f"--resume: {out_dir} is a run of recipe {table.get('recipe')!r}, not "
+                        f"{recipe!r}; resume it with: deepatlas train {table.get('recipe')} "
+                        f"--out {out_dir} --resume")
+    config = from_dict(table)
     apply_overrides(config, overrides or [])
     return config
 

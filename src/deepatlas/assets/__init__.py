@@ -1,2 +1,2 @@
 """Small files shipped with deepatlas: the Fashion-MNIST classifier that the GAN recipes'
-Frechet distance is measured with (see deepatlas.train.gan_quality for how it is made)."""
+Frechet distance is measured with (see deepatlas.tasks.gan_quality for how it is made)."""

@@ -24,7 +24,8 @@ def _add_train(sub) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key; repeat for several")
     p.add_argument("--out", help="run directory (default runs/RECIPE/TIMESTAMP)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out with its "
+                   "own saved config (--set changes only the keys it names)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--seed", type=int, help="shortcut for --set seed=N")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -41,44 +42,38 @@ def cmd_recipes(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from deepatlas.config import load_recipe
-    from deepatlas.train import Trainer
+    from deepatlas.config import load_recipe, resume_config
+    from deepatlas.tasks import fit
+    from deepatlas.train.progress import format_metric
 
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
-    config = load_recipe(args.recipe, overrides)
     if args.resume and not args.out:
         raise UserError("--resume needs --out DIR: the run directory to continue")
+    # A resumed run keeps its own config; --set changes only the keys it names.
+    config = (resume_config(Path(args.out), args.recipe, overrides) if args.resume
+              else load_recipe(args.recipe, overrides))
     out = Path(args.out) if args.out else Path("runs") / args.recipe / time.strftime(
         "%Y%m%d-%H%M%S")
-    if config.task == "classify-nodes":
-        from deepatlas.train.nodes import train_nodes
-
-        summary = train_nodes(config, out, resume=args.resume)
-    elif config.task == "seq2seq":
-        from deepatlas.train.seq2seq import train_seq2seq
-
-        summary = train_seq2seq(config, out, resume=args.resume)
-    elif config.task == "gan":
-        from deepatlas.train.gan import train_gan
-
-        summary = train_gan(config, out, device=args.device, resume=args.resume)
-        print(f"Frechet distance {summary['fd']:.2f} in deepatlas's classifier features (best "
-              f"{summary['best_fd']:.2f}), {summary['classes_covered']}/"
-              f"{summary['num_classes']} classes covered, after {summary['epochs']} epochs in "
-              f"{summary['wall_s']:.1f} s on {summary['device']}; samples in {summary['samples']}")
-    else:
-        summary = Trainer(config, out, device=args.device, resume=args.resume,
-                          progress=not args.no_progress).fit()
-    if summary["test_acc"] is not None and os.environ.get("RANK", "0") == "0":
-        metric = "exact match" if config.task == "seq2seq" else "test accuracy"
-        print(f"{metric} {summary['test_acc']:.2%} (best {summary['best_test_acc']:.2%} at "
-              f"epoch {summary['best_test_epoch']}) after {summary['epochs']} epochs in "
-              f"{summary['wall_s']:.1f} s on {summary['device']}; run written to {out}")
+    summary = fit(config, out, device=args.device, resume=args.resume,
+                  progress=not args.no_progress)
+    if os.environ.get("RANK", "0") != "0":
+        return 0
+    primary = summary["primary"]
+    line = (f"{format_metric(primary, summary[primary])} after {summary['epochs']} epochs in "
+            f"{summary['wall_s']:.1f} s on {summary['device']}")
+    best = summary["best"]
+    if summary["monitor"] and primary in best:
+        line += (f"; best.pt is epoch {summary['best_monitored_epoch']} by "
+                 f"{format_metric(summary['monitor'], best[summary['monitor']])}, with "
+                 f"{format_metric(primary, best[primary])}")
+    if "samples" in summary:
+        line += f"; samples in {summary['samples']}"
+    print(f"{line}; run written to {out}")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from deepatlas.train.evaluate import evaluate_checkpoint
+    from deepatlas.compress.evaluate import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.run, overrides=args.overrides, device=args.device)
     if args.json:
@@ -91,7 +86,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from deepatlas.train.evaluate import predict_images
+    from deepatlas.compress.evaluate import predict_images
 
     for path, top in predict_images(args.checkpoint, args.images, k=args.top):
         guesses = ", ".join(f"{name} {p:.1%}" for name, p in top)
@@ -133,7 +128,7 @@ def cmd_tour(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from deepatlas.train.gan import sample_grid
+    from deepatlas.tasks.gan_images import sample_grid
 
     print(f"wrote {sample_grid(args.checkpoint, args.n, args.out, args.seed)}")
     return 0

@@ -31,7 +31,7 @@ TOLERANCE = 1e-4
 
 
 def _export_pt2(model: nn.Module, example: torch.Tensor, path: Path, meta: str) -> None:
-    from deepatlas.compress.modelfile import META_NAME
+    from deepatlas.models.saved import META_NAME
 
     batch = torch.export.Dim("batch", min=1, max=65536)
     program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
@@ -39,7 +39,7 @@ def _export_pt2(model: nn.Module, example: torch.Tensor, path: Path, meta: str) 
 
 
 def _export_onnx(model: nn.Module, example: torch.Tensor, path: Path, meta: str) -> None:
-    from deepatlas.compress.modelfile import META_NAME
+    from deepatlas.models.saved import META_NAME
 
     try:
         import onnx
@@ -59,7 +59,7 @@ def _export_onnx(model: nn.Module, example: torch.Tensor, path: Path, meta: str)
 
 
 def _export_torchscript(model: nn.Module, example: torch.Tensor, path: Path, meta: str) -> None:
-    from deepatlas.compress.modelfile import META_NAME
+    from deepatlas.models.saved import META_NAME
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notices
@@ -70,7 +70,7 @@ def _export_torchscript(model: nn.Module, example: torch.Tensor, path: Path, met
 def _export_safetensors(model: nn.Module, example: torch.Tensor, path: Path, meta: str) -> None:
     from safetensors.torch import save_file
 
-    from deepatlas.compress.modelfile import META_NAME
+    from deepatlas.models.saved import META_NAME
 
     weights = {k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(weights, str(path), metadata={META_NAME: meta})
@@ -84,16 +84,17 @@ def export_model(run_or_file: str | Path, fmt: str = "pt2", out: str | Path | No
                  ) -> dict[str, Any]:
     """Write ``run_or_file``'s inference model as ``fmt``, read it back, and return where it
     went and the largest output difference from the PyTorch model on 64 test images."""
-    from deepatlas.compress.modelfile import describe, load_model_file
+    from deepatlas.compress.modelfile import load_model_file
     from deepatlas.data import make_loader
+    from deepatlas.models.saved import describe, model_from_checkpoint
+    from deepatlas.tasks.classify_images import data_for
     from deepatlas.train.checkpoint import find_checkpoint, load_checkpoint
-    from deepatlas.train.evaluate import data_for, model_from_checkpoint
 
     if fmt not in FORMATS:
         raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     source = find_checkpoint(run_or_file)
     state = load_checkpoint(source)
-    model, _ = model_from_checkpoint(state)
+    model = model_from_checkpoint(state, "export")
     meta = describe(state, source)
     out = Path(out) if out else source.with_name(f"{source.stem}.{fmt}")
     if out.suffix != f".{fmt}":

@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from deepatlas.errors import UserError
+from deepatlas.models.saved import META_NAME, describe, model_from_checkpoint, read_safetensors
 
-META_NAME = "deepatlas.json"  # the description's name inside exported archives and ONNX files
 SUFFIXES = {".onnx": "onnx", ".pt2": "pt2", ".torchscript": "torchscript",
             ".safetensors": "safetensors"}
 
@@ -73,13 +73,7 @@ def _onnx_runner(path: Path) -> tuple[_Runner, Any]:
     return _Runner(run), session
 
 
-def describe(state: dict[str, Any], source: Path | str) -> dict[str, Any]:
-    """The description every exported file carries, from a training checkpoint."""
-    return {"recipe": state["recipe"], "config": state["config"], "data": state["data"],
-            "epoch": state.get("epoch"), "source": str(source)}
-
-
-def load_model_file(run_or_file: str | Path) -> LoadedModel:
+def load_model_file(run_or_file: str | Path, command: str = "this command") -> LoadedModel:
     """Read a run directory, a checkpoint, an INT8 file or an exported model."""
     from deepatlas.train.checkpoint import find_checkpoint
 
@@ -107,7 +101,7 @@ def load_model_file(run_or_file: str | Path) -> LoadedModel:
         raise UserError(f"{path} could not be read as a {kind} model ({type(exc).__name__}: "
                         f"{str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''})"
                         ) from None
-    return _load_pt(path)
+    return _load_pt(path, command)
 
 
 def _load_onnx(path: Path) -> LoadedModel:
@@ -124,29 +118,15 @@ def _load_onnx(path: Path) -> LoadedModel:
 
 
 def _load_safetensors(path: Path) -> LoadedModel:
-    from safetensors import safe_open
-
-    from deepatlas.train.evaluate import model_from_checkpoint
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = (f.metadata() or {}).get(META_NAME)
-        if meta is None:
-            raise UserError(f"{path} has no '{META_NAME}' metadata: write it with "
-                            "`deepatlas export RUN --format safetensors`")
-        weights = {k: f.get_tensor(k) for k in f.keys()}
-    meta = json.loads(meta)
-    model, _ = model_from_checkpoint({"config": meta["config"], "data": meta["data"],
-                                      "model": weights})
+    meta, model = read_safetensors(path)
     return LoadedModel(path, "safetensors", meta, model)
 
 
-def _load_pt(path: Path) -> LoadedModel:
+def _load_pt(path: Path, command: str) -> LoadedModel:
     from deepatlas.compress.quantize import INT8_FORMAT, load_quantized
     from deepatlas.train.checkpoint import FORMAT, load_checkpoint
-    from deepatlas.train.evaluate import model_from_checkpoint
 
     state = load_checkpoint(path, formats=(FORMAT, INT8_FORMAT))
     if state["format"] == INT8_FORMAT:
         return LoadedModel(path, "int8", describe(state, state["source"]), load_quantized(state))
-    model, _ = model_from_checkpoint(state)
-    return LoadedModel(path, "checkpoint", describe(state, path), model)
+    return LoadedModel(path, "checkpoint", describe(state, path), model_from_checkpoint(state, command))

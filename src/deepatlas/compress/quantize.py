@@ -149,10 +149,11 @@ def quantize_checkpoint(run_or_file: str | Path, calibration: int = 512,
     Returns the report: size in bytes, test accuracy and latency at batch 1 and 256, for the
     fp32 model and the INT8 one, all measured in this call on this machine.
     """
-    from deepatlas.compress.modelfile import describe
+    from deepatlas.config import from_dict
     from deepatlas.data import make_loader
+    from deepatlas.models.saved import describe, model_from_checkpoint
+    from deepatlas.tasks.classify_images import data_for
     from deepatlas.train.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
-    from deepatlas.train.evaluate import data_for, model_from_checkpoint
     from deepatlas.train.runinfo import machine_info
     from deepatlas.train.runtime import evaluate_model, seed_everything
 
@@ -160,7 +161,8 @@ def quantize_checkpoint(run_or_file: str | Path, calibration: int = 512,
         raise UserError(f"--calibration must be >= 1 image, got {calibration}")
     source = find_checkpoint(run_or_file)
     state = load_checkpoint(source)
-    model, config = model_from_checkpoint(state)
+    model = model_from_checkpoint(state, "quantize")
+    config = from_dict(state["config"])
     out = Path(out) if out else source.with_name(source.stem + "-int8.pt")
     seed_everything(seed)
     data = data_for(describe(state, source))
@@ -212,9 +214,9 @@ def quantize_checkpoint(run_or_file: str | Path, calibration: int = 512,
 def load_quantized(state: dict[str, Any]) -> nn.Module:
     """Rebuild an INT8 model from its saved state: the float architecture from the config,
     the same fusion and observers, converted, then the saved integer weights and scales."""
-    from deepatlas.train.evaluate import build_model
+    from deepatlas.models.saved import build_model
 
-    model, _ = build_model(state)
+    model = build_model(state)
     meta = state["data"]
     example = torch.zeros(1, meta["in_channels"], meta["image_size"], meta["image_size"])
     prepared = _prepare(model, example, qat=state.get("qat", False))

@@ -78,8 +78,44 @@ class InMemoryLoader:
                 yield x, self.labels[batch]
 
 
+class TensorBatches:
+    """Shuffled batches of in-memory tensors that share their first dimension (token ids, a
+    GAN's images): each epoch's order is ``randperm(n)`` seeded by (seed, epoch), so a resumed
+    epoch sees the same batches. Under DDP rank ``r`` takes every ``W``-th sample of that order.
+    Yields a tuple of tensors (a single tensor when given one); the last partial batch is
+    dropped."""
+
+    def __init__(self, *tensors: torch.Tensor, batch_size: int, seed: int = 0,
+                 device: torch.device = torch.device("cpu"), rank: int = 0,
+                 world_size: int = 1) -> None:
+        self.tensors = tuple(t.to(device) for t in tensors)
+        self.batch_size, self.seed, self.epoch = batch_size, seed, 0
+        self.rank, self.world_size = rank, world_size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(range(self.rank, len(self.tensors[0]), self.world_size)) // self.batch_size
+
+    def __iter__(self):
+        return self.iterate(0)
+
+    def iterate(self, start: int = 0):
+        n = len(self.tensors[0])
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(
+            self.seed * 1000 + self.epoch))[self.rank::self.world_size]
+        order = order.to(self.tensors[0].device)
+        for b in range(start, len(self)):
+            index = order[b * self.batch_size:(b + 1) * self.batch_size]
+            batch = tuple(t[index] for t in self.tensors)
+            yield batch if len(batch) > 1 else batch[0]
+
+
 class _SkippingSampler(torch.utils.data.Sampler):
-    """A DistributedSampler whose next pass starts ``skip`` indices in (mid-epoch resume)."""
+    """A DistributedSampler whose next pass starts ``skip`` indices in (mid-epoch resume). It
+    yields ``(epoch, index)`` keys, so that :class:`_SeededSamples` can give each sample its
+    own random stream wherever and whenever a worker loads it."""
 
     def __init__(self, sampler: DistributedSampler) -> None:
         self.sampler, self.skip = sampler, 0
@@ -87,10 +123,28 @@ class _SkippingSampler(torch.utils.data.Sampler):
     def __iter__(self):
         indices = list(self.sampler)[self.skip:]
         self.skip = 0
-        return iter(indices)
+        return iter([(self.sampler.epoch, i) for i in indices])
 
     def __len__(self) -> int:
         return len(self.sampler) - self.skip
+
+
+class _SeededSamples(Dataset):
+    """Training samples whose random transforms draw from a stream seeded by (seed, epoch,
+    index): the same crop and flip for a sample in an unbroken epoch and in a resumed one,
+    whichever worker loads it."""
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, index = key
+        with torch.random.fork_rng(devices=[]):  # the loading process's own stream is untouched
+            torch.manual_seed(hash((self.seed, epoch, index)) & 0x7FFF_FFFF_FFFF)
+            return self.dataset[index]
 
 
 class StreamLoader:
@@ -100,13 +154,14 @@ class StreamLoader:
     def __init__(self, dataset: Dataset, batch_size: int, *, train: bool, num_workers: int,
                  seed: int = 0, rank: int = 0, world_size: int = 1, pin_memory: bool = False):
         self.sampler = None
-        self.batch_size = batch_size
+        self.batch_size, self.seed = batch_size, seed
         self.dataset = dataset
         self.size: int | None = None  # the crop set by set_image_size; None: the dataset's own
         if train:
             self.sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank,
                                               shuffle=True, seed=seed)
             self.skipping = _SkippingSampler(self.sampler)
+            dataset = _SeededSamples(dataset, seed)
         else:
             dataset = Subset(dataset, range(rank, len(dataset), world_size))
         self.options = dict(batch_size=batch_size, sampler=self.skipping if train else None,
@@ -123,7 +178,7 @@ class StreamLoader:
         self.size = size
         resize_training_crops(self.dataset, size)
         # Persistent workers hold copies of the old transform: start new ones.
-        self.loader = DataLoader(self.dataset, **self.options)
+        self.loader = DataLoader(_SeededSamples(self.dataset, self.seed), **self.options)
 
     def set_epoch(self, epoch: int) -> None:
         if self.sampler is not None:
@@ -138,8 +193,8 @@ class StreamLoader:
         return iter(self.loader)
 
     def iterate(self, start: int = 0):
-        """Batches from ``start`` on: the same samples as an uninterrupted epoch, though
-        the random transforms of the workers differ."""
+        """Batches from ``start`` on: the same samples, with the same random transforms, as
+        an uninterrupted epoch."""
         if start:
             self.skipping.skip = start * self.batch_size
         return iter(self.loader)

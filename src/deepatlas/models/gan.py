@@ -163,6 +163,41 @@ class ProDiscriminator(nn.Module):
         return self.final(h).squeeze(1)  # (B,)
 
 
+# --------------------------------------------------------------------------- growth schedule
+
+
+def is_progressive(generator: nn.Module) -> bool:
+    """True for a growing (ProGAN) network, whose forward takes ``stage`` and ``alpha``."""
+    return isinstance(generator, (ProGenerator, ProDiscriminator))
+
+
+class Growth:
+    """ProGAN's schedule: the run's steps split evenly over the stages; the first
+    ``fade`` share of every stage after the first fades the new layers in (alpha 0 -> 1)."""
+
+    def __init__(self, stages: int, total_steps: int, fade: float) -> None:
+        self.stages, self.per_stage, self.fade = stages, max(1, total_steps // stages), fade
+
+    def at(self, step: int) -> tuple[int, float]:
+        """(stage, alpha) at training step ``step``."""
+        stage = min(step // self.per_stage, self.stages - 1)
+        into = (step - stage * self.per_stage) / self.per_stage
+        alpha = 1.0 if stage == 0 or self.fade == 0 else min(1.0, into / self.fade)
+        return stage, alpha
+
+
+def at_stage(x: torch.Tensor, stage: int, alpha: float) -> torch.Tensor:
+    """Real images (B, C, H, W) at stage ``stage``'s resolution (4 * 2^stage), blended during a
+    fade-in with the previous resolution upsampled, as the generator's output is."""
+    size = 4 * 2**stage
+    factor = x.shape[-1] // size
+    low = F.avg_pool2d(x, factor) if factor > 1 else x
+    if alpha < 1 and stage > 0:
+        coarse = F.interpolate(F.avg_pool2d(low, 2), scale_factor=2, mode="nearest")
+        low = alpha * low + (1 - alpha) * coarse
+    return low
+
+
 # --------------------------------------------------------------------------- registry entries
 # kind "gan": built like the classifiers, from the data's shape; num_classes is unused.
 

@@ -28,7 +28,7 @@ class Callback:
 class MonitorMixin:
     """Tracks the best value of one metric; ``mode`` is ``max`` (accuracy) or ``min`` (loss)."""
 
-    def __init__(self, monitor: str, mode: str, min_delta: float = 0.0) -> None:
+    def __init__(self, monitor: str | None, mode: str, min_delta: float = 0.0) -> None:
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
         self.monitor, self.mode, self.min_delta = monitor, mode, abs(min_delta)
@@ -78,14 +78,18 @@ class EarlyStopping(MonitorMixin, Callback):
 
 
 class ModelCheckpoint(MonitorMixin, Callback):
-    """Write ``last.pt`` after every epoch and ``best.pt`` when ``monitor`` improves."""
+    """Write ``last.pt`` after every epoch and ``best.pt`` when ``monitor`` (a validation
+    metric, never a test one) improves."""
 
-    def __init__(self, monitor: str = "test_acc", mode: str = "max") -> None:
+    def __init__(self, monitor: str | None = "val_acc", mode: str = "max") -> None:
         super().__init__(monitor, mode)
         self.best_epoch = 0
 
     def on_epoch_end(self, trainer: "Trainer", metrics: dict[str, float]) -> None:
-        improved = self.monitor in metrics and self.improves(metrics[self.monitor])
+        # No monitor (a task or recipe without a validation split): no best.pt, and
+        # everything that reads a run falls back to last.pt.
+        improved = (self.monitor is not None and self.monitor in metrics
+                    and self.improves(metrics[self.monitor]))
         if improved:
             self.best, self.best_epoch = metrics[self.monitor], int(metrics["epoch"])
         # `last` is written with this callback's updated state, then copied to `best`.

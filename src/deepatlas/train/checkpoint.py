@@ -84,11 +84,3 @@ def load_checkpoint(path: str | Path, formats: tuple[str, ...] = (FORMAT,)) -> d
                         + (f"; it is a {found} file, which this command does not take"
                            if found else ""))
     return state
-
-
-def inference_weights(state: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The weights to predict with: the EMA's when the run kept one, else the model's."""
-    ema = state.get("ema")
-    if ema:
-        return {k[len("module."):]: v for k, v in ema.items() if k.startswith("module.")}
-    return state["model"]

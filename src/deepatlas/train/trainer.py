@@ -1,13 +1,11 @@
-"""One Trainer for supervised image classification (MAP 3, 5, 8).
+"""The one Trainer (MAP 3, 5, 8): every recipe is a :class:`~deepatlas.train.task.Task` on it.
 
-``Trainer(config, out_dir).fit()`` loads the data, builds the model from the registry, trains
-with the configured optimizer, schedule, precision and regularisation, evaluates every epoch,
-and writes the run directory:
+``Trainer(task, out_dir).fit()`` trains ``task`` and writes the run directory:
 
     config.toml    the fully resolved config
     metrics.jsonl  one JSON object per epoch
     summary.json   the result, with hardware and versions
-    last.pt        everything needed to resume exactly (best.pt: the best epoch's)
+    last.pt        everything needed to resume exactly (best.pt: the best validated epoch's)
     tb/            TensorBoard event files
 
 Under ``torchrun`` the same code runs DistributedDataParallel; only rank 0 writes.
@@ -16,7 +14,6 @@ Under ``torchrun`` the same code runs DistributedDataParallel; only rank 0 write
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import threading
@@ -30,36 +27,45 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from deepatlas.config import RunConfig
-from deepatlas.data import ImageData, load_data, make_loader
-from deepatlas.data.mixup import mixup
-from deepatlas.data.progressive import progressive_size
 from deepatlas.errors import TrainingDiverged, TrainingInterrupted, UserError
-from deepatlas.losses import soft_distillation_loss, soft_target_cross_entropy
-from deepatlas.models import create_model
+from deepatlas.train import state as run_state
 from deepatlas.train.callbacks import Callback, EarlyStopping, ModelCheckpoint
-from deepatlas.train.checkpoint import load_checkpoint, save_checkpoint
 from deepatlas.train.distributed import (DistEnv, all_reduce_sum, init_distributed,
                                          resolve_device, shutdown)
 from deepatlas.train.optim import build_optimizer, build_schedule
-from deepatlas.train.progress import EpochProgress
+from deepatlas.train.progress import EpochProgress, format_metrics
 from deepatlas.train.rundir import prepare_out_dir
 from deepatlas.train.runinfo import machine_info
-from deepatlas.train.runtime import (autocast_dtype, evaluate_model, rng_state, seed_everything,
-                                     set_rng_state)
+from deepatlas.train.runtime import autocast_dtype, seed_everything
+from deepatlas.train.task import Context, Task
 
-PROGRESS_EVERY = 10  # steps between progress-bar loss updates (each one syncs the device)
+PROGRESS_EVERY = 10  # steps between progress-bar and NaN checks (each one syncs the device)
 
 # Fault injection for the tests of never-lose-a-run (tests/test_faults.py); unset in real runs.
 TEST_STEP_DELAY = "DEEPATLAS_TEST_STEP_DELAY"  # seconds to sleep after every step
 TEST_CRASH_AT_STEP = "DEEPATLAS_TEST_CRASH_AT_STEP"  # the last rank dies there, first attempt
+TEST_NAN_AT_STEP = "DEEPATLAS_TEST_NAN_AT_STEP"  # the loss of that step becomes NaN
+TEST_SIGNAL_AT_STEP = "DEEPATLAS_TEST_SIGINT_AT_STEP"  # the process sends itself SIGINT there
+
+
+class Group:
+    """An optimiser group at run time: its model, optimiser, schedule and loss scaler."""
+
+    def __init__(self, name: str, every: int, model: nn.Module, trainer: "Trainer") -> None:
+        cfg = trainer.config
+        self.name, self.every, self.model = name, every, model
+        self.optimizer = build_optimizer(model, cfg.optim)
+        steps = max(1, len(trainer.task.train_loader) // every)
+        self.scheduler = build_schedule(self.optimizer, cfg.schedule, steps, cfg.train.epochs)
+        self.scaler = torch.amp.GradScaler(trainer.device.type,
+                                           enabled=trainer.amp_dtype == torch.float16)
 
 
 class Trainer:
-    def __init__(self, config: RunConfig, out_dir: str | Path, *, device: str = "auto",
+    def __init__(self, task: Task, out_dir: str | Path, *, device: str = "auto",
                  resume: bool = False, progress: bool = True,
                  callbacks: list[Callback] | None = None) -> None:
-        self.config = config
+        self.task, self.config = task, task.config
         self.out_dir = Path(out_dir)
         self.resume = resume
         self.progress = progress
@@ -69,7 +75,7 @@ class Trainer:
         self.interrupted: int | None = None  # the signal that asked us to stop
         self.history: list[dict[str, float]] = []
         self.position = 0  # batches done in the current epoch
-        self.partial: list[float] = [0.0, 0.0, 0.0]  # loss sum, correct, seen in this epoch
+        self.partial: dict[str, list[float]] = {}  # this epoch's log sums and counts so far
 
     # ------------------------------------------------------------------ set-up
 
@@ -93,236 +99,183 @@ class Trainer:
         elif self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         self.amp_dtype = autocast_dtype(cfg.train.precision, self.device)
-
-        self.data: ImageData = load_data(cfg.data.name, data_dir=cfg.data.dir,
-                                         download=cfg.data.download,
-                                         image_size=cfg.data.image_size,
-                                         val_fraction=cfg.data.val_fraction,
-                                         augment=cfg.data.augment)
-        per_rank = cfg.train.batch_size // self.dist.world_size
-        common = dict(device=self.device, seed=cfg.seed, rank=self.dist.rank,
-                      world_size=self.dist.world_size, num_workers=cfg.data.num_workers)
-        self.train_loader = make_loader(self.data, "train", per_rank, augment=cfg.data.augment,
-                                        **common)
-        if len(self.train_loader) == 0:
+        self.memory_format = (torch.channels_last if self.task.image_task
+                              and cfg.train.channels_last else torch.contiguous_format)
+        self.ctx = Context(cfg, self.device, self.dist, self.amp_dtype, self.memory_format,
+                           self.out_dir, self.dist.is_main)
+        task = self.task
+        task.setup(self.ctx)
+        if len(task.train_loader) == 0:
             raise UserError(f"train.batch_size={cfg.train.batch_size} is larger than the "
-                            f"{len(self.data.train)} training images; lower it")
-        self.eval_loaders = {split: make_loader(self.data, split, cfg.train.eval_batch_size,
-                                                **common)
-                             for split in ("val", "test") if getattr(self.data, split) is not None}
-
-        options = {k: v for k, v in cfg.model.items() if k != "name"}
-        self.model = create_model(cfg.model["name"], in_channels=self.data.in_channels,
-                                  image_size=self.data.image_size,
-                                  num_classes=self.data.num_classes, **options).to(self.device)
-        if hasattr(self.model, "fit_to_data"):  # data-dependent init (airbench's whitening)
-            x, _ = next(iter(self.train_loader))
-            self.model.fit_to_data(x.to(self.device))
-        self.memory_format = (torch.channels_last if cfg.train.channels_last
-                              else torch.contiguous_format)
-        self.model = self.model.to(memory_format=self.memory_format)
-        self.num_params = sum(p.numel() for p in self.model.parameters())
-        self.optimizer = build_optimizer(self.model, cfg.optim)
-        self.scheduler = build_schedule(self.optimizer, cfg.schedule,
-                                        len(self.train_loader), cfg.train.epochs)
-        self.scaler = torch.amp.GradScaler(self.device.type,
-                                           enabled=self.amp_dtype == torch.float16)
+                            "training set; lower it")
+        for name, model in task.models.items():
+            task.models[name] = model.to(self.device, memory_format=self.memory_format)
+        self.groups = [Group(g.name, g.every, task.models[g.name], self)
+                       for g in task.optimizer_groups()]
+        self.num_params = sum(p.numel() for m in task.models.values() for p in m.parameters())
         self.ema = None
         if cfg.train.ema_decay > 0:
-            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(
-                cfg.train.ema_decay), use_buffers=True)
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.regularize.label_smoothing)
-        self.teacher = None
-        if cfg.distill.teacher:
-            from deepatlas.compress.distill import load_teacher
+            self.ema = AveragedModel(task.models[task.ema_model], use_buffers=True,
+                                     multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema_decay))
+        self._setup_callbacks()
+        self.start_epoch, self.step, self.elapsed_before = 0, 0, 0.0
+        if self.resume:
+            run_state.restore(self, run_state.load_checkpoint(self.out_dir / "last.pt"))
+            task.step = self.step
+        task.train_models = dict(task.models)
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            for group in self.groups:
+                task.train_models[group.name] = DistributedDataParallel(group.model,
+                                                                        device_ids=ids)
 
-            self.teacher = load_teacher(cfg.distill.teacher, self.data, self.device,
-                                        self.memory_format)
-
-        monitor = cfg.train.monitor
-        if monitor == "auto":
-            monitor = "val_acc" if self.data.val is not None else "test_acc"
-        mode = "min" if monitor.endswith("loss") else "max"
+    def _setup_callbacks(self) -> None:
+        cfg, task = self.config.train, self.task
+        monitor, mode = task.monitor or (None, "max")
+        if cfg.monitor != "auto":
+            monitor, mode = cfg.monitor, "min" if cfg.monitor.endswith("loss") else "max"
+        if monitor is not None and monitor.startswith("test"):
+            raise UserError(f"train.monitor={monitor} would choose the model on the test set; "
+                            "monitor a validation metric (val_acc, val_loss)")
         self.callbacks: list[Callback] = list(self.extra_callbacks)
-        if cfg.train.early_stopping_patience > 0:
-            self.callbacks.append(EarlyStopping(monitor, cfg.train.early_stopping_patience,
-                                                cfg.train.early_stopping_min_delta, mode))
+        if cfg.early_stopping_patience > 0:
+            if monitor is None:
+                raise UserError(f"early stopping needs a validation split to watch; task "
+                                f"{task.name} has none here (set data.val_fraction > 0)")
+            self.callbacks.append(EarlyStopping(monitor, cfg.early_stopping_patience,
+                                                cfg.early_stopping_min_delta, mode))
         self.checkpointer = ModelCheckpoint(monitor, mode)
         self.callbacks.append(self.checkpointer)  # last: it saves the others' updated state
 
-        self.start_epoch, self.step, self.elapsed_before = 0, 0, 0.0
-        if self.resume:
-            self._restore(load_checkpoint(self.out_dir / "last.pt"))
-        self.train_model: nn.Module = self.model
-        if self.dist.enabled:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.train_model = DistributedDataParallel(self.model, device_ids=ids)
-
     # ------------------------------------------------------------------ checkpoints
-
-    def checkpoint_state(self) -> dict[str, Any]:
-        return {
-            "recipe": self.config.recipe,
-            "config": self.config.to_dict(),
-            "model": self.model.state_dict(),
-            "ema": self.ema.state_dict() if self.ema is not None else None,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "epoch": self.epoch,
-            "step": self.step,
-            "position": self.position,
-            "partial": self.partial,
-            "elapsed_s": self.elapsed_before + time.perf_counter() - self.t0,
-            "rng": rng_state(self.device),
-            "callbacks": {type(c).__name__: c.state_dict() for c in self.callbacks},
-            "history": self.history,
-            "data": {"name": self.data.name, "classes": self.data.classes,
-                     "in_channels": self.data.in_channels, "image_size": self.data.image_size,
-                     "mean": list(self.data.mean), "std": list(self.data.std)},
-        }
 
     def save_checkpoint(self, name: str) -> None:
         """Write ``name`` atomically (rank 0), after checking that every weight is finite:
         a diverged run never replaces a good checkpoint."""
         if not self.dist.is_main:
             return
-        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
-            raise TrainingDiverged(
-                f"weights became NaN/Inf in epoch {self.epoch + 1} by step {self.step}; "
-                f"{self.out_dir / 'last.pt'} keeps the last good state. Try a lower optim.lr, "
-                "--set train.clip_grad_norm=1.0, or --set train.precision=fp32")
+        for model in self.task.models.values():
+            if not all(torch.isfinite(p).all() for p in model.parameters()):
+                raise TrainingDiverged(
+                    f"weights became NaN/Inf in epoch {self.epoch + 1} by step {self.step}; "
+                    f"{self._kept()} Try a lower optim.lr, --set train.clip_grad_norm=1.0, or "
+                    "--set train.precision=fp32")
         try:
-            save_checkpoint(self.checkpoint_state(), self.out_dir / name)
+            run_state.save_checkpoint(run_state.checkpoint_state(self), self.out_dir / name)
         except OSError as exc:
             raise UserError(f"could not write {self.out_dir / name}: {exc.strerror or exc}; the "
                             "previous checkpoint is intact. Free some space (or pick another "
                             "--out and copy last.pt there) and run again with --resume") from None
 
-    def _restore(self, state: dict[str, Any]) -> None:
-        saved = state["config"]
-        if saved["model"] != self.config.model:
-            raise UserError(f"--resume: the checkpoint's model {saved['model']} differs from the "
-                            f"config's {self.config.model}; resume with the same recipe and "
-                            "model keys")
-        if saved["data"]["name"] != self.config.data.name:
-            raise UserError(f"--resume: the run was trained on data.name={saved['data']['name']}, "
-                            f"not {self.config.data.name}")
-        if saved["optim"]["name"] != self.config.optim.name:
-            raise UserError(f"--resume: the run used optim.name={saved['optim']['name']}; its "
-                            f"saved state does not fit {self.config.optim.name} (the lr, "
-                            "epochs and most other keys may change on resume)")
-        self.model.load_state_dict(state["model"])
-        if self.ema is not None and state.get("ema"):
-            self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        # The config wins over the saved hyperparameters, so that a diverged run can resume
-        # with --set optim.lr=<lower> (the saved moments and step counts are kept).
-        decays = (self.config.optim.weight_decay, 0.0)
-        self.scheduler.base_lrs = [self.config.optim.lr] * len(self.optimizer.param_groups)
-        for group, factor, decay in zip(self.optimizer.param_groups, self.scheduler.lr_lambdas,
-                                        decays):
-            group["initial_lr"] = self.config.optim.lr
-            group["lr"] = self.config.optim.lr * factor(self.scheduler.last_epoch)
-            if "weight_decay" in group:
-                group["weight_decay"] = decay
-        self.scaler.load_state_dict(state["scaler"])
-        self.start_epoch, self.step = state["epoch"], state["step"]
-        self.position = state.get("position", 0)
-        # Rank 0 carries the epoch's running sums (already summed over ranks); the others
-        # start from zero, so the epoch-end all-reduce totals them right.
-        if self.position and self.dist.is_main:
-            self.partial = list(state["partial"])
-        self.elapsed_before = state["elapsed_s"]
-        self.history = list(state["history"])
-        for callback in self.callbacks:
-            if type(callback).__name__ in state["callbacks"]:
-                callback.load_state_dict(state["callbacks"][type(callback).__name__])
-        set_rng_state(state["rng"], self.device)
+    def _kept(self) -> str:
+        if (self.out_dir / "last.pt").is_file():
+            return f"{self.out_dir / 'last.pt'} keeps the last good state."
+        return "no checkpoint had been written yet."
 
-    # ------------------------------------------------------------------ loops
-
-    def _autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                              enabled=self.amp_dtype is not None)
+    # ------------------------------------------------------------------ one epoch
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
-        self.train_model.train()
-        self.train_loader.set_epoch(epoch)
-        cfg = self.config
-        if cfg.data.train_size_start:  # progressive resizing (FFCV)
-            self.train_size = progressive_size(epoch, cfg.train.epochs, cfg.data.train_size_start,
-                                               cfg.data.train_size_end)
-            self.train_loader.set_image_size(self.train_size)
+        cfg, task = self.config, self.task
+        for model in task.models.values():
+            model.train()
+        loader = task.train_loader
+        loader.set_epoch(epoch)
+        extra = task.on_train_epoch_start(epoch)
         start, self.position = self.position, 0  # > 0 when resuming mid-epoch
-        loss_sum, correct, seen = (torch.tensor(v, device=self.device, dtype=torch.float64)
-                                   for v in self.partial)
-        clip, every = cfg.train.clip_grad_norm, cfg.train.checkpoint_every_steps
-        mixup_alpha = cfg.regularize.mixup_alpha
-        smoothing, k = cfg.regularize.label_smoothing, self.data.num_classes
+        # Rank 0 carries a resumed epoch's sums (already summed over ranks); the others start
+        # from zero, so the epoch-end all-reduce totals them right.
+        carried = self.partial if (start and self.dist.is_main) else {}
+        self.sums = {k: torch.tensor(s, device=self.device, dtype=torch.float64)
+                     for k, (s, _) in carried.items()}
+        self.counts = {k: torch.tensor(c, device=self.device, dtype=torch.float64)
+                       for k, (_, c) in carried.items()}
+        self.bad = torch.zeros((), dtype=torch.bool, device=self.device)
+        every = cfg.train.checkpoint_every_steps
         delay = float(os.environ.get(TEST_STEP_DELAY, "0"))
-        steps = len(self.train_loader)
+        steps = len(loader)
         with EpochProgress(epoch + 1, cfg.train.epochs, steps,
                            self.progress and self.dist.is_main) as bar:
             bar.advance(start)
-            for i, (x, y) in enumerate(self.train_loader.iterate(start), start):
-                x = x.to(self.device, non_blocking=True, memory_format=self.memory_format)
-                y = y.to(self.device, non_blocking=True)
-                with self._autocast():
-                    if mixup_alpha > 0:
-                        x, target = mixup(x, y, mixup_alpha, k)
-                        logits = self.train_model(x)  # (B, K)
-                        loss = soft_target_cross_entropy(logits.float(),
-                                                         target * (1 - smoothing) + smoothing / k)
-                    else:
-                        logits = self.train_model(x)  # (B, K)
-                        loss = self.criterion(logits, y)
-                    if self.teacher is not None:  # MAP 5.3: alpha * hard + (1 - alpha) * soft
-                        with torch.no_grad():
-                            teacher_logits = self.teacher(x)  # (B, K), the same (mixed) input
-                        alpha = cfg.distill.alpha
-                        loss = alpha * loss + (1 - alpha) * soft_distillation_loss(
-                            logits.float(), teacher_logits.float(), cfg.distill.temperature)
-                self.optimizer.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
-                if clip > 0:
-                    self.scaler.unscale_(self.optimizer)  # clip true gradients, not scaled ones
-                    nn.utils.clip_grad_norm_(self.model.parameters(), clip)
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                self.scheduler.step()
-                if self.ema is not None:
-                    self.ema.update_parameters(self.model)
+            for i, batch in enumerate(loader.iterate(start), start):
+                batch = self._to_device(batch)
+                task.step = self.step
+                for group in self.groups:
+                    if (self.step + 1) % group.every == 0:
+                        self._optimizer_step(group, batch)
                 self.step += 1
                 self.position = i + 1
-                loss_sum += loss.detach() * len(y)
-                correct += (logits.argmax(1) == y).sum()
-                seen += len(y)
                 if self.position % PROGRESS_EVERY == 0 or self.position == steps:
-                    mean_loss = loss_sum.item() / seen.item()
-                    self._check_finite(mean_loss, epoch, self.position)
-                    bar.advance(self.position - bar.done, mean_loss)
+                    self._check_finite(epoch)
+                    bar.advance(self.position - bar.done, self._mean(next(iter(self.sums), "")))
                 if delay:
                     time.sleep(delay)
                 self._maybe_crash_for_test()
                 mid_epoch = self.position < steps
                 if mid_epoch and (self.interrupted or (every and self.step % every == 0)):
-                    self._save_mid_epoch(loss_sum, correct, seen, epoch)
+                    self.partial = self._reduced_sums()
+                    self._check_finite(epoch)
+                    self.save_checkpoint("last.pt")
                 if self.interrupted and mid_epoch:
                     self._stop_for_signal(epoch)
-        self.position, self.partial = 0, [0.0, 0.0, 0.0]
-        totals = all_reduce_sum(torch.stack([loss_sum, correct, seen]), self.dist).tolist()
-        metrics = {"train_loss": totals[0] / totals[2], "train_acc": totals[1] / totals[2]}
-        if cfg.data.train_size_start:
-            metrics["train_size"] = self.train_size
-        return metrics
+        self._check_finite(epoch)
+        task.step = self.step
+        totals = self._reduced_sums()
+        self.position, self.partial = 0, {}
+        return {**{f"train_{k}": s / max(c, 1e-12) for k, (s, c) in totals.items()}, **extra}
 
-    def _save_mid_epoch(self, loss_sum, correct, seen, epoch: int) -> None:
-        totals = all_reduce_sum(torch.stack([loss_sum, correct, seen]), self.dist)
-        self._check_finite(totals[0].item() / totals[2].item(), epoch, self.position)
-        self.partial = totals.tolist()
-        self.save_checkpoint("last.pt")
+    def _optimizer_step(self, group: Group, batch: Any) -> None:
+        with self.ctx.autocast():
+            out = self.task.training_step(batch, group.name)
+        loss = out.loss
+        if os.environ.get(TEST_NAN_AT_STEP) == str(self.step):
+            loss = loss * float("nan")
+        self.bad |= ~torch.isfinite(loss.detach())
+        group.optimizer.zero_grad(set_to_none=True)
+        group.scaler.scale(loss).backward()
+        clip = self.config.train.clip_grad_norm
+        if clip > 0:
+            group.scaler.unscale_(group.optimizer)  # clip true gradients, not scaled ones
+            nn.utils.clip_grad_norm_(group.model.parameters(), clip)
+        group.scaler.step(group.optimizer)
+        group.scaler.update()
+        group.scheduler.step()
+        if self.ema is not None and group.name == self.task.ema_model:
+            self.ema.update_parameters(group.model)
+        for key, value in out.logs.items():
+            value = torch.as_tensor(value, device=self.device).detach().double()
+            zero = torch.zeros((), device=self.device, dtype=torch.float64)
+            self.sums[key] = self.sums.get(key, zero) + value * out.n
+            self.counts[key] = self.counts.get(key, zero) + out.n
+
+    def _to_device(self, batch: Any) -> Any:
+        if isinstance(batch, torch.Tensor):
+            if batch.ndim == 4:
+                return batch.to(self.device, non_blocking=True, memory_format=self.memory_format)
+            return batch.to(self.device, non_blocking=True)
+        if isinstance(batch, (tuple, list)):
+            return type(batch)(self._to_device(b) for b in batch)
+        return batch
+
+    def _reduced_sums(self) -> dict[str, list[float]]:
+        keys = list(self.sums)  # the order the task logs them in: the same on every rank
+        if not keys:
+            return {}
+        stacked = torch.stack([self.sums[k] for k in keys] + [self.counts[k] for k in keys])
+        values = all_reduce_sum(stacked, self.dist).tolist()
+        return {k: [values[i], values[len(keys) + i]] for i, k in enumerate(keys)}
+
+    def _mean(self, key: str) -> float | None:
+        if key not in self.sums:
+            return None
+        return (self.sums[key] / self.counts[key].clamp_min(1e-12)).item()
+
+    def _check_finite(self, epoch: int) -> None:
+        bad = bool(self.bad.item()) or any(not torch.isfinite(s) for s in self.sums.values())
+        if bad:
+            raise TrainingDiverged(
+                f"the training loss became NaN/Inf in epoch {epoch + 1} by step {self.step}; "
+                f"{self._kept()} Try a lower optim.lr, --set train.clip_grad_norm=1.0, or "
+                "--set train.precision=fp32")
 
     def _stop_for_signal(self, epoch: int) -> None:
         name = signal.Signals(self.interrupted).name
@@ -332,24 +285,20 @@ class Trainer:
             f"--out {self.out_dir} --resume")
 
     def _maybe_crash_for_test(self) -> None:
+        if os.environ.get(TEST_SIGNAL_AT_STEP) == str(self.step):
+            os.kill(os.getpid(), signal.SIGINT)
         crash_at = os.environ.get(TEST_CRASH_AT_STEP)
         if (crash_at and self.step == int(crash_at)
                 and self.dist.rank == self.dist.world_size - 1
                 and os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"):
             os._exit(17)  # a rank dies as a killed process would: no clean-up
 
-    def _check_finite(self, loss: float, epoch: int, step: int) -> None:
-        if not math.isfinite(loss):
-            raise TrainingDiverged(
-                f"the training loss became {loss} in epoch {epoch + 1} by step {step}; the last "
-                "good checkpoint is kept. Try a lower optim.lr, --set train.clip_grad_norm=1.0, "
-                "or --set train.precision=fp32")
-
-    def evaluate(self, loader) -> tuple[float, float]:
-        """(mean loss, accuracy) of the EMA weights when kept, else of the model."""
-        model = self.ema.module if self.ema is not None else self.model
-        return evaluate_model(model, loader, self.device, self.amp_dtype, self.memory_format,
-                              self.dist, tta=self.config.train.tta)
+    def inference_models(self) -> dict[str, nn.Module]:
+        """The task's models, with the EMA's weights in place of the averaged one's."""
+        models = dict(self.task.models)
+        if self.ema is not None:
+            models[self.task.ema_model] = self.ema.module
+        return models
 
     # ------------------------------------------------------------------ the run
 
@@ -379,14 +328,11 @@ class Trainer:
             if self.interrupted is not None:
                 raise KeyboardInterrupt
             self.interrupted = signum
-            if self._is_main():
+            if not hasattr(self, "dist") or self.dist.is_main:
                 print(f"\n{signal.Signals(signum).name}: saving a checkpoint after this step "
                       "(again to quit at once)", flush=True)
 
         return {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def _is_main(self) -> bool:
-        return not hasattr(self, "dist") or self.dist.is_main
 
     def _fit(self) -> dict[str, Any]:
         cfg = self.config
@@ -412,18 +358,29 @@ class Trainer:
             metrics.update(self._train_epoch(epoch))
             every = cfg.train.eval_every
             if epoch + 1 == cfg.train.epochs or (every > 0 and (epoch + 1) % every == 0):
-                for split, loader in self.eval_loaders.items():
-                    metrics[f"{split}_loss"], metrics[f"{split}_acc"] = self.evaluate(loader)
-            metrics["lr"] = self.optimizer.param_groups[0]["lr"]
+                models = self.inference_models()
+                for model in models.values():
+                    model.eval()
+                metrics.update(self.task.evaluate(models))
+                self._check_monitor(metrics)
+            metrics["lr"] = self.groups[0].optimizer.param_groups[0]["lr"]
             metrics["wall_s"] = self.elapsed_before + time.perf_counter() - self.t0
             self.epoch = epoch + 1
             self.history.append(metrics)
             for callback in self.callbacks:
                 callback.on_epoch_end(self, metrics)
             self._log(metrics)
+            if self.dist.is_main:
+                self.task.on_epoch_end(epoch, metrics, self.inference_models())
             if self.interrupted:
                 self._stop_for_signal(epoch)
         return self._finish(stopper)
+
+    def _check_monitor(self, metrics: dict[str, float]) -> None:
+        monitor = self.checkpointer.monitor
+        if monitor is not None and monitor not in metrics:
+            raise UserError(f"train.monitor={monitor} is not a metric of task {self.task.name}; "
+                            f"it reports {', '.join(k for k in metrics if k != 'epoch')}")
 
     def _log(self, m: dict[str, float]) -> None:
         if not self.dist.is_main:
@@ -434,24 +391,24 @@ class Trainer:
             for key, value in m.items():
                 if key != "epoch":
                     self.writer.add_scalar(key.replace("_", "/", 1), value, int(m["epoch"]))
-        test = (f"  test_loss {m['test_loss']:.4f}  test_acc {m['test_acc']:.2%}"
-                if "test_acc" in m else "")
-        val = f" val_acc {m['val_acc']:.2%}" if "val_acc" in m else ""
-        print(f"epoch {int(m['epoch']):>3}/{self.config.train.epochs}  train_loss "
-              f"{m['train_loss']:.4f}{test}{val}  lr {m['lr']:.3g}  {m['wall_s']:.1f}s",
-              flush=True)
+        shown = {k: v for k, v in m.items() if k not in ("epoch", "wall_s")}
+        print(f"epoch {int(m['epoch']):>3}/{self.config.train.epochs}  "
+              f"{format_metrics(shown)}  {m['wall_s']:.1f}s", flush=True)
 
     def _finish(self, stopper: EarlyStopping | None) -> dict[str, Any]:
-        evaluated = [m for m in self.history if "test_acc" in m]
-        last = evaluated[-1] if evaluated else {}
-        best = max(evaluated, key=lambda m: m["test_acc"]) if evaluated else {}
+        task = self.task
+        evaluated = [m for m in self.history if task.primary in m]
+        final = evaluated[-1] if evaluated else {}
+        best = next((m for m in self.history if m["epoch"] == self.checkpointer.best_epoch), {})
+        skip = ("epoch", "lr", "wall_s")
         summary = {
             "recipe": self.config.recipe,
-            "test_acc": last.get("test_acc"),
-            "best_test_acc": best.get("test_acc"),
-            "best_test_epoch": best.get("epoch"),
+            "task": task.name,
+            "primary": task.primary,
+            **{k: v for k, v in final.items() if k not in skip},
             "monitor": self.checkpointer.monitor,
-            "best_monitored_epoch": self.checkpointer.best_epoch,
+            "best_monitored_epoch": self.checkpointer.best_epoch or self.epoch,
+            "best": {k: v for k, v in best.items() if k not in skip},
             "epochs": self.epoch,
             "stopped_early": bool(stopper is not None and stopper.stopped_epoch),
             "wall_s": self.elapsed_before + time.perf_counter() - self.t0,
@@ -459,12 +416,11 @@ class Trainer:
             "precision": str(self.amp_dtype or torch.float32).replace("torch.", ""),
             "world_size": self.dist.world_size,
             "seed": self.config.seed,
-            "data": {"name": self.data.name, "source": self.data.source,
-                     "train": len(self.data.train), "test": len(self.data.test),
-                     "val": len(self.data.val) if self.data.val is not None else 0},
+            "data": task.data_summary(),
             "out_dir": str(self.out_dir),
             **machine_info(self.device),
         }
         if self.dist.is_main:
+            summary.update(task.finish(self.history, self.inference_models()))
             (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary

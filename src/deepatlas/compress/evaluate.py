@@ -1,4 +1,4 @@
-"""Re-evaluate and predict from a saved model (``deepatlas eval``, ``deepatlas predict``): a
+"""``deepatlas eval`` and ``deepatlas predict``: any saved image classifier, whether a
 checkpoint, an INT8 file or an exported model (see :mod:`deepatlas.compress.modelfile`)."""
 
 from __future__ import annotations
@@ -8,62 +8,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from deepatlas.config import RunConfig, apply_overrides, from_dict
-from deepatlas.data import ImageData, load_data, make_loader
+from deepatlas.compress.modelfile import load_model_file
+from deepatlas.config import from_dict
+from deepatlas.data import make_loader
 from deepatlas.errors import UserError
-from deepatlas.models import create_model
-from deepatlas.train.checkpoint import inference_weights
+from deepatlas.tasks.classify_images import data_for
 from deepatlas.train.distributed import resolve_device
 from deepatlas.train.runtime import autocast_dtype, evaluate_model
-
-
-def build_model(state: dict[str, Any]) -> tuple[nn.Module, RunConfig]:
-    """The untrained image classifier a saved state's config and data shape describe."""
-    config = from_dict(state["config"])
-    if config.task != "classify-images":
-        raise UserError(f"eval and predict work on image classifiers; this is a {config.task} "
-                        "run, whose summary.json and metrics.jsonl hold its results")
-    meta = state["data"]
-    options = {k: v for k, v in config.model.items() if k != "name"}
-    model = create_model(config.model["name"], in_channels=meta["in_channels"],
-                         image_size=meta["image_size"], num_classes=len(meta["classes"]),
-                         **options)
-    return model, config
-
-
-def model_from_checkpoint(state: dict[str, Any]) -> tuple[nn.Module, RunConfig]:
-    """The model a checkpoint describes, with its inference weights loaded."""
-    model, config = build_model(state)
-    try:
-        model.load_state_dict(inference_weights(state))
-    except RuntimeError as exc:
-        raise UserError(f"the checkpoint's weights do not fit model {config.model}: "
-                        f"{str(exc).splitlines()[0]}") from None
-    return model.eval(), config
-
-
-def data_for(meta: dict[str, Any], overrides: list[str] | None = None) -> ImageData:
-    """The data set a saved model was trained on, normalised with its saved statistics."""
-    config = from_dict(meta["config"])
-    for item in overrides or []:
-        if not item.startswith("data."):
-            raise UserError(f"eval --set takes data.* keys only (data.dir=FOLDER), got {item!r}")
-    apply_overrides(config, overrides or [])
-    data = load_data(config.data.name, data_dir=config.data.dir, download=config.data.download,
-                     image_size=config.data.image_size)
-    if data.classes != meta["data"]["classes"]:
-        raise UserError(f"{data.source} has classes {data.classes[:5]}..., the model was "
-                        f"trained on {meta['data']['classes'][:5]}...")
-    data.mean, data.std = tuple(meta["data"]["mean"]), tuple(meta["data"]["std"])
-    return data
 
 
 def evaluate_checkpoint(run_or_file: str, overrides: list[str] | None = None,
                         device: str = "auto") -> dict[str, Any]:
     """Test loss and accuracy of a run, a checkpoint, an INT8 file or an exported model."""
-    from deepatlas.compress.modelfile import load_model_file
-
-    loaded = load_model_file(run_or_file)
+    loaded = load_model_file(run_or_file, "eval")
     config = from_dict(loaded.meta["config"])
     data = data_for(loaded.meta, overrides)
     if loaded.cpu_only:  # INT8 kernels and exported programs run as written, on the CPU
@@ -117,9 +74,7 @@ def load_image(path: str, meta: dict[str, Any]) -> torch.Tensor:
 @torch.inference_mode()
 def predict_images(run_or_file: str, images: list[str], k: int = 3
                    ) -> list[tuple[str, list[tuple[str, float]]]]:
-    from deepatlas.compress.modelfile import load_model_file
-
-    loaded = load_model_file(run_or_file)
+    loaded = load_model_file(run_or_file, "predict")
     meta, model = loaded.meta["data"], loaded.module.eval()
     classes = meta["classes"]
     out = []

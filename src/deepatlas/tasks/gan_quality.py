@@ -109,9 +109,15 @@ def bundled_classifier() -> Path:
 
 
 def load_judge(classifier: str, device: torch.device) -> FeatureJudge:
-    from deepatlas.compress.modelfile import load_model_file
+    """The classifier that judges samples: a run directory, a checkpoint or a
+    ``deepatlas export --format safetensors`` file of an image classifier."""
+    from deepatlas.models.saved import model_from_checkpoint, read_safetensors
+    from deepatlas.train.checkpoint import find_checkpoint, load_checkpoint
 
-    loaded = load_model_file(classifier)
-    if loaded.cpu_only:
-        device = torch.device("cpu")
-    return FeatureJudge(loaded.module, loaded.meta["data"], device)
+    path = find_checkpoint(classifier)
+    if path.suffix == ".safetensors":
+        meta, model = read_safetensors(path)
+    else:
+        meta = load_checkpoint(path)
+        model = model_from_checkpoint(meta, "train gan-* (gan.classifier)")
+    return FeatureJudge(model, meta["data"], device)

@@ -1,0 +1,71 @@
+"""A GAN run's pictures: the loss and FD curves, and ``deepatlas sample`` (MAP 4.3)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+from deepatlas.errors import UserError
+
+
+def plot_losses(history: list[dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [m["epoch"] for m in history]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    left.plot(epochs, [m["train_d_loss"] for m in history], label="discriminator / critic")
+    left.plot(epochs, [m.get("train_g_loss", math.nan) for m in history], label="generator")
+    left.set_xlabel("epoch")
+    left.set_ylabel("loss (mean over the epoch)")
+    left.legend()
+    right.plot([m["epoch"] for m in history if "fd" in m],
+               [m["fd"] for m in history if "fd" in m], color="C2")
+    right.set_xlabel("epoch")
+    right.set_ylabel("Frechet distance (own classifier)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+@torch.no_grad()
+def sample_grid(run_or_file: str, n: int, out: str | Path, seed: int = 0) -> Path:
+    """``deepatlas sample``: ``n`` images from a trained generator (its EMA when kept)."""
+    from torchvision.utils import save_image
+
+    from deepatlas.config import from_dict
+    from deepatlas.models.gan import is_progressive
+    from deepatlas.tasks.gan import build_gan
+    from deepatlas.train.checkpoint import find_checkpoint, load_checkpoint
+
+    path = find_checkpoint(run_or_file)
+    state = load_checkpoint(path)
+    if state.get("task") != "gan":
+        raise UserError(f"{path} is not a GAN run; sample draws from `deepatlas train gan-*` "
+                        "runs")
+    if n < 1:
+        raise UserError(f"--n must be >= 1, got {n}")
+    config = from_dict(state["config"])
+    generator, _ = build_gan(config, state["data"]["in_channels"])
+    weights = state["models"]["generator"]
+    if state.get("ema"):
+        weights = {k[len("module."):]: v for k, v in state["ema"].items()
+                   if k.startswith("module.")}
+    generator.load_state_dict(weights)
+    generator.eval()
+    z = torch.randn(n, generator.z_dim, generator=torch.Generator().manual_seed(seed))
+    if is_progressive(generator):
+        stage, alpha = state["data"]["stage"]  # where growth had got to at this checkpoint
+        images = F.interpolate(generator(z, stage, alpha), size=config.gan.image_size)
+    else:
+        images = generator(z)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_image(images.clamp(-1, 1), out, nrow=int(math.ceil(math.sqrt(n))), normalize=True,
+               value_range=(-1, 1))
+    return out

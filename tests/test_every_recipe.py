@@ -1,0 +1,134 @@
+"""Every recipe, on the one Trainer, keeps the never-lose-a-run promises (the way timm tests
+every model): on tiny data in its real on-disk format, each recipe
+
+(a) killed with SIGKILL mid-run (a real process: no clean-up) and resumed ends with bitwise
+    the weights of an unbroken run;
+(b) with a NaN injected into one step's loss stops with exit 3 and keeps a good last.pt;
+(c) interrupted by SIGINT saves, says how to resume, and resuming finishes the run exactly.
+
+A new recipe is covered without editing this file; a new *data set* needs a tiny maker in
+TINY_DATA (the test says so).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from deepatlas.config import list_recipes, load_recipe
+from deepatlas.models import model_options
+from deepatlas.tasks import TASKS
+from deepatlas.tasks import _reads as task_reads
+from deepatlas.train import load_checkpoint
+from fakedata import make_cifar, make_image_folder, make_mnist
+
+
+def _idx(folder: Path) -> list[str]:
+    return [f"data.dir={make_mnist(folder, n_train=120, n_test=30)}", "train.batch_size=24"]
+
+
+# data.name -> how to make a tiny copy in its real format (returns --set overrides)
+TINY_DATA = {
+    "digits": lambda folder: ["train.batch_size=256"],
+    "mnist": _idx,
+    "fashion-mnist": _idx,
+    "cifar10": lambda folder: [f"data.dir={make_cifar(folder, 10, per_batch=24)}",
+                               "train.batch_size=24"],
+    "imagenet": lambda folder: [f"data.dir={make_image_folder(folder, 3, 8, 40)}",
+                                "train.batch_size=5", "data.image_size=32",
+                                "data.train_size_start=0", "data.train_size_end=0",
+                                "data.num_workers=0", "train.eval_batch_size=8"],
+    "karate": lambda folder: ["train.epochs=3"],
+    "number-words": lambda folder: ["train.batch_size=1800"],
+}
+SMALL_MODEL = {"width": 8, "depth": 8, "hidden": 8, "d_model": 16, "heads": 2, "layers": 1,
+               "z_dim": 16}
+# train.deterministic stays off: on the CPU these recipes are bitwise repeatable without it
+# (the test proves it), and it makes ProGAN's backward passes 3x slower.
+# One epoch of 4+ steps, cut in the middle: the hard case (test_faults covers epoch ends).
+COMMON = ["train.epochs=1", "train.tensorboard=false", "train.checkpoint_every_steps=1",
+          "train.eval_every=0", "gan.fd_samples=32", "gan.discriminator_width=8"]
+
+
+def tiny_overrides(recipe: str, folder: Path) -> list[str]:
+    config = load_recipe(recipe)
+    if config.data.name not in TINY_DATA:
+        pytest.fail(f"recipe {recipe} trains on {config.data.name}: add a tiny maker for it "
+                    "to TINY_DATA in tests/test_every_recipe.py")
+    task = TASKS[config.task]
+    sets = [s for s in COMMON if task_reads(s.split("=")[0], task)]
+    sets += [f"model.{k}={v}" for k, v in SMALL_MODEL.items()
+             if k in model_options(config.model["name"])]
+    return sets + TINY_DATA[config.data.name](folder / "data")
+
+
+def _train(cli, recipe: str, out: Path, sets: list[str], *extra: str):
+    args = ["train", recipe, "--out", out, "--no-progress", *extra]
+    return cli(*args, *[a for s in sets for a in ("--set", s)])
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    state = load_checkpoint(run / "last.pt")
+    flat = {f"{m}.{k}": v for m, sd in state["models"].items() for k, v in sd.items()}
+    flat.update({f"ema.{k}": v for k, v in (state["ema"] or {}).items()})
+    return flat
+
+
+def _assert_same(a: Path, b: Path) -> None:
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    differ = [k for k in wa if not torch.equal(wa[k], wb[k])]
+    assert not differ, f"{len(differ)} tensors differ, first {differ[0]}"
+
+
+@pytest.mark.parametrize("recipe", sorted(list_recipes()))
+def test_every_recipe_resumes_exactly_and_stops_cleanly(recipe, cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sets = tiny_overrides(recipe, tmp_path)
+    unbroken = tmp_path / "unbroken"
+    code, _, err = _train(cli, recipe, unbroken, sets)
+    assert code == 0, err
+    total = load_checkpoint(unbroken / "last.pt")["step"]
+    assert total >= 3, f"{recipe}: {total} steps are too few to cut in the middle"
+    middle = total // 2 + 1
+
+    # (a) SIGKILL-equivalent: the process dies with os._exit after step `middle`, then resumes.
+    # (Same thread count as this process: oneDNN sums convolutions in a per-thread order.)
+    killed = tmp_path / "killed"
+    args = [sys.executable, "-m", "deepatlas", "train", recipe, "--out", str(killed),
+            "--no-progress", *[a for s in sets for a in ("--set", s)]]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()),
+                               "DEEPATLAS_TEST_CRASH_AT_STEP": str(middle)})
+    assert proc.returncode == 17, proc.stderr[-2000:]
+    assert load_checkpoint(killed / "last.pt")["step"] < middle <= total
+    code, _, err = _train(cli, recipe, killed, sets, "--resume")
+    assert code == 0, err
+    _assert_same(unbroken, killed)
+
+    # (b) a NaN loss: exit 3, one line, and last.pt stays a good checkpoint.
+    diverged = tmp_path / "diverged"
+    monkeypatch.setenv("DEEPATLAS_TEST_NAN_AT_STEP", str(middle - 1))
+    code, _, err = _train(cli, recipe, diverged, sets)
+    monkeypatch.delenv("DEEPATLAS_TEST_NAN_AT_STEP")
+    assert code == 3 and "NaN" in err and err.count("\n") == 1, err
+    kept = load_checkpoint(diverged / "last.pt")
+    assert kept["step"] <= middle - 1
+    assert all(torch.isfinite(v).all() for v in _weights(diverged).values()
+               if v.is_floating_point())
+
+    # (c) SIGINT: saved, the resume command printed, and resuming finishes exactly.
+    interrupted = tmp_path / "interrupted"
+    monkeypatch.setenv("DEEPATLAS_TEST_SIGINT_AT_STEP", str(middle))
+    code, _, err = _train(cli, recipe, interrupted, sets)
+    monkeypatch.delenv("DEEPATLAS_TEST_SIGINT_AT_STEP")
+    assert code == 130 and f"--out {interrupted} --resume" in err, err
+    assert load_checkpoint(interrupted / "last.pt")["step"] == middle
+    code, _, err = _train(cli, recipe, interrupted, sets, "--resume")
+    assert code == 0, err
+    _assert_same(unbroken, interrupted)
