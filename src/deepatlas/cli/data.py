@@ -54,7 +54,9 @@ def _get(name: str, from_dir: str | None) -> int:
     for n in names:
         start = time.perf_counter()
         try:
-            folder = get(n, from_dir=Path(from_dir) if from_dir else None)
+            # Progress on stdout: stderr is kept for the one line of an error.
+            folder = get(n, from_dir=Path(from_dir) if from_dir else None,
+                         progress=lambda line: print(line, flush=True))
         except UserError as exc:
             if name != "all":
                 raise

