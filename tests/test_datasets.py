@@ -308,3 +308,38 @@ def test_real_set_counts(name, monkeypatch):
     else:
         count = len(data)
     assert count == REAL[name]
+
+
+def test_photos_checked_and_converted_to_png(cli, cache, tmp_path, monkeypatch):
+    import io
+
+    from PIL import Image
+
+    from deepatlas.data import photos
+    from deepatlas.data.fetch import sha256
+    from fakepackages import write_deb
+
+    jpeg = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 100, 50)).save(jpeg, "JPEG")
+    (tmp_path / "pkgs").mkdir()
+    mate = f"{photos.MATE}Dune.jpg"
+    plasma = f"{photos.PLASMA}Path/contents/images/2560x1600.jpg"
+    write_deb(tmp_path / "pkgs" / "mate-backgrounds_1.26.0-1_all.deb", {mate: jpeg.getvalue()})
+    write_deb(tmp_path / "pkgs" / "plasma-workspace-wallpapers_4%3a5.27.5-2_all.deb",
+              {plasma: jpeg.getvalue(), f"{photos.PLASMA}Flow/contents/images/a.jpg": b"x"})
+    (tmp_path / "one.jpg").write_bytes(jpeg.getvalue())
+    digest = sha256(tmp_path / "one.jpg")
+    monkeypatch.setattr(photos, "SOURCES", {("mate-backgrounds", mate): digest,
+                                            ("plasma-workspace-wallpapers", plasma): "0" * 64})
+    code, _, err = cli("data", "get", "photos", "--from", tmp_path / "pkgs")
+    assert code == 2 and "checksum mismatch" in err
+    _clean(cache)
+    photos.SOURCES[("plasma-workspace-wallpapers", plasma)] = digest
+    code, _, err = cli("data", "get", "photos", "--from", tmp_path / "pkgs")
+    assert code == 0, err
+    from deepatlas.data.packages import load_set
+
+    found = load_set("photos")
+    assert [(p.path.name, p.width, p.height, p.licence) for p in found] == [
+        ("Dune.png", 40, 30, "GPL-2+"), ("Path.png", 40, 30, "LGPL-3")]
+    assert Image.open(found[0].path).format == "PNG"

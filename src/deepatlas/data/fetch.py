@@ -102,7 +102,9 @@ class Package:
         """Whether ``path`` is this package's file, as its registry names it."""
         name = path.name.lower()
         stems = {self.name.lower(), self.name.lower().replace("-", "_")}
-        return any(name.startswith(f"{s}{sep}{self.version}") for s in stems
+        # apt writes a version's epoch "4:" as "4%3a"; a hand-copied file may drop it
+        versions = {self.version, self.version.replace(":", "%3a"), self.version.split(":")[-1]}
+        return any(name.startswith(f"{s}{sep}{v}".lower()) for s in stems for v in versions
                    for sep in ("_", "-")) and name.endswith((".deb", ".tgz", ".tar.gz", ".whl",
                                                             ".zip"))
 

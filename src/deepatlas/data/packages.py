@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deepatlas.data import adult, mnist10k, texts
+from deepatlas.data import adult, mnist10k, photos, texts
 from deepatlas.data.fetch import Package, Progress, data_root, install, installed
 from deepatlas.data.source import ImageData, TensorSplit, channel_stats, register_source
 from deepatlas.errors import UserError, unknown_name
@@ -90,6 +90,12 @@ SETS: dict[str, DataSet] = {s.name: s for s in [
         adult.build, adult.load, {
             "train.csv": "98fbe372dd00d6afcdec811b8bb79925ff35cf6ca47fc83193913554531e8bc9",
             "test.csv": "870b80a0b6988151df9d69368e1e5146584a44cb47a77d1463595b8f169eb6c6"}),
+    DataSet(
+        "photos", "real photographs (nature, landscapes, objects), 1280x1024 to 2560x1920 px",
+        "super-resolution, image-to-image", "46.6 + 94.0 MB", "23 photos, 83 megapixels",
+        "GPL-2+ / LGPL-3, per package", (_deb("mate-backgrounds", "1.26.0-1"),
+                                          _deb("plasma-workspace-wallpapers", "4:5.27.5-2")),
+        photos.build, photos.load, {}),  # the source JPEGs' sums are checked in photos.build
 ]}
 
 
