@@ -96,6 +96,23 @@ SETS: dict[str, DataSet] = {s.name: s for s in [
         "GPL-2+ / LGPL-3, per package", (_deb("mate-backgrounds", "1.26.0-1"),
                                           _deb("plasma-workspace-wallpapers", "4:5.27.5-2")),
         photos.build, photos.load, {}),  # the source JPEGs' sums are checked in photos.build
+    DataSet(
+        "clipart", "clip-art SVGs with titles and keywords in 22 categories, to render as PNGs",
+        "image-text", "24.9 MB", "8,121 SVGs, 22 categories", "public domain",
+        (_deb("openclipart-svg", "1:0.18+dfsg-19"),), None, None,
+        unavailable="its builder (render each SVG with cairosvg, read dc:title from its RDF "
+                    "metadata) is not written yet; the package and its counts were checked"),
+    DataSet(
+        "proteins", "protein structures; single chains with DSSP secondary structure",
+        "proteins", "60 MB sdist", "133 structure files (not counted here)", "GPL",
+        (Package("pypi", "MDAnalysisTests", "2.11.0", "sdist"),), None, None,
+        unavailable="its builder (PDB/DSSP parsers) is not written yet"),
+    DataSet(
+        "speech", "austen sentences synthesised with espeak-ng at 22,050 Hz, with IPA phonemes",
+        "speech", "0.2 MB of audio per sentence", "generated", "GPL tool, generated data",
+        (_deb("espeak-ng", "1.51+dfsg-10+deb12u2"),), None, None,
+        unavailable="it needs espeak-ng installed (apt-get install espeak-ng) and its "
+                    "generator is not written yet"),
 ]}
 
 
