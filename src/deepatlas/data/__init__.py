@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from deepatlas.data import cifar, digits, idx, imagenet, packages  # noqa: F401  (registers sources)
+# Importing these registers their sources (packages: mnist-10k).
+from deepatlas.data import cifar, digits, idx, imagenet, packages  # noqa: F401
 from deepatlas.data.augment import AUGMENTATIONS, augment_batch
 from deepatlas.data.loaders import InMemoryLoader, StreamLoader, make_loader
 from deepatlas.data.mixup import mixup

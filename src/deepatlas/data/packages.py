@@ -63,7 +63,8 @@ SETS: dict[str, DataSet] = {s.name: s for s in [
         "public domain texts; MIT package", (_deb("r-cran-janeaustenr", "1.0.0-1"),),
         texts.build_austen, texts.load_austen, {
             "emma.txt": "7c67b5985c6d0de1efaeb5d342d52cb82c38083c40e2295129e30e87ee690ebe",
-            "mansfieldpark.txt": "98bc90519cdf4ef663ad7de2734bb529435ef24f7abbde6bb1a50898871dafe9",
+            "mansfieldpark.txt":
+                "98bc90519cdf4ef663ad7de2734bb529435ef24f7abbde6bb1a50898871dafe9",
             "northangerabbey.txt":
                 "51f91bbe0517db8e65cff009b097ce0a1836124c4e0532ac19e6c0cad982abed",
             "persuasion.txt": "8061549557aebd2fd6e353d18d9197cb707029112bd52d4d8b174583a925848a",
