@@ -37,6 +37,7 @@ from torchvision import transforms
 from deepatlas.config import load_recipe
 from deepatlas.data import load_data
 from deepatlas.train.runinfo import write_result
+from deepatlas.tasks import create_task
 from deepatlas.train.trainer import Trainer
 
 THRESHOLDS = (0.90, 0.91, 0.92, 0.93)
@@ -116,7 +117,7 @@ def run_recipe(recipe: str, seed: int) -> list[dict]:
     config = load_recipe(recipe, [f"seed={seed}", "train.eval_every=1",
                                   "train.tensorboard=false"])
     with tempfile.TemporaryDirectory() as out:
-        trainer = Trainer(config, out, progress=False)
+        trainer = Trainer(create_task(config), out, progress=False)
         trainer.fit()
     return [{"epoch": m["epoch"], "test_acc": m["test_acc"], "wall_s": m["wall_s"]}
             for m in trainer.history]

@@ -8,8 +8,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from deepatlas.cli.main import main  # noqa: E402
 
-# Tests never reach for real data outside their own folders.
-os.environ.pop("DEEPATLAS_DATA", None)
+# Tests never reach for real data outside their own folders (but the `data`-marked ones, which
+# read the real sets where `deepatlas data get` put them: REAL_DATA_ROOT).
+REAL_DATA_ROOT = Path(os.environ.pop("DEEPATLAS_DATA", "") or Path.home() / ".cache" / "deepatlas")
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
 import json
+import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -64,10 +66,14 @@ def test_predict_rejects_a_file_that_is_not_an_image(cli, tmp_path):
 
 def test_missing_data_exits_2_from_a_real_process(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    if "PYTHONPATH" in os.environ:  # a checkout run without installing it
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     proc = subprocess.run([sys.executable, "-m", "deepatlas", "train", "mnist", "--out",
-                           tmp_path / "r"], capture_output=True, text=True, env=env, timeout=120)
+                           tmp_path / "r", "--set", "data.download=false"],
+                          capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2
-    assert "mnist not found" in proc.stderr and "--set data.dir=FOLDER" in proc.stderr
+    assert "mnist-10k is not installed" in proc.stderr
+    assert "deepatlas data get mnist-10k" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -83,7 +89,17 @@ def _train(cli, tmp_path, recipe, data_dir, *extra):
 
 
 def test_mnist_recipe_end_to_end(cli, tmp_path, mnist_dir):
-    summary = _train(cli, tmp_path, "mnist", mnist_dir, "--set", "train.batch_size=50")
+    # the recipe's own set, mnist-10k, from a folder of its installed files
+    images = np.random.default_rng(0).integers(0, 256, (100, 28, 28), dtype=np.uint8)
+    (tmp_path / "m10k").mkdir()
+    np.save(tmp_path / "m10k" / "images.npy", images)
+    np.save(tmp_path / "m10k" / "labels.npy", np.arange(100, dtype=np.uint8) % 10)
+    summary = _train(cli, tmp_path, "mnist", tmp_path / "m10k", "--set", "train.batch_size=20")
+    assert summary["data"] == {"name": "mnist-10k", "source": str(tmp_path / "m10k"),
+                               "train": 72, "test": 20, "val": 8, "val_fraction": 0.1}
+    # and the full IDX files, with data.name=mnist
+    summary = _train(cli, tmp_path / "idx", "mnist", mnist_dir, "--set", "data.name=mnist",
+                     "--set", "train.batch_size=50")
     assert summary["data"] == {"name": "mnist", "source": str(mnist_dir), "train": 180,
                                "test": 60, "val": 20, "val_fraction": 0.1}
 

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from deepatlas.cli import data as data_cli
 from deepatlas.errors import UserError
 
 
@@ -261,12 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="pt2",
                    choices=["pt2", "onnx", "torchscript", "safetensors"])
     p.add_argument("--out", help="output file (default CHECKPOINT.FORMAT)")
+    data_cli.add_parser(sub)
     return parser
 
 
 COMMANDS = {"recipes": cmd_recipes, "train": cmd_train, "eval": cmd_eval,
             "predict": cmd_predict, "lab": cmd_lab, "tour": cmd_tour, "sample": cmd_sample,
-            "distill": cmd_distill, "quantize": cmd_quantize, "export": cmd_export}
+            "distill": cmd_distill, "quantize": cmd_quantize, "export": cmd_export,
+            "data": data_cli.cmd_data}
 
 
 def main(argv: list[str] | None = None) -> int:

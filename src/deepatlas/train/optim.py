@@ -66,3 +66,16 @@ def build_schedule(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig,
     """A per-step schedule (see :func:`lr_factor`), stepped after every optimizer step."""
     return LambdaLR(optimizer, functools.partial(lr_factor, cfg=cfg,
                                                  steps_per_epoch=steps_per_epoch, epochs=epochs))
+
+
+class OptimizerGroupState:
+    """One optimiser group at run time (see ``deepatlas.train.task.OptimizerGroup``): its
+    model, optimiser, per-step schedule and AMP loss scaler."""
+
+    def __init__(self, name: str, every: int, model: nn.Module, cfg, steps_per_epoch: int,
+                 device: torch.device, amp_dtype: torch.dtype | None) -> None:
+        self.name, self.every, self.model = name, every, model
+        self.optimizer = build_optimizer(model, cfg.optim)
+        self.scheduler = build_schedule(self.optimizer, cfg.schedule,
+                                        max(1, steps_per_epoch // every), cfg.train.epochs)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 from deepatlas.errors import UserError
@@ -29,43 +27,3 @@ def prepare_out_dir(out_dir: Path, resume: bool) -> None:
     except OSError as exc:
         raise UserError(f"cannot write to the output directory {out_dir}: "
                         f"{exc.strerror or exc}; choose another --out") from None
-
-
-def start_fresh_run(out_dir: str | Path, resume: bool, what: str) -> Path:
-    """The run directory of a short task (graphs, sequences), which has no --resume."""
-    if resume:
-        raise UserError(f"--resume is for image runs; a {what} run is short: start it again "
-                        "without --resume")
-    out = Path(out_dir)
-    prepare_out_dir(out, resume=False)
-    return out
-
-
-class RunFiles:
-    """config.toml at the start, a metrics.jsonl line per epoch, summary.json at the end: the
-    run directory of the small tasks (graphs, sequences), like the image Trainer's."""
-
-    def __init__(self, out_dir: Path, config) -> None:
-        import tomli_w
-
-        self.out_dir, self.config = out_dir, config
-        self.history: list[dict] = []
-        self.t0 = time.perf_counter()
-        (out_dir / "config.toml").write_text(tomli_w.dumps(config.to_dict()))
-        (out_dir / "metrics.jsonl").write_text("")
-
-    def log(self, metrics: dict) -> None:
-        self.history.append(metrics)
-        with (self.out_dir / "metrics.jsonl").open("a") as f:
-            f.write(json.dumps(metrics) + "\n")
-        print(f"epoch {metrics['epoch']:>3}/{self.config.train.epochs}  " + "  ".join(
-            f"{k} {v:.4g}" for k, v in metrics.items() if k != "epoch"), flush=True)
-
-    def summary(self, extra: dict) -> dict:
-        best = max(self.history, key=lambda m: m["test_acc"])
-        summary = {"recipe": self.config.recipe, "test_acc": self.history[-1]["test_acc"],
-                   "best_test_acc": best["test_acc"], "best_test_epoch": best["epoch"],
-                   "epochs": len(self.history), "wall_s": time.perf_counter() - self.t0,
-                   "seed": self.config.seed, "out_dir": str(self.out_dir), **extra}
-        (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        return summary

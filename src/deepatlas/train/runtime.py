@@ -49,6 +49,19 @@ def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def to_device(batch: Any, device: torch.device,
+              memory_format: torch.memory_format = torch.contiguous_format) -> Any:
+    """A batch (a tensor, or a tuple or list of them) on ``device``; images (4-d tensors) in
+    ``memory_format``."""
+    if isinstance(batch, torch.Tensor):
+        if batch.ndim == 4:
+            return batch.to(device, non_blocking=True, memory_format=memory_format)
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(b, device, memory_format) for b in batch)
+    return batch
+
+
 @torch.inference_mode()
 def evaluate_model(model: nn.Module, loader, device: torch.device,
                    amp_dtype: torch.dtype | None = None,

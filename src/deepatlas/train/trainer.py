@@ -32,11 +32,11 @@ from deepatlas.train import state as run_state
 from deepatlas.train.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from deepatlas.train.distributed import (DistEnv, all_reduce_sum, init_distributed,
                                          resolve_device, shutdown)
-from deepatlas.train.optim import build_optimizer, build_schedule
+from deepatlas.train.optim import OptimizerGroupState
 from deepatlas.train.progress import EpochProgress, format_metrics
 from deepatlas.train.rundir import prepare_out_dir
 from deepatlas.train.runinfo import machine_info
-from deepatlas.train.runtime import autocast_dtype, seed_everything
+from deepatlas.train.runtime import autocast_dtype, seed_everything, to_device
 from deepatlas.train.task import Context, Task
 
 PROGRESS_EVERY = 10  # steps between progress-bar and NaN checks (each one syncs the device)
@@ -46,19 +46,6 @@ TEST_STEP_DELAY = "DEEPATLAS_TEST_STEP_DELAY"  # seconds to sleep after every st
 TEST_CRASH_AT_STEP = "DEEPATLAS_TEST_CRASH_AT_STEP"  # the last rank dies there, first attempt
 TEST_NAN_AT_STEP = "DEEPATLAS_TEST_NAN_AT_STEP"  # the loss of that step becomes NaN
 TEST_SIGNAL_AT_STEP = "DEEPATLAS_TEST_SIGINT_AT_STEP"  # the process sends itself SIGINT there
-
-
-class Group:
-    """An optimiser group at run time: its model, optimiser, schedule and loss scaler."""
-
-    def __init__(self, name: str, every: int, model: nn.Module, trainer: "Trainer") -> None:
-        cfg = trainer.config
-        self.name, self.every, self.model = name, every, model
-        self.optimizer = build_optimizer(model, cfg.optim)
-        steps = max(1, len(trainer.task.train_loader) // every)
-        self.scheduler = build_schedule(self.optimizer, cfg.schedule, steps, cfg.train.epochs)
-        self.scaler = torch.amp.GradScaler(trainer.device.type,
-                                           enabled=trainer.amp_dtype == torch.float16)
 
 
 class Trainer:
@@ -110,7 +97,9 @@ class Trainer:
                             "training set; lower it")
         for name, model in task.models.items():
             task.models[name] = model.to(self.device, memory_format=self.memory_format)
-        self.groups = [Group(g.name, g.every, task.models[g.name], self)
+        steps = len(task.train_loader)
+        self.groups = [OptimizerGroupState(g.name, g.every, task.models[g.name], cfg, steps,
+                                           self.device, self.amp_dtype)
                        for g in task.optimizer_groups()]
         self.num_params = sum(p.numel() for m in task.models.values() for p in m.parameters())
         self.ema = None
@@ -197,7 +186,7 @@ class Trainer:
                            self.progress and self.dist.is_main) as bar:
             bar.advance(start)
             for i, batch in enumerate(loader.iterate(start), start):
-                batch = self._to_device(batch)
+                batch = to_device(batch, self.device, self.memory_format)
                 task.step = self.step
                 for group in self.groups:
                     if (self.step + 1) % group.every == 0:
@@ -223,7 +212,7 @@ class Trainer:
         self.position, self.partial = 0, {}
         return {**{f"train_{k}": s / max(c, 1e-12) for k, (s, c) in totals.items()}, **extra}
 
-    def _optimizer_step(self, group: Group, batch: Any) -> None:
+    def _optimizer_step(self, group: OptimizerGroupState, batch: Any) -> None:
         with self.ctx.autocast():
             out = self.task.training_step(batch, group.name)
         loss = out.loss
@@ -246,15 +235,6 @@ class Trainer:
             zero = torch.zeros((), device=self.device, dtype=torch.float64)
             self.sums[key] = self.sums.get(key, zero) + value * out.n
             self.counts[key] = self.counts.get(key, zero) + out.n
-
-    def _to_device(self, batch: Any) -> Any:
-        if isinstance(batch, torch.Tensor):
-            if batch.ndim == 4:
-                return batch.to(self.device, non_blocking=True, memory_format=self.memory_format)
-            return batch.to(self.device, non_blocking=True)
-        if isinstance(batch, (tuple, list)):
-            return type(batch)(self._to_device(b) for b in batch)
-        return batch
 
     def _reduced_sums(self) -> dict[str, list[float]]:
         keys = list(self.sums)  # the order the task logs them in: the same on every rank
