@@ -42,7 +42,7 @@ def test_the_teacher_changes_the_students_training(tmp_path, resnet_run):
     with alpha = 1 (no soft term) they must not."""
     from deepatlas.config import load_recipe
     from deepatlas.tasks import fit
-from deepatlas.train import load_checkpoint
+    from deepatlas.train import load_checkpoint
 
     weights = {}
     for name, teacher, alpha in (("alone", "", 0.5), ("taught", str(resnet_run), 0.5),

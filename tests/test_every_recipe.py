@@ -43,7 +43,7 @@ TINY_DATA = {
                                 "train.batch_size=5", "data.image_size=32",
                                 "data.train_size_start=0", "data.train_size_end=0",
                                 "data.num_workers=0", "train.eval_batch_size=8"],
-    "karate": lambda folder: ["train.epochs=3"],
+    "karate": lambda folder: ["train.epochs=3", "train.checkpoint_every_epochs=1"],
     "number-words": lambda folder: ["train.batch_size=1800"],
 }
 SMALL_MODEL = {"width": 8, "depth": 8, "hidden": 8, "d_model": 16, "heads": 2, "layers": 1,
@@ -51,7 +51,7 @@ SMALL_MODEL = {"width": 8, "depth": 8, "hidden": 8, "d_model": 16, "heads": 2, "
 # train.deterministic stays off: on the CPU these recipes are bitwise repeatable without it
 # (the test proves it), and it makes ProGAN's backward passes 3x slower.
 # One epoch of 4+ steps, cut in the middle: the hard case (test_faults covers epoch ends).
-COMMON = ["train.epochs=1", "train.tensorboard=false", "train.checkpoint_every_steps=1",
+COMMON = ["train.epochs=1", "train.tensorboard=false", "train.checkpoint_every_steps=2",
           "train.eval_every=0", "gan.fd_samples=32", "gan.discriminator_width=8"]
 
 

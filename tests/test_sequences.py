@@ -71,5 +71,8 @@ def test_number_words_recipe_learns(cli, tmp_path):
     code, out, err = cli("train", "number-words", "--out", tmp_path, "--set", "train.epochs=3")
     assert code == 0, err
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["data"]["test"] == 2000 and "exact match" in out
-    assert summary["test_acc"] > 0.2  # 3 of 25 epochs; the full recipe reaches ~99%
+    assert summary["data"] == {"name": "number-words", "source": summary["data"]["source"],
+                               "train": 7200, "val": 800, "test": 2000, "val_fraction": 0.1}
+    assert summary["primary"] == "test_exact_match" and "test_exact_match" in out
+    assert summary["monitor"] == "val_exact_match" and "val_exact_match" in summary["best"]
+    assert summary["test_exact_match"] > 0.2  # 3 of 25 epochs; the full recipe reaches ~99%

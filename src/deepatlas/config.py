@@ -64,6 +64,7 @@ class TrainConfig:
     early_stopping_min_delta: float = 0.0
     monitor: str = "auto"  # validation metric for best.pt and early stopping; auto: the task's
     checkpoint_every_steps: int = 0  # also save last.pt every N steps (0: at epoch ends only)
+    checkpoint_every_epochs: int = 1  # save last.pt every N epochs (and always after the last)
     deterministic: bool = False  # torch.use_deterministic_algorithms(True)
     tensorboard: bool = True
 
@@ -275,6 +276,7 @@ def validate(config: RunConfig) -> None:
         (config.train.eval_every >= 0, "train.eval_every must be >= 0 (0 = after the last "
          "epoch only)"),
         (config.train.early_stopping_patience >= 0, "train.early_stopping_patience must be >= 0"),
+        (config.train.checkpoint_every_epochs >= 1, "train.checkpoint_every_epochs must be >= 1"),
         (config.train.checkpoint_every_steps >= 0,
          "train.checkpoint_every_steps must be >= 0 (0 = at epoch ends only)"),
         (0 <= config.regularize.label_smoothing < 1,

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
 from deepatlas.compress.modelfile import load_model_file
 from deepatlas.config import from_dict

@@ -41,6 +41,7 @@ class ClassifyNodes(Task):
     uses = {"regularize.label_smoothing"}
     monitor = None  # the test nodes are all the unlabelled ones: nothing to validate on
     primary = "test_acc"
+    max_threads = 1  # a 34-node graph: a second thread only adds synchronisation
 
     def setup(self, ctx: Context) -> None:
         cfg = self.config

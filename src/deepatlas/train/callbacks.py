@@ -92,8 +92,12 @@ class ModelCheckpoint(MonitorMixin, Callback):
                     and self.improves(metrics[self.monitor]))
         if improved:
             self.best, self.best_epoch = metrics[self.monitor], int(metrics["epoch"])
-        # `last` is written with this callback's updated state, then copied to `best`.
-        trainer.save_checkpoint("last.pt")
+        # `last` is written with this callback's updated state, then copied to `best`. Runs of
+        # many tiny epochs (a graph: one step each) save every train.checkpoint_every_epochs.
+        epoch, cfg = int(metrics["epoch"]), trainer.config.train
+        if (epoch % cfg.checkpoint_every_epochs == 0 or epoch == cfg.epochs
+                or trainer.should_stop or trainer.interrupted):
+            trainer.save_checkpoint("last.pt")
         if improved:
             trainer.save_checkpoint("best.pt")
 

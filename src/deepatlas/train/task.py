@@ -89,6 +89,7 @@ class Task:
     primary: ClassVar[str] = "test_acc"
     image_task: ClassVar[bool] = False  # train.channels_last applies
     ema_model: ClassVar[str] = "model"  # the model train.ema_decay averages
+    max_threads: ClassVar[int | None] = None  # CPU threads; tiny graphs lose time to more
 
     def __init__(self, config: RunConfig) -> None:
         self.config = config
@@ -144,6 +145,6 @@ ENGINE_KEYS = {
     "data.name", "data.dir", "data.download",
     "train.epochs", "train.batch_size", "train.precision", "train.clip_grad_norm",
     "train.ema_decay", "train.eval_every", "train.early_stopping_patience",
-    "train.early_stopping_min_delta", "train.monitor", "train.checkpoint_every_steps",
+    "train.early_stopping_min_delta", "train.monitor", "train.checkpoint_every_steps", "train.checkpoint_every_epochs",
     "train.deterministic", "train.tensorboard",
 }

@@ -285,6 +285,9 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train for ``train.epochs`` (or until early stopping); return the summary."""
         was_deterministic = torch.are_deterministic_algorithms_enabled()
+        threads = torch.get_num_threads()
+        if self.task.max_threads:
+            torch.set_num_threads(min(threads, self.task.max_threads))
         previous = self._catch_signals()
         try:
             self._setup()
@@ -293,6 +296,7 @@ class Trainer:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             torch.use_deterministic_algorithms(was_deterministic)
+            torch.set_num_threads(threads)
             if getattr(self, "writer", None) is not None:
                 self.writer.close()
             if hasattr(self, "dist"):
