@@ -78,7 +78,7 @@ def run(ctx: Context) -> Result:
     sdpa_error = (scaled_dot_product_attention(q, k, v) - F.scaled_dot_product_attention(
         q, k, v)).abs().max().item()
 
-    epochs = 10 if ctx.quick else 25
+    epochs = 10 if ctx.quick else 20
     config = load_recipe("number-words", [f"train.epochs={epochs}", f"seed={ctx.seed}",
                                           "train.tensorboard=false"])
     summary = fit(config, ctx.out / "number-words", progress=False)

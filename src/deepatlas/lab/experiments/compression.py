@@ -50,7 +50,7 @@ def run(ctx: Context) -> Result:
     teacher = ctx.out / "teacher"
     teacher_summary = fit(load_recipe("digits", [*TEACHER, *quiet, f"seed={ctx.seed}"]),
                           teacher, progress=False)
-    seeds = [ctx.seed + s for s in range(3 if ctx.quick else 8)]
+    seeds = [ctx.seed + s for s in range(3 if ctx.quick else 6)]
     taught, alone = [], []
     for seed in seeds:
         result = distill(str(teacher), "digits", [*STUDENT, *quiet, f"seed={seed}"],

@@ -86,7 +86,7 @@ def run(ctx: Context) -> Result:
     m["separable_formula_1/N+1/k2"] = 1 / n + 1 / k**2
     m["full_conv_ms"], m["separable_conv_ms"] = latency_ms(full, x, 20), latency_ms(sep, x, 20)
     # 3. Deformable vs plain conv on warped digits, over seeds (each seed warps afresh).
-    seeds = [ctx.seed + i for i in range(3 if ctx.quick else 6)]
+    seeds = [ctx.seed + i for i in range(3 if ctx.quick else 5)]
     runs: dict[str, list[float]] = {"plain": [], "deformable": []}
     for seed in seeds:
         xtr, ytr, xte, yte = deformed_digits(seed, 1437)
@@ -95,7 +95,7 @@ def run(ctx: Context) -> Result:
             net = small_net(name == "deformable")
             opt = torch.optim.Adam(net.parameters(), lr=3e-3)
             g = torch.Generator().manual_seed(seed)
-            for _ in range(300 if ctx.quick else 1500):
+            for _ in range(300 if ctx.quick else 600):
                 idx = torch.randint(0, len(xtr), (64,), generator=g)
                 loss = F.cross_entropy(net(xtr[idx]), ytr[idx])
                 opt.zero_grad()

@@ -28,7 +28,7 @@ def run(ctx: Context) -> Result:
     torch.manual_seed(ctx.seed)
     xtr, ytr, xte, yte = digits_tensors()
     model = create_model("mlp", in_channels=1, image_size=8, num_classes=10, depth=3, width=64)
-    fit(model, xtr, ytr, 600 if ctx.quick else 3000,
+    fit(model, xtr, ytr, 600 if ctx.quick else 1500,
         torch.optim.Adam(model.parameters(), lr=2e-3), seed=ctx.seed)
     test_acc = accuracy(model, xte, yte)
 

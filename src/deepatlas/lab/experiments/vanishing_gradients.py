@@ -41,7 +41,7 @@ def run(ctx: Context) -> Result:
     import math
 
     xtr, ytr, xte, yte = digits_tensors()
-    steps = 400 if ctx.quick else 2000
+    steps = 400 if ctx.quick else 800
     seeds = [ctx.seed + s for s in range(3 if ctx.quick else 5)]
     names = ("sigmoid", "relu", "swish")
     norms, after, log_ratio, accs = {}, {}, {n: [] for n in names}, {n: [] for n in names}
