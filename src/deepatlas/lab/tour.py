@@ -37,8 +37,9 @@ def run_tour(out_dir: str | Path, quick: bool = True, seed: int = 0,
             continue
         log(f"[{exp.map_id}] {exp.name} ...")
         record = run_experiment(exp.name, out, quick=quick, seed=seed)
+        qualifier = record["note"] or record["reason"]
         log(f"[{exp.map_id}] {exp.name}: {record['verdict']}"
-            f"{' (' + record['note'] + ')' if record['note'] else ''} ({record['wall_s']:.1f} s)")
+            f"{' (' + qualifier + ')' if qualifier else ''} ({record['wall_s']:.1f} s)")
         results.append(record)
     wall = time.perf_counter() - t0
     page = render(results, out, wall)
