@@ -133,7 +133,7 @@ def _gaps(results: list[dict[str, Any]]) -> dict[int, list[str]]:
             short = text if len(text) < 160 else text[:157].rsplit(" ", 1)[0] + " ..."
             gaps.setdefault(int(item.split(".")[0]), []).append(
                 f'<p class="gap" id="map-{html.escape(item)}"><b>{html.escape(item)}</b> '
-                f"{html.escape(short)}: <i>no experiment yet</i>.</p>")
+                f"{html.escape(short)} <i>(no experiment yet)</i></p>")
     return gaps
 
 
