@@ -70,9 +70,9 @@ def tour() -> str:
         parts = "; ".join(f"{p['name']}: {p['verdict']}"
                           + (f" ({p['reason']})" if p.get("reason") else "")
                           for p in e.get("parts") or [])
-        lines.append(f"| {e['map_id']} | `{e['id']}` | {verdict} | "
-                     f"{' '.join(x for x in (effects, parts and f'steps: {parts}') if x) or '-'}"
-                     " |")
+        cells = [e["map_id"], f"`{e['id']}`", verdict,
+                 " ".join(x for x in (effects, parts and f"steps: {parts}") if x) or "-"]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
 
 

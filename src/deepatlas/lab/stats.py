@@ -149,10 +149,12 @@ def proportion(name: str, successes: int, trials: int, level: float, *,
                   min_seeds=1, confidence=confidence)
 
 
-def verdict(effects: Sequence[Effect], *, also: bool = True) -> tuple[str, str]:
+def verdict(effects: Sequence[Effect], *, also: bool = True,
+            unmet: str = "") -> tuple[str, str]:
     """(verdict, note) from the claim's effects: "holds" when every effect supports the claim
     (and ``also``, the claim's non-statistical conditions, is true); otherwise "does not hold
-    at this scale", with a note when that is because the seeds could not decide."""
+    at this scale", with a note when that is because the seeds could not decide, or ``unmet``
+    (which conditions failed) when ``also`` is false."""
     effects = [e for e in effects if e.judged]
     undecided = [e for e in effects if e.decision == "undecided"]
     if all(e.decision == "supports" for e in effects) and also:
@@ -162,4 +164,6 @@ def verdict(effects: Sequence[Effect], *, also: bool = True) -> tuple[str, str]:
         return ("does not hold at this scale",
                 f"undecided: {len(undecided)} of {len(effects)} effects not resolved at "
                 f"{'/'.join(map(str, seeds))} seeds")
+    if not also:
+        return "does not hold at this scale", unmet or "a measured condition is not met"
     return "does not hold at this scale", ""

@@ -120,7 +120,9 @@ def run(ctx: Context) -> Result:
                "attention_vs_torch_max_error": sdpa_error,
                "pe_dot_distance_0": dots[0], "pe_dot_distance_8": dots[8],
                "pe_dot_distance_32": dots[32], "train_s": summary["wall_s"]}
-    result, note = verdict(effects, also=decreasing and sdpa_error < 1e-12)
+    result, note = verdict(effects, also=decreasing and sdpa_error < 1e-12,
+                           unmet="PE similarity not falling with distance, or attention differs "
+                                 "from torch's")
     return Result(metrics, result,
                   f"After {epochs} epochs the Transformer writes {exact:.1%} of {n_test:,} unseen "
                   f"numbers exactly right. The attention equals torch's fused kernel to "

@@ -91,7 +91,13 @@ def run(ctx: Context) -> Result:
                "int8_accuracy_drop": q["accuracy_drop"]}
     quant_ok = (q["size_ratio"] <= SIZE_RATIO and q["speedup_batch256"] >= SPEEDUP
                 and q["accuracy_drop"] <= DROP)
-    result_verdict, note = verdict([gain], also=quant_ok)
+    unmet = [text for ok, text in (
+        (q["size_ratio"] <= SIZE_RATIO, f"INT8 size {q['size_ratio']:.2f} > {SIZE_RATIO:.2f}"),
+        (q["speedup_batch256"] >= SPEEDUP,
+         f"INT8 {q['speedup_batch256']:.1f}x faster < {SPEEDUP:.0f}x"),
+        (q["accuracy_drop"] <= DROP, f"INT8 accuracy drop {q['accuracy_drop']:.3f} > {DROP}"))
+        if not ok]
+    result_verdict, note = verdict([gain], also=quant_ok, unmet="; ".join(unmet))
     details = (f"Digits: a {result['student_params']:,}-parameter MLP student (1/{ratio:.0f} of "
                f"the ResNet teacher) gains {gain.effect * 100:+.2f} points from distillation, "
                f"95% interval [{gain.low * 100:+.2f}, {gain.high * 100:+.2f}] over seeds "

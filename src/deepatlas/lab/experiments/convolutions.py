@@ -126,7 +126,9 @@ def run(ctx: Context) -> Result:
     ratio_ok = abs(m["separable_flop_ratio"] - m["separable_formula_1/N+1/k2"]) < 1e-3
     faster = m["separable_conv_ms"] < m["full_conv_ms"]
     deform_ok = effects[0].decision == "supports"
-    result, note = verdict(effects, also=rf_ok and ratio_ok and faster)
+    result, note = verdict(effects, also=rf_ok and ratio_ok and faster, unmet="; ".join(
+        t for ok, t in ((rf_ok, "receptive fields"), (ratio_ok, "separable FLOP ratio"),
+                        (faster, "separable conv not faster")) if not ok))
     return Result(m, result,
                   "Receptive fields (theory = measured): "
                   + ", ".join(f"dilations {s}: {rf[s][0]} px" for s in names)

@@ -109,7 +109,8 @@ def run(ctx: Context) -> Result:
     effects = [compare("random crop - none, test accuracy", aug["crop"], aug["none"]),
                compare("the source's pipeline - none, test accuracy", aug["source"],
                        aug["none"], judged=False)]
-    result, note = verdict(effects, also=stop_ok)
+    result, note = verdict(effects, also=stop_ok,
+                           unmet="early stopping did not stop, or kept a worse model")
     return Result(metrics, result,
                   f"Early stopping (patience 8 on validation accuracy) ended at epoch "
                   f"{stopped['epochs']} of {full['epochs']} and kept epoch "

@@ -167,7 +167,10 @@ def run(ctx: Context) -> Result:
     oscillates = flips["SGD"] >= 20
     faster = (max(to_target["Momentum"], to_target["Adam"]) < to_target["SGD"]
               and max(rosen_dist["Momentum"], rosen_dist["Adam"]) < rosen_dist["SGD"])
-    result, note = verdict(effects, also=oscillates and faster)
+    result, note = verdict(effects, also=oscillates and faster, unmet="; ".join(
+        t for ok, t in ((oscillates, "SGD did not zig-zag at its best lr"),
+                        (faster, "Momentum or Adam not faster than SGD on a test function"))
+        if not ok))
     metrics = {f"best_lr_quadratic_{n}": v for n, v in quad_rates.items()}
     metrics.update({f"steep_axis_sign_flips_{n}": v for n, v in flips.items()})
     metrics.update({f"quadratic_steps_to_1e-6_{n}": v for n, v in to_target.items()})
