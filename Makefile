@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deepatlas-installed
 
-.PHONY: run test data browser clean
+.PHONY: run test data browser readme clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ browser:
 # The main job: every experiment of the map at quick size, then the report page.
 run: $(STAMP) data
 	$(BIN)/deepatlas tour --quick --out runs/tour
+
+# The README's measured tables, from the committed results/ (make test checks they agree).
+readme: $(STAMP)
+	$(BIN)/python scripts/readme_results.py
 
 test: $(STAMP) browser
 	$(BIN)/lint-imports --no-cache

@@ -1,6 +1,6 @@
 """Training throughput per model and precision, against this machine's own matmul peak (MAP 8).
 
-    python benchmarks/throughput.py [--batch 256] [--steps 20] [--out benchmarks/results]
+    python benchmarks/throughput.py [--batch 256] [--steps 20] [--out results/benchmarks]
 
 For each model and precision: images per second of a full training step (forward, backward,
 SGD update) on Fashion-MNIST-shaped input (1 x 28 x 28), and the achieved FLOP rate, with the
@@ -72,7 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--out", default="results/benchmarks")
     args = parser.parse_args()
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     print(f"matmul peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s "

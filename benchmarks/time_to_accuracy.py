@@ -12,7 +12,7 @@
 
 Both read the same files on the same cores; the clock starts after the data are loaded and
 includes every test pass. Run by hand (about 45 minutes on 2 CPU cores), never by the tests;
-the result goes to ``benchmarks/results/time-to-accuracy-<host>.json``.
+the result goes to ``results/benchmarks/time-to-accuracy-<host>.json``.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def main() -> None:
     parser.add_argument("--baseline-epochs", type=int, default=14)
     parser.add_argument("--no-command", action="store_true",
                         help="skip timing the whole `deepatlas train` command per seed")
-    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--out", default="results/benchmarks")
     args = parser.parse_args()
     data = load_data("fashion-mnist")
     runs: dict[str, list] = {"deepatlas": [], "baseline": [], "command": []}

@@ -56,7 +56,7 @@ def test_unknown_experiment_names_the_valid_ones(cli):
     assert code == 2 and "initialisation" in err and "Traceback" not in err
 
 
-def test_a_verdict_must_be_one_of_the_three():
+def test_a_verdict_must_be_one_of_the_four():
     with pytest.raises(ValueError, match="verdict must be one of"):
         Result({}, "probably", "")
 
@@ -106,7 +106,7 @@ EFFECTS = {
     "gan-stability": lambda m: m["modes_covered_WGAN-GP"] >= 6,
     "batchnorm-clipping": lambda m: (
         m["deep_sigmoid_test_acc_with_BatchNorm"] > m["deep_sigmoid_test_acc_without"] + 0.3
-        and m["rnn_final_loss_clipped"] < m["rnn_final_loss_unclipped"]),
+        and m["rnn_final_loss_clipped"] < m["chance_loss"] < m["rnn_final_loss_unclipped"]),
     "early-stopping-augmentation": lambda m: (
         m["epochs_with_stopping"] < m["epochs_without_stopping"]
         and m["test_acc_kept_by_early_stopping"] >= m["test_acc_trained_on"] - 0.02),
@@ -122,6 +122,25 @@ EFFECTS = {
 def test_each_experiment_measures_its_effect(tour, name):
     m = metrics(tour, name)
     assert EFFECTS[name](m), f"{name}: {m}"
+
+
+def test_every_result_shows_its_seeds_effects_and_intervals(tour):
+    out, summary = tour
+    page = (out / "index.html").read_text()
+    assert "95% interval" in page and 'id="verdict-counts"' in page
+    assert "no experiment yet" in page and "7.5" in page  # a MAP item with no experiment
+    for e in summary["experiments"]:
+        record = json.loads((out / e["id"] / "result.json").read_text())
+        assert isinstance(record["source"], list) and record["seeds"]
+        for effect in record["effects"]:
+            assert effect["low"] <= effect["effect"] <= effect["high"]
+            assert effect["decision"] in ("supports", "contradicts", "undecided")
+        if record["verdict"] == "holds":
+            assert all(x["decision"] == "supports" for x in record["effects"] if x["judged"])
+    comparative = {"regularisation", "compression", "gan-stability", "optimisers",
+                   "batchnorm-clipping", "convolutions", "residual-depth",
+                   "vanishing-gradients", "early-stopping-augmentation"}
+    assert all(json.loads((out / n / "result.json").read_text())["effects"] for n in comparative)
 
 
 def test_the_printed_batchnorm_formula_is_found_wrong_by_measurement(tour):

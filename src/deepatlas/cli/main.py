@@ -106,8 +106,12 @@ def cmd_lab(args: argparse.Namespace) -> int:
         return 0
     record = run_experiment(args.name, args.out, quick=args.quick, seed=args.seed)
     folder = Path(args.out) / args.name
-    print(f"{record['id']} (MAP {record['map_id']}): {record['verdict']}")
+    qualifier = record["note"] or record["reason"]
+    print(f"{record['id']} (MAP {record['map_id']}): {record['verdict']}"
+          + (f" ({qualifier})" if qualifier else ""))
     print(record["details"])
+    for effect in record["effects"]:
+        print(f"  {effect['why']}")
     print(f"{record['wall_s']:.1f} s; wrote {folder / 'result.json'} and "
           f"{', '.join(str(folder / p) for p in record['plots'])}")
     return 0
@@ -121,10 +125,13 @@ def cmd_tour(args: argparse.Namespace) -> int:
     width = max(len(r["id"]) for r in rows)
     print(f"\n{'experiment':<{width}}  {'MAP':<8} verdict")
     for r in rows:
-        print(f"{r['id']:<{width}}  {r['map_id']:<8} {r['verdict']}")
+        qualifier = r["note"] or r["reason"]
+        print(f"{r['id']:<{width}}  {r['map_id']:<8} {r['verdict']}"
+              + (f" ({qualifier})" if qualifier else ""))
     held = sum(r["verdict"] == "holds" for r in rows)
-    print(f"\n{held} of {len(rows)} claims hold here; {summary['wall_s']:.0f} s in all. "
-          f"Open {Path(summary['page']).resolve()}")
+    print(f"\n{held} of {len(rows)} claims hold here ("
+          + ", ".join(f"{n} {v}" for v, n in summary["verdicts"].items() if n)
+          + f"); {summary['wall_s']:.0f} s in all. Open {Path(summary['page']).resolve()}")
     return 0
 
 

@@ -15,10 +15,11 @@ from typing import Any
 
 SECTIONS = {
     1: "1 What deep learning is", 2: "2 Network basics", 3: "3 Training",
-    4: "4 Architectures", 5: "5 Problems and their fixes", 8: "8 The curriculum",
+    4: "4 Architectures", 5: "5 Problems and their fixes", 6: "6 Applications",
+    7: "7 Directions", 8: "8 The curriculum", 9: "9 Why deep learning works",
 }
 BADGES = {"holds": "holds", "does not hold at this scale": "not-here",
-          "the text is wrong": "wrong"}
+          "the text is wrong": "wrong", "not measurable here": "unmeasurable"}
 
 STYLE = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1b1f24;
@@ -36,6 +37,9 @@ img { max-width: 100%; height: auto; display: block; margin: .6rem 0; }
 .holds { background: #dafbe1; color: #116329; }
 .not-here { background: #fff8c5; color: #7d4e00; }
 .wrong { background: #ffebe9; color: #a40e26; }
+.unmeasurable { background: #eaeef2; color: #424a53; }
+.note { color: #7d4e00; font-size: 13px; } .gap { color: #57606a; }
+.counts td:first-child { font-variant-numeric: tabular-nums; text-align: right; }
 .metrics td:last-child { font-variant-numeric: tabular-nums; }
 """
 
@@ -58,43 +62,109 @@ def _number(value: Any) -> str:
     return html.escape(str(value))
 
 
+def _effects(r: dict[str, Any]) -> str:
+    """The comparisons the verdict rests on: effect, 95% interval, seeds, method, decision."""
+    e = html.escape
+    if not r.get("effects"):
+        return ""
+    rows = "".join(
+        f"<tr><td>{e(x['name'])}{'' if x.get('judged', True) else ' (shown, not judged)'}"
+        f"</td><td>{_number(x['effect'])}</td><td>[{_number(x['low'])}, {_number(x['high'])}]"
+        f"</td><td>{x['seeds']}</td><td>{e(x['method'])}</td><td>{e(x['decision'])}</td></tr>"
+        for x in r["effects"])
+    return ('<table class="effects"><tr><th>effect (claimed side: see name)</th><th>mean</th>'
+            f"<th>95% interval</th><th>seeds</th><th>method</th><th>decision</th></tr>{rows}"
+            "</table>")
+
+
+def _parts(r: dict[str, Any]) -> str:
+    e = html.escape
+    if not r.get("parts"):
+        return ""
+    rows = "".join(
+        f"<tr><td>{e(p['name'])}</td><td><span class=\"badge {BADGES.get(p['verdict'])}\">"
+        f"{e(p['verdict'])}</span>{' (' + e(p['reason']) + ')' if p.get('reason') else ''}"
+        f"</td><td>{e(p.get('details', ''))}</td></tr>" for p in r["parts"])
+    return f"<table class=\"parts\">{rows}</table>"
+
+
 def _item(r: dict[str, Any]) -> str:
     e = html.escape
     rows = "".join(f"<tr><td>{e(k)}</td><td>{_number(v)}</td></tr>"
                    for k, v in r["metrics"].items())
+    source = r["source"] if isinstance(r["source"], list) else [r["source"]]
+    qualifier = "".join(f' <span class="note">{e(t)}</span>'
+                        for t in (r.get("note"), r.get("reason")) if t)
+    correction = (f'<p><b>Correction.</b> {e(r["correction"])}</p>'
+                  if r.get("correction") else "")
+    seeds = r.get("seeds") or []
     plots = "".join(f'<img src="{e(r["id"])}/{e(p)}" alt="{e(r["title"])}: plot">'
                     for p in r["plots"])
     badge = BADGES.get(r["verdict"], "not-here")
     return f"""
 <section class="item" id="{e(r['id'])}">
-  <h3>{e(r['map_id'])} {e(r['title'])} <span class="badge {badge}">{e(r['verdict'])}</span></h3>
+  <h3>{e(r['map_id'])} {e(r['title'])} <span class="badge {badge}">{e(r['verdict'])}</span>{qualifier}</h3>
   <p><b>Claim.</b> {e(r['claim'])}</p>
-  <p class="source" lang="zh"><b>Source.</b> {e(r['source'])}</p>
+  <p class="source"><b>Source</b> (verbatim): <span lang="zh">{' … '.join(e(x) for x in source)}</span></p>
+  {correction}
   <p><b>Implemented in</b> <code>{e(r['implements'])}</code>.
      <b>Run it:</b> <code>deepatlas lab run {e(r['id'])}</code></p>
   {plots}
   <p><b>Measured.</b> {e(r['details'])}</p>
+  {_effects(r)}
+  {_parts(r)}
   <table class="metrics">{rows}</table>
-  <p class="meta">{r['wall_s']:.1f} s, seed {r['seed']}, {'quick' if r['quick'] else 'full'}
-     size</p>
+  <p class="meta">{r['wall_s']:.1f} s; {len(seeds)} seed{'s' if len(seeds) != 1 else ''}
+     ({', '.join(map(str, seeds))}); {'quick' if r['quick'] else 'full'} size; run
+     {e(str(r.get('run_id', ''))[:8])}</p>
 </section>"""
+
+
+def _gaps(results: list[dict[str, Any]]) -> dict[int, list[str]]:
+    """Per section, a line for each MAP item that no experiment measures yet."""
+    from deepatlas.lab.registry import list_experiments
+    from deepatlas.lab.sources import map_items
+
+    covered = {i.strip() for x in list_experiments() for i in x.map_id.split(",")}
+    covered |= {i.strip() for r in results for i in r["map_id"].split(",")}
+    gaps: dict[int, list[str]] = {}
+    for item, text in map_items():
+        if item not in covered:
+            short = text if len(text) < 160 else text[:157].rsplit(" ", 1)[0] + " ..."
+            gaps.setdefault(int(item.split(".")[0]), []).append(
+                f'<p class="gap" id="map-{html.escape(item)}"><b>{html.escape(item)}</b> '
+                f"{html.escape(short)} <i>(no experiment yet)</i></p>")
+    return gaps
 
 
 def render(results: list[dict[str, Any]], out: Path, wall_s: float) -> Path:
     """Write ``out/index.html`` for ``results`` (result.json records, in map order)."""
+    from collections import Counter
+
+    from deepatlas.lab.registry import EXPLAINED, VERDICTS, write_atomic
+
     e = html.escape
     first = results[0] if results else {}
+    counts = Counter(r["verdict"] for r in results)
+    count_rows = "".join(
+        f'<tr><td>{counts.get(v, 0)}</td><td><span class="badge {BADGES[v]}">{e(v)}</span>'
+        f"</td><td>{e(EXPLAINED[v])}</td></tr>" for v in VERDICTS)
+    seed_counts = sorted({len(r.get("seeds") or []) for r in results} - {0})
+    size = ("quick" if all(r["quick"] for r in results) else "full") if results else ""
+    gaps = _gaps(results)
     summary_rows = "".join(
         f'<tr><td>{e(r["map_id"])}</td><td><a href="#{e(r["id"])}">{e(r["title"])}</a></td>'
         f'<td><span class="badge {BADGES.get(r["verdict"], "not-here")}">{e(r["verdict"])}'
-        f"</span></td></tr>" for r in results)
-    body, section = [], None
+        f"</span>{' ' + e(r['note'] or r['reason']) if r.get('note') or r.get('reason') else ''}"
+        f"</td></tr>" for r in results)
+    body = []
+    by_section: dict[int, list[dict[str, Any]]] = {}
     for r in results:
-        major = int(r["map_id"].split(",")[0].split(".")[0])
-        if major != section:
-            section = major
-            body.append(f"<h2>{e(SECTIONS.get(major, str(major)))}</h2>")
-        body.append(_item(r))
+        by_section.setdefault(int(r["map_id"].split(",")[0].split(".")[0]), []).append(r)
+    for major in sorted(set(by_section) | set(gaps)):
+        body.append(f"<h2>{e(SECTIONS.get(major, str(major)))}</h2>")
+        body.extend(_item(r) for r in by_section.get(major, []))
+        body.extend(gaps.get(major, []))
     page = f"""<!doctype html>
 <html lang="en">
 <head>
@@ -105,11 +175,16 @@ def render(results: list[dict[str, Any]], out: Path, wall_s: float) -> Path:
 </head>
 <body>
 <h1>deepatlas: the map, measured</h1>
-<p class="meta">{len(results)} experiments in {wall_s:.0f} s on {e(str(first.get('cpu')))}
-  ({first.get('cpu_threads')} threads), torch {e(str(first.get('torch')))}, torchvision
-  {e(str(first.get('torchvision')))}, Python {e(str(first.get('python')))};
-  {time.strftime('%Y-%m-%d %H:%M')}. Every verdict below was computed from the numbers beside
-  it: "holds", "does not hold at this scale", or "the text is wrong".</p>
+<table class="counts" id="verdict-counts">{count_rows}</table>
+<p class="meta">{len(results)} experiments, {size} size, in {wall_s:.0f} s on
+  {e(str(first.get('cpu')))} ({first.get('cpu_threads')} threads), torch
+  {e(str(first.get('torch')))}, torchvision {e(str(first.get('torchvision')))}, Python
+  {e(str(first.get('python')))}; {time.strftime('%Y-%m-%d %H:%M')}. Every verdict below was
+  computed from the numbers beside it. Comparisons are judged on their 95% interval over
+  seeds ({'/'.join(map(str, seed_counts)) or 'no'} seeds per experiment in this run; fewer
+  than 3 decide nothing, and the verdict then says "undecided").
+  {sum(len(v) for v in gaps.values())} items of the map have no experiment yet: each has a
+  line in its section.</p>
 <table>{summary_rows}</table>
 {''.join(body)}
 <script>{CHECK_IMAGES}</script>
@@ -117,5 +192,5 @@ def render(results: list[dict[str, Any]], out: Path, wall_s: float) -> Path:
 </html>
 """
     path = Path(out) / "index.html"
-    path.write_text(page, encoding="utf-8")
+    write_atomic(path, page)
     return path

@@ -1,4 +1,13 @@
-"""MAP 4.1: dilated, depthwise separable and deformable convolutions, each measured."""
+"""MAP 4.1: dilated, depthwise separable and deformable convolutions, each measured.
+
+- Receptive fields: the theory must equal the field measured from input gradients, exactly
+  (both are integers of pixels), and dilation must widen it.
+- Separable cost: the FLOP ratio counted by torch.utils.flop_counter must equal 1/N + 1/k²
+  within 1e-3 (the counts are exact; 1e-3 is far below the 0.11 being checked), and the
+  separable conv must also run faster (median of 20 timings each).
+- Deformable: on warped digits, test accuracy with a deformable conv minus the same net with
+  a plain conv, paired by seed, with the 95% interval above 0 (:mod:`deepatlas.lab.stats`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from deepatlas.compress.quantize import latency_ms
 from deepatlas.lab.common import accuracy, pyplot, save
 from deepatlas.lab.registry import Context, Result, experiment
+from deepatlas.lab.stats import compare, verdict
 from deepatlas.nn import (DeformableConv2d, DepthwiseSeparableConv2d, empirical_receptive_field,
                           receptive_field)
 
@@ -53,8 +63,8 @@ def small_net(deformable: bool) -> nn.Module:
             claim="Dilation widens the receptive field at no extra cost; a depthwise separable "
                   "conv costs 1/N + 1/k² of a full one; deformable convs adapt their sampling "
                   "to geometric deformation.",
-            source="空洞卷积:扩大感受野(dilation rate>1) ; 可变形卷积:自适应调整采样位置 ; "
-                   "深度可分离卷积:减少计算量(MobileNet基础)",
+            source=("空洞卷积:扩大感受野(dilation rate>1)", "可变形卷积:自适应调整采样位置",
+                    "深度可分离卷积:减少计算量(MobileNet基础)"),
             implements="deepatlas.nn.receptive_field, empirical_receptive_field, "
                        "DepthwiseSeparableConv2d, DeformableConv2d")
 def run(ctx: Context) -> Result:
@@ -75,22 +85,28 @@ def run(ctx: Context) -> Result:
     m["separable_flop_ratio"] = flops(sep, x) / flops(full, x)
     m["separable_formula_1/N+1/k2"] = 1 / n + 1 / k**2
     m["full_conv_ms"], m["separable_conv_ms"] = latency_ms(full, x, 20), latency_ms(sep, x, 20)
-    # 3. Deformable vs plain conv on warped digits.
-    xtr, ytr, xte, yte = deformed_digits(ctx.seed, 1437)
-    accs = {}
-    for name in ("plain", "deformable"):
-        torch.manual_seed(ctx.seed)
-        net = small_net(name == "deformable")
-        opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-        g = torch.Generator().manual_seed(ctx.seed)
-        for _ in range(300 if ctx.quick else 1500):
-            idx = torch.randint(0, len(xtr), (64,), generator=g)
-            loss = F.cross_entropy(net(xtr[idx]), ytr[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        accs[name] = accuracy(net, xte, yte)
-        m[f"warped_digits_test_acc_{name}"] = accs[name]
+    # 3. Deformable vs plain conv on warped digits, over seeds (each seed warps afresh).
+    seeds = [ctx.seed + i for i in range(3 if ctx.quick else 5)]
+    runs: dict[str, list[float]] = {"plain": [], "deformable": []}
+    for seed in seeds:
+        xtr, ytr, xte, yte = deformed_digits(seed, 1437)
+        for name in runs:
+            torch.manual_seed(seed)
+            net = small_net(name == "deformable")
+            opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+            g = torch.Generator().manual_seed(seed)
+            for _ in range(300 if ctx.quick else 600):
+                idx = torch.randint(0, len(xtr), (64,), generator=g)
+                loss = F.cross_entropy(net(xtr[idx]), ytr[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            runs[name].append(accuracy(net, xte, yte))
+    accs = {k: sum(v) / len(v) for k, v in runs.items()}
+    for name, value in accs.items():
+        m[f"warped_digits_test_acc_{name}"] = value
+    effects = [compare("deformable - plain conv, warped digits test accuracy",
+                       runs["deformable"], runs["plain"])]
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
@@ -103,20 +119,23 @@ def run(ctx: Context) -> Result:
     axes[1].set_ylabel("CPU latency, batch 32, 128 ch, 28 px (ms)")
     axes[2].bar(list(accs), list(accs.values()))
     axes[2].set_ylim(min(accs.values()) - 0.1, 1)
-    axes[2].set_ylabel("test accuracy, warped digits")
+    axes[2].set_ylabel(f"test accuracy, warped digits ({len(seeds)} seeds)")
     plot = save(fig, ctx.path("plot.png"))
 
     rf_ok = all(t == e for t, e in rf.values()) and rf["1,2,4"][0] > rf["1,1,1"][0]
     ratio_ok = abs(m["separable_flop_ratio"] - m["separable_formula_1/N+1/k2"]) < 1e-3
     faster = m["separable_conv_ms"] < m["full_conv_ms"]
-    deform_ok = accs["deformable"] > accs["plain"]
-    holds = rf_ok and ratio_ok and faster and deform_ok
-    return Result(m, "holds" if holds else "does not hold at this scale",
+    deform_ok = effects[0].decision == "supports"
+    result, note = verdict(effects, also=rf_ok and ratio_ok and faster, unmet="; ".join(
+        t for ok, t in ((rf_ok, "receptive fields"), (ratio_ok, "separable FLOP ratio"),
+                        (faster, "separable conv not faster")) if not ok))
+    return Result(m, result,
                   "Receptive fields (theory = measured): "
                   + ", ".join(f"dilations {s}: {rf[s][0]} px" for s in names)
                   + f". Separable conv: {m['separable_flop_ratio']:.4f} of the FLOPs "
                   f"(formula {m['separable_formula_1/N+1/k2']:.4f}), {m['separable_conv_ms']:.1f} "
                   f"vs {m['full_conv_ms']:.1f} ms. Warped digits: plain {accs['plain']:.1%}, "
                   f"deformable {accs['deformable']:.1%}"
-                  + ("" if deform_ok else " (no gain from deformable sampling here)") + ".",
-                  [plot])
+                  + f" (means over seeds {seeds})"
+                  + ("" if deform_ok else "; no gain beyond the spread over seeds") + ".",
+                  [plot], effects, seeds, note=note)

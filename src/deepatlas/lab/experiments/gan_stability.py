@@ -1,4 +1,10 @@
-"""MAP 4.3: on a ring of 8 Gaussians, a plain GAN tends to drop modes; WGAN-GP covers them."""
+"""MAP 4.3: on a ring of 8 Gaussians, a plain GAN tends to drop modes; WGAN-GP covers them.
+
+Judged over seeds with :mod:`deepatlas.lab.stats`: WGAN-GP covers all 8 modes at the end (its
+mean over seeds above 7, with the interval), and its worst coverage over the checkpoints of the
+second half of training is above the GAN's, paired by seed (that is "keeps them covered").
+The quick tour's 2 seeds are too few to decide, and the verdict says so.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from torch import nn
 
 from deepatlas.lab.common import pyplot, save
 from deepatlas.lab.registry import Context, Result, experiment
+from deepatlas.lab.stats import against, compare, verdict
 from deepatlas.losses import (gan_discriminator_loss, gan_nonsaturating_generator_loss,
                               gradient_penalty, wasserstein_critic_loss,
                               wasserstein_generator_loss)
@@ -75,13 +82,13 @@ def train(kind: str, steps: int, seed: int) -> tuple[list[tuple[int, int, float]
 @experiment(name="gan-stability", map_id="4.3", title="GAN vs WGAN-GP on 8 Gaussians",
             claim="The Wasserstein distance with a gradient penalty (WGAN-GP) trains more stably "
                   "than the original GAN: it covers the data's modes and keeps them covered.",
-            source="训练技巧: 使用Wasserstein距离改进稳定性 ; 添加梯度惩罚(WGAN-GP)",
+            source=("训练技巧:", "使用Wasserstein距离改进稳定性", "添加梯度惩罚(WGAN-GP)"),
             implements="deepatlas.losses: gan_discriminator_loss, "
                        "gan_nonsaturating_generator_loss, wasserstein_critic_loss, "
                        "gradient_penalty")
 def run(ctx: Context) -> Result:
-    steps = 1200 if ctx.quick else 5000
-    seeds = [ctx.seed + s for s in range(2 if ctx.quick else 5)]
+    steps = 1200 if ctx.quick else 2000
+    seeds = [ctx.seed + s for s in range(2 if ctx.quick else 3)]
     runs = {kind: [train(kind, steps, s) for s in seeds] for kind in ("GAN", "WGAN-GP")}
 
     plt = pyplot()
@@ -115,12 +122,16 @@ def run(ctx: Context) -> Result:
     metrics.update({f"high_quality_share_{k}": sum(v) / len(v) for k, v in quality.items()})
     metrics.update({f"worst_modes_second_half_{k}": m for k, m in mean_worst.items()})
     metrics.update(steps=steps, seeds=len(seeds))
-    holds = (mean_modes["WGAN-GP"] >= mean_modes["GAN"]
-             and mean_worst["WGAN-GP"] > mean_worst["GAN"])
-    return Result(metrics, "holds" if holds else "does not hold at this scale",
+    effects = [against(f"WGAN-GP's modes covered at the end - {MODES - 1}", modes["WGAN-GP"],
+                       MODES - 1),
+               compare("WGAN-GP - GAN, worst coverage in the second half", worst["WGAN-GP"],
+                       worst["GAN"])]
+    result, note = verdict(effects)
+    return Result(metrics, result,
                   f"Modes covered after {steps} generator steps, per seed: GAN {modes['GAN']}, "
                   f"WGAN-GP {modes['WGAN-GP']}; the worst coverage in the second half of "
                   f"training: GAN {worst['GAN']}, WGAN-GP {worst['WGAN-GP']}. Share of samples "
                   f"within 3 std of a mode: GAN "
                   f"{metrics['high_quality_share_GAN']:.0%}, WGAN-GP "
-                  f"{metrics['high_quality_share_WGAN-GP']:.0%}.", [plot])
+                  f"{metrics['high_quality_share_WGAN-GP']:.0%}.", [plot], effects, seeds,
+                  note=note)

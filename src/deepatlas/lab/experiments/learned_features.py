@@ -1,5 +1,10 @@
 """MAP 1.2: representation learning. The hidden layers turn pixels into features that separate
-the classes better at every layer."""
+the classes better at every layer.
+
+Holds when the silhouette score of the test digits' classes rises at every layer, from the
+pixels to the last hidden layer (an ordering, so no threshold); one trained model, as the claim
+is about what a model learns, not about a difference between two methods.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ def run(ctx: Context) -> Result:
     torch.manual_seed(ctx.seed)
     xtr, ytr, xte, yte = digits_tensors()
     model = create_model("mlp", in_channels=1, image_size=8, num_classes=10, depth=3, width=64)
-    fit(model, xtr, ytr, 600 if ctx.quick else 3000,
+    fit(model, xtr, ytr, 600 if ctx.quick else 1500,
         torch.optim.Adam(model.parameters(), lr=2e-3), seed=ctx.seed)
     test_acc = accuracy(model, xte, yte)
 
@@ -44,13 +49,20 @@ def run(ctx: Context) -> Result:
 
     plt = pyplot()
     names = list(layers)
-    fig, axes = plt.subplots(1, len(names) + 1, figsize=(3 * (len(names) + 1), 3))
+    fig = plt.figure(figsize=(3 * (len(names) + 1), 3))
+    outer = fig.add_gridspec(1, len(names) + 1)
     weights = next(m for m in model.modules() if isinstance(m, torch.nn.Linear)).weight
     grid = weights[:16].detach().view(16, 8, 8)
-    tiles = torch.cat([torch.cat(list(grid[r * 4:(r + 1) * 4]), 1) for r in range(4)], 0)
-    axes[0].imshow(tiles.numpy(), cmap="RdBu")
-    axes[0].set_title("16 first-layer filters")
-    axes[0].axis("off")
+    tiles = outer[0].subgridspec(4, 4, wspace=0.15, hspace=0.15)
+    for i in range(16):  # each filter its own tile, on its own symmetric colour scale
+        ax = fig.add_subplot(tiles[i // 4, i % 4])
+        w = grid[i].numpy()
+        ax.imshow(w, cmap="RdBu", vmin=-abs(w).max(), vmax=abs(w).max())
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i == 1:
+            ax.set_title("16 first-layer filters", loc="left", fontsize=9)
+    axes = [None] + [fig.add_subplot(outer[i + 1]) for i in range(len(names))]
     for ax, name in zip(axes[1:], names):
         xy = PCA(2, random_state=0).fit_transform(layers[name].numpy())
         ax.scatter(xy[:, 0], xy[:, 1], c=yte.numpy(), cmap="tab10", s=5)

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Write the README's measured tables from the committed results, between marker comments.
+
+    python scripts/readme_results.py           # rewrite README.md in place
+    python scripts/readme_results.py --check   # exit 1 if README.md and results/ disagree
+
+Each block sits between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` and is
+generated from one committed file:
+
+- ``tour``: ``results/tour-summary.json`` (``deepatlas tour --out ...``'s ``summary.json``);
+- ``throughput``: ``results/benchmarks/throughput-*.json`` (``benchmarks/throughput.py``);
+- ``time-to-accuracy``: ``results/benchmarks/time-to-accuracy-*.json``
+  (``benchmarks/time_to_accuracy.py``).
+
+``tests/test_readme.py`` runs the check, so ``make test`` fails when they disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+
+
+def _one(pattern: str) -> dict:
+    files = sorted((RESULTS / "benchmarks").glob(pattern))
+    if len(files) != 1:
+        raise SystemExit(f"expected one results/benchmarks/{pattern}, found {len(files)}")
+    return json.loads(files[0].read_text())
+
+
+def _num(x: float) -> str:
+    if x == 0:
+        return "0"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    if abs(x) >= 0.01:
+        return f"{x:.3g}"
+    return f"{x:.2g}"
+
+
+def _signed(x: float) -> str:
+    return ("+" if x > 0 else "") + _num(x)
+
+
+def tour() -> str:
+    s = json.loads((RESULTS / "tour-summary.json").read_text())
+    m = s.get("machine", {})
+    counts = ", ".join(f"{n} {v}" for v, n in s["verdicts"].items())
+    lines = [f"`deepatlas tour{' --quick' if s['quick'] else ''}` on this machine "
+             f"({m.get('cpu_threads', '?')} threads, {m.get('cpu', '?')}, torch "
+             f"{m.get('torch', '?')}), seed {s['seed']}, finished {s['finished'][:10]}: "
+             f"{len(s['experiments'])} experiments in {s['wall_s']:.0f} s; {counts}. "
+             "Each judged effect is the mean over seeds with its 95% interval "
+             "(`deepatlas.lab.stats`); the file is `results/tour-summary.json`.", "",
+             "| MAP | experiment | verdict | judged effects: mean [95% interval], seeds |",
+             "| --- | --- | --- | --- |"]
+    for e in s["experiments"]:
+        verdict = e["verdict"] + (f" ({e['note'] or e['reason']})"
+                                  if e.get("note") or e.get("reason") else "")
+        effects = "; ".join(
+            f"{x['name']}: {_signed(x['effect'])} [{_signed(x['low'])}, {_signed(x['high'])}], "
+            f"{x['seeds']} {'test items' if 'Wilson' in x['method'] else 'seeds'}"
+            for x in e.get("effects") or [] if x.get("judged", True))
+        parts = "; ".join(f"{p['name']}: {p['verdict']}"
+                          + (f" ({p['reason']})" if p.get("reason") else "")
+                          for p in e.get("parts") or [])
+        cells = [e["map_id"], f"`{e['id']}`", verdict,
+                 " ".join(x for x in (effects, parts and f"steps: {parts}") if x) or "-"]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def throughput() -> str:
+    t = _one("throughput-*.json")
+    peaks = t["peaks"]
+    lines = [f"On this machine ({t.get('cpu_threads')} threads, {t.get('cpu')}, batch "
+             f"{t['batch']}, channels_last): matmul peak {peaks['fp32']:.0f} GFLOP/s fp32, "
+             f"{peaks['bf16']:.0f} bf16. File: `results/benchmarks/`"
+             f"`throughput-*.json`.", "",
+             "| model | parameters | precision | images/s | GFLOP/s | share of the matmul peak |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for r in t["rows"]:
+        lines.append(f"| {r['model']} | {r['params']:,} | {r['precision']} | "
+                     f"{r['images_per_s']:,.0f} | {r['gflop_per_s']:.0f} | "
+                     f"{r['share_of_peak']:.0%} |")
+    return "\n".join(lines)
+
+
+def time_to_accuracy() -> str:
+    t = _one("time-to-accuracy-*.json")
+    ours, base = t["table"]["deepatlas"], t["table"]["baseline"]
+
+    def cell(row):
+        if row["mean"] is None:
+            return f"not reached ({row['reached']} seeds)"
+        return f"{row['mean']:.0f} ± {row['std']:.0f} s"
+
+    lines = [f"Seeds {', '.join(map(str, t['seeds']))}, mean ± std, on "
+             f"{t.get('cpu_threads')} threads ({t.get('cpu')}, torch {t.get('torch')}). File: "
+             "`results/benchmarks/time-to-accuracy-*.json`.", "",
+             f"| time to test accuracy | `{t['recipe']}` | PyTorch MNIST example | speed-up |",
+             "| --- | --- | --- | --- |"]
+    for key in [k for k in ours if k.endswith("%")]:
+        a, b = ours[key], base[key]
+        speed = (f"{b['mean'] / a['mean']:.1f}x" if a["mean"] and b["mean"] else "")
+        lines.append(f"| {key} | {cell(a)} | {cell(b)} | {speed} |")
+    fa, fb = ours["final_acc"], base["final_acc"]
+    lines.append(f"| final test accuracy | {fa['mean']:.2%} ± {fa['std'] * 100:.2f} | "
+                 f"{fb['mean']:.2%} ± {fb['std'] * 100:.2f} | |")
+    ta, tb = ours["total_s"], base["total_s"]
+    lines.append(f"| training time | {cell(ta)} | {cell(tb)} | "
+                 f"{tb['mean'] / ta['mean']:.1f}x |")
+    return "\n".join(lines)
+
+
+BLOCKS = {"tour": tour, "throughput": throughput, "time-to-accuracy": time_to_accuracy}
+
+
+def render(readme: str) -> str:
+    """``readme`` with every marked block regenerated; a marker pair must be present."""
+    for name, make in BLOCKS.items():
+        pattern = re.compile(rf"(<!-- results:{name} -->\n)(?:.*?\n)?(<!-- /results:{name} -->)",
+                             re.S)
+        if not pattern.search(readme):
+            raise SystemExit(f"README.md has no <!-- results:{name} --> block")
+        readme = pattern.sub(lambda m: m.group(1) + make() + "\n" + m.group(2), readme)
+    return readme
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args(argv)
+    path = ROOT / "README.md"
+    current = path.read_text(encoding="utf-8")
+    wanted = render(current)
+    if args.check:
+        if wanted != current:
+            print("README.md disagrees with results/: run python scripts/readme_results.py",
+                  file=sys.stderr)
+            return 1
+        return 0
+    path.write_text(wanted, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""The README's measured tables are generated from the committed results (issue 15)."""
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("readme_results",
+                                                  ROOT / "scripts/readme_results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_tables_equal_what_the_results_generate():
+    script = _script()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert script.render(readme) == readme, (
+        "README.md disagrees with results/: run python scripts/readme_results.py")
+
+
+def test_the_check_fails_when_a_figure_is_edited_by_hand(tmp_path, monkeypatch):
+    script = _script()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- results:throughput -->\n(.*?)<!-- /results:throughput -->", readme,
+                      re.S).group(1)
+    edited = readme.replace(block, block.replace("|", "| 1", 1))
+    assert script.render(edited) != edited
+
+
+def test_the_committed_tour_summary_is_complete():
+    summary = json.loads((ROOT / "results/tour-summary.json").read_text())
+    from deepatlas.lab import VERDICTS, list_experiments
+
+    assert {e["id"] for e in summary["experiments"]} == {e.name for e in list_experiments()}
+    assert all(e["verdict"] in VERDICTS for e in summary["experiments"])
+    assert set(summary["verdicts"]) == set(VERDICTS)
