@@ -122,7 +122,7 @@ SETS: dict[str, DataSet] = {s.name: s for s in [
         f"{speech.LIMIT} sentences, 21 minutes of audio", "GPL-3+ tool, generated data; "
         "public domain text", (), speech.build, speech.load, {  # the audio: per espeak-ng version
             "sentences.tsv": "306f45a284b5eb44ea6142596e9e2dcba6c58d0412cbcd8192c797001fb10435"},
-        needs=("austen",), tools=(_deb("espeak-ng", "1.51"),)),
+        needs=("austen",), tools=(_deb("espeak-ng", "1.51+dfsg-10+deb12u2"),)),
 ]}
 
 
