@@ -11,11 +11,12 @@ folder first). Title and keywords come from each SVG's RDF metadata: the ``cc:Wo
 Rendering is done by PyPI ``cairosvg`` in a pool of one worker process, one SVG at a time with a
 time limit, so that an SVG that crashes or hangs the renderer costs that SVG only; such SVGs,
 and those cairosvg refuses (entity declarations, which it treats as unsafe), are skipped and
-counted. Nothing outside an SVG is fetched: with ``unsafe=False`` cairosvg reads ``data:``
-URLs only.
+counted: 26 of the 7,458 with cairosvg 2.9.1 (12 with sizes in percent, 6 entity declarations,
+8 others). Nothing outside an SVG is fetched: with ``unsafe=False`` cairosvg reads ``data:``
+URLs only. 7,396 drawings have a title, 7,340 keywords, 267 more than one category.
 
 64x64: clip art is flat shapes that stay recognisable at that size, the whole set decodes to
-(7,445, 4, 64, 64) uint8 = 122 MB (96x96 would be 2.25 times that for the same render time), and
+(7,432, 4, 64, 64) uint8 = 122 MB (96x96 would be 2.25 times that for the same render time), and
 64 is the size of the downsampled-ImageNet benchmarks. Installed as ``index.tsv`` (every drawing:
 path, categories, title, keywords; its content is fixed by the package, so it is checksummed)
 and ``png/PATH.png`` for each drawing that rendered (cairo's output may move with its version).
