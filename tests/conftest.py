@@ -30,3 +30,18 @@ def mnist_dir(tmp_path_factory) -> Path:
     from fakedata import make_mnist
 
     return make_mnist(tmp_path_factory.mktemp("mnist"))
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty $DEEPATLAS_DATA, and the data sets' pinned sha256 sums off: the tiny fake
+    packages of tests/fakepackages.py build other files than the real ones."""
+    import dataclasses
+
+    from deepatlas.data.packages import SETS
+
+    root = tmp_path / "cache"
+    monkeypatch.setenv("DEEPATLAS_DATA", str(root))
+    for name, spec in list(SETS.items()):
+        monkeypatch.setitem(SETS, name, dataclasses.replace(spec, checksums={}))
+    return root

@@ -209,10 +209,9 @@ def _ar_members(path: Path) -> Iterator[tuple[str, bytes]]:
         pos += 60 + size + (size & 1)
 
 
-def extract_deb(path: Path, dest: Path, keep: Callable[[str], bool] = lambda name: True) -> Path:
-    """Unpack a .deb's files (what ``dpkg -x`` does), read in Python so that ``filter="data"``
-    guards every path and only the members wanted are written. ``data.tar.zst``, which Python
-    cannot decompress, goes through ``dpkg-deb --fsys-tarfile``."""
+def _deb_data(path: Path) -> bytes:
+    """A .deb's ``data.tar*`` member. ``data.tar.zst``, which Python cannot decompress, goes
+    through ``dpkg-deb --fsys-tarfile``."""
     for name, body in _ar_members(path):
         if not name.startswith("data.tar"):
             continue
@@ -222,8 +221,22 @@ def extract_deb(path: Path, dest: Path, keep: Callable[[str], bool] = lambda nam
             if proc.returncode:
                 raise DamagedPackage(f"{path.name}: dpkg-deb failed: {proc.stderr[-200:]!r}")
             body = proc.stdout
-        return extract_tar(io.BytesIO(body), dest, keep)
+        return body
     raise DamagedPackage(f"{path.name} has no data.tar member: not a Debian package")
+
+
+def extract_deb(path: Path, dest: Path, keep: Callable[[str], bool] = lambda name: True) -> Path:
+    """Unpack a .deb's files (what ``dpkg -x`` does), read in Python so that ``filter="data"``
+    guards every path and only the members wanted are written."""
+    return extract_tar(io.BytesIO(_deb_data(path)), dest, keep)
+
+
+def deb_symlinks(path: Path, keep: Callable[[str], bool] = lambda name: True) -> dict[str, str]:
+    """The symbolic links of a .deb that ``keep`` accepts, name -> target as written (never
+    created on disk: :func:`extract_deb` skips links)."""
+    with tarfile.open(fileobj=io.BytesIO(_deb_data(path)), mode="r|*") as tar:
+        return {m.name.removeprefix("./"): m.linkname for m in tar
+                if m.issym() and keep(m.name.removeprefix("./"))}
 
 
 def unpack(path: Path, dest: Path, keep: Callable[[str], bool] = lambda name: True) -> Path:
@@ -357,6 +370,6 @@ def install(name: str, packages: list[Package], build: Builder, *, checksums: di
     return target
 
 
-__all__ = ["DamagedPackage", "MANIFEST", "Package", "check_sha256", "data_root", "extract_deb",
-           "extract_tar", "extract_zip", "fetch", "install", "installed", "read_manifest",
-           "sha256", "unpack", "writable_root"]
+__all__ = ["DamagedPackage", "MANIFEST", "Package", "check_sha256", "data_root", "deb_symlinks",
+           "extract_deb", "extract_tar", "extract_zip", "fetch", "install", "installed",
+           "read_manifest", "sha256", "unpack", "writable_root"]

