@@ -32,10 +32,22 @@ def _idx(folder: Path) -> list[str]:
     return [f"data.dir={make_mnist(folder, n_train=120, n_test=30)}", "train.batch_size=24"]
 
 
+def _mnist_10k(folder: Path) -> list[str]:
+    """The installed form of `deepatlas data get mnist-10k`: images.npy and labels.npy."""
+    import numpy as np
+
+    folder.mkdir(parents=True)
+    images = np.random.default_rng(0).integers(0, 256, (160, 28, 28), dtype=np.uint8)
+    np.save(folder / "images.npy", images)
+    np.save(folder / "labels.npy", np.arange(160, dtype=np.uint8) % 10)
+    return [f"data.dir={folder}", "train.batch_size=24"]
+
+
 # data.name -> how to make a tiny copy in its real format (returns --set overrides)
 TINY_DATA = {
     "digits": lambda folder: ["train.batch_size=256"],
     "mnist": _idx,
+    "mnist-10k": _mnist_10k,
     "fashion-mnist": _idx,
     "cifar10": lambda folder: [f"data.dir={make_cifar(folder, 10, per_batch=24)}",
                                "train.batch_size=24"],
@@ -43,14 +55,15 @@ TINY_DATA = {
                                 "train.batch_size=5", "data.image_size=32",
                                 "data.train_size_start=0", "data.train_size_end=0",
                                 "data.num_workers=0", "train.eval_batch_size=8"],
-    "karate": lambda folder: ["train.epochs=3", "train.checkpoint_every_epochs=1"],
+    "karate": lambda folder: ["train.epochs=4", "train.checkpoint_every_epochs=1"],
     "number-words": lambda folder: ["train.batch_size=1800"],
 }
 SMALL_MODEL = {"width": 8, "depth": 8, "hidden": 8, "d_model": 16, "heads": 2, "layers": 1,
                "z_dim": 16}
 # train.deterministic stays off: on the CPU these recipes are bitwise repeatable without it
 # (the test proves it), and it makes ProGAN's backward passes 3x slower.
-# One epoch of 4+ steps, cut in the middle: the hard case (test_faults covers epoch ends).
+# One epoch of 4+ steps, checkpointed every 2 and cut at step 3: a mid-epoch resume, the hard
+# case (tests/test_faults.py covers epoch ends and real SIGKILLs at random moments).
 COMMON = ["train.epochs=1", "train.tensorboard=false", "train.checkpoint_every_steps=2",
           "train.eval_every=0", "gan.fd_samples=32", "gan.discriminator_width=8"]
 
@@ -94,7 +107,8 @@ def test_every_recipe_resumes_exactly_and_stops_cleanly(recipe, cli, tmp_path, m
     code, _, err = _train(cli, recipe, unbroken, sets)
     assert code == 0, err
     total = load_checkpoint(unbroken / "last.pt")["step"]
-    assert total >= 3, f"{recipe}: {total} steps are too few to cut in the middle"
+    # 4+ steps: a checkpoint at step 2, the cut at step 3, still mid-run
+    assert total >= 4, f"{recipe}: {total} steps are too few to cut in the middle"
     middle = total // 2 + 1
 
     # (a) SIGKILL-equivalent: the process dies with os._exit after step `middle`, then resumes.
