@@ -58,7 +58,8 @@ def test_the_teacher_changes_the_students_training(tmp_path, resnet_run):
 
 
 def test_a_teacher_for_other_classes_is_refused(cli, tmp_path, mnist_dir):
-    code, _, _ = cli("train", "mnist", "--out", tmp_path / "t", "--set", f"data.dir={mnist_dir}",
+    code, _, _ = cli("train", "mnist", "--out", tmp_path / "t", "--set", "data.name=mnist",
+                     "--set", f"data.dir={mnist_dir}",
                      "--set", "train.epochs=1", "--set", "train.batch_size=50", *QUICK[4:])
     assert code == 0
     code, _, err = cli("distill", "--teacher", tmp_path / "t", "--student", "digits",

@@ -40,7 +40,7 @@ def test_switching_model_keeps_only_its_own_options():
     ("train.precision=fp8", "train.precision must be one of auto, fp32, bf16, fp16"),
     ("data.name=fashion", "unknown data set (data.name) for task classify-images 'fashion'"),
     ("model.name=resnt", "did you mean 'resnet'?"),
-    ("train.monitor=val_acc", "add --set data.val_fraction=0.1"),
+    ("data.val_fraction=1.5", "data.val_fraction must be in [0, 1)"),
     ("epochs", "--set expects KEY=VALUE"),
 ])
 def test_bad_overrides_say_how_to_fix_them(override, message):
