@@ -166,6 +166,7 @@ def run_experiment(name: str, out_dir: str | Path, quick: bool = True,
                   "claim": exp.claim, "source": list(exp.source),
                   "correction": exp.correction, "implements": exp.implements,
                   **result.record(), "quick": quick, "seed": seed,
+                  "seeds": result.seeds or [seed],  # one run at ``seed`` unless it says
                   "run_id": uuid.uuid4().hex, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
                   "wall_s": time.perf_counter() - t0, **machine_info(torch.device("cpu"))}
         (work / "result.json").write_text(
