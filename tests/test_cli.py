@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from deepatlas.data import load_data
-from fakedata import make_cifar, make_image_folder
+from fakedata import make_image_folder
 
 
 def test_recipes_lists_one_line_each(cli):
@@ -104,16 +104,6 @@ def test_mnist_recipe_end_to_end(cli, tmp_path, mnist_dir):
                                "test": 60, "val": 20, "val_fraction": 0.1}
 
 
-def test_fashion_mnist_recipe_end_to_end(cli, tmp_path, mnist_dir):
-    summary = _train(cli, tmp_path, "fashion-mnist", mnist_dir, "--set", "train.batch_size=50")
-    assert summary["precision"] == "bfloat16" and summary["epochs"] == 1
-
-
-def test_cifar10_recipe_end_to_end(cli, tmp_path):
-    make_cifar(tmp_path / "data", 10)
-    summary = _train(cli, tmp_path, "cifar10", tmp_path / "data", "--set", "train.batch_size=40",
-                     "--set", "model.depth=8")
-    assert summary["data"]["train"] == 180 and summary["num_params"] > 0
 
 
 def test_imagenet_recipe_end_to_end(cli, tmp_path):

@@ -58,19 +58,6 @@ def test_sample_draws_a_grid_from_a_trained_generator(cli, tmp_path, digits_clas
     assert code == 2 and "not a GAN run" in err
 
 
-def test_gan_resume_continues_exactly(cli, tmp_path, digits_classifier):
-    judge = ["--set", f"gan.classifier={json.dumps(str(digits_classifier))}"]
-    two = [*TINY[:2], *TINY[4:], "--set", "data.name=digits", *judge]
-    assert cli("train", "gan-dcgan", "--out", tmp_path / "a", *two,
-               "--set", "train.epochs=2")[0] == 0
-    assert cli("train", "gan-dcgan", "--out", tmp_path / "b", *two,
-               "--set", "train.epochs=1")[0] == 0
-    assert cli("train", "gan-dcgan", "--out", tmp_path / "b", *two, "--set", "train.epochs=2",
-               "--resume")[0] == 0
-    a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)["models"]["generator"]
-    b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["models"]["generator"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
-
 
 def test_frechet_distance_of_a_set_with_itself_is_zero_and_grows_with_a_shift():
     rng = np.random.default_rng(0)

@@ -15,7 +15,7 @@ from deepatlas.data import load_data, make_loader
 from deepatlas.data.progressive import progressive_size
 from deepatlas.nn.whitening import PatchWhitening
 from deepatlas.train.runtime import evaluate_model
-from fakedata import make_cifar, make_image_folder
+from fakedata import make_image_folder
 
 
 def test_patch_whitening_decorrelates_patches_to_unit_variance():
@@ -107,12 +107,6 @@ def test_fashion_mnist_fast_recipe_end_to_end(cli, tmp_path, mnist_dir):
     torch.testing.assert_close(whiten[4:], -whiten[:4])
     assert state["config"]["train"]["tta"] == "flip"
 
-
-def test_cifar10_fast_recipe_end_to_end(cli, tmp_path):
-    make_cifar(tmp_path / "data", 10)
-    summary, _, _ = _train(cli, tmp_path, "cifar10-fast", f"data.dir={tmp_path / 'data'}",
-                           "train.epochs=1", "train.batch_size=40", "model.width=8")
-    assert summary["data"]["train"] == 200 and 0 <= summary["test_acc"] <= 1
 
 
 def test_imagenet_resnet50_under_torchrun_with_two_cpu_processes(tmp_path):
