@@ -23,7 +23,7 @@ from deepatlas.lab.stats import proportion
 STEPS = (
     ("digits", "digits", "digits", []),
     ("fashion-mnist", "fashion-mnist", "fashion-mnist-fast", ["train.epochs=1"]),
-    ("mnist", "mnist", "mnist", ["train.epochs=1"]),
+    ("mnist", "mnist-10k", "mnist", ["train.epochs=1"]),  # real digits: deepatlas data get
     ("cifar10", "cifar10", "cifar10-fast", ["train.epochs=1"]),
     ("imagenet", "imagenet", "imagenet-resnet50", ["train.epochs=1"]),
 )
