@@ -48,6 +48,21 @@ def _assert_same_weights(a: Path, b: Path) -> None:
         assert torch.equal(wa[key], wb[key]), f"{key} differs"
 
 
+def _mtime(path: Path) -> int:
+    return path.stat().st_mtime_ns if path.is_file() else 0
+
+
+def _wait_until_training(out: Path, proc, since: int) -> None:
+    """Until the run writes its config.toml, which it does when training starts: the time to
+    import torch varies by seconds with the machine's load."""
+    deadline = time.time() + 120
+    while _mtime(out / "config.toml") == since and proc.poll() is None:
+        if time.time() > deadline:
+            proc.kill()
+            pytest.fail("the run never started training")
+        time.sleep(0.05)
+
+
 def test_kill_9_at_random_steps_then_resume_is_bitwise_exact(unbroken, tmp_path):
     out = tmp_path / "run"
     rng = random.Random(0)
@@ -55,11 +70,13 @@ def test_kill_9_at_random_steps_then_resume_is_bitwise_exact(unbroken, tmp_path)
     for attempt in range(12):
         resume = (out / "last.pt").is_file()
         kills_after_checkpoint += resume
+        since = _mtime(out / "config.toml")
         proc = _start(out, env={"DEEPATLAS_TEST_STEP_DELAY": "0.03"}, resume=resume)
         if kills_after_checkpoint >= 3:  # enough: let this one finish
             assert proc.wait(timeout=300) == 0, proc.stderr.read()
             break
-        time.sleep(rng.uniform(3.0, 6.0))
+        _wait_until_training(out, proc, since)
+        time.sleep(rng.uniform(0.3, 2.5))  # a random step of the run, not of the start-up
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     else:
