@@ -7,6 +7,8 @@
 Each block sits between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` and is
 generated from one committed file:
 
+- ``recipes``: ``results/recipes/RECIPE.json`` (a ``deepatlas train RECIPE`` run's
+  ``summary.json``);
 - ``tour``: ``results/tour-summary.json`` (``deepatlas tour --out ...``'s ``summary.json``);
 - ``throughput``: ``results/benchmarks/throughput-*.json`` (``benchmarks/throughput.py``);
 - ``time-to-accuracy``: ``results/benchmarks/time-to-accuracy-*.json``
@@ -79,10 +81,11 @@ def tour() -> str:
 def throughput() -> str:
     t = _one("throughput-*.json")
     peaks = t["peaks"]
-    lines = [f"On this machine ({t.get('cpu_threads')} threads, {t.get('cpu')}, batch "
-             f"{t['batch']}, channels_last): matmul peak {peaks['fp32']:.0f} GFLOP/s fp32, "
-             f"{peaks['bf16']:.0f} bf16. File: `results/benchmarks/`"
-             f"`throughput-*.json`.", "",
+    lines = [f"Measured on {t.get('cpu_threads')} threads of an {t.get('cpu')} with native "
+             f"bf16 (batch {t['batch']}, channels_last): matmul peak {peaks['fp32']:.0f} "
+             f"GFLOP/s fp32, {peaks['bf16']:.0f} bf16. A CPU without native bf16 runs the bf16 "
+             "rows emulated, many times slower; `precision = \"auto\"` uses fp32 there. File: "
+             "`results/benchmarks/throughput-*.json`.", "",
              "| model | parameters | precision | images/s | GFLOP/s | share of the matmul peak |",
              "| --- | --- | --- | --- | --- | --- |"]
     for r in t["rows"]:
@@ -119,7 +122,24 @@ def time_to_accuracy() -> str:
     return "\n".join(lines)
 
 
-BLOCKS = {"tour": tour, "throughput": throughput, "time-to-accuracy": time_to_accuracy}
+def recipes() -> str:
+    """One row per ``results/recipes/RECIPE.json``: a recipe run's own summary.json."""
+    lines = ["| recipe | headline (held-out test) | best epoch by | epochs | training time | "
+             "machine |", "| --- | --- | --- | --- | --- | --- |"]
+    for path in sorted((RESULTS / "recipes").glob("*.json")):
+        r = json.loads(path.read_text())
+        primary, value = r["primary"], r[r["primary"]]
+        shown = f"{value:.2%}" if primary.endswith("acc") else f"{value:.3f}"
+        others = [f"{k} {r[k]:.3f}" for k in ("test_nats_per_char",) if k in r]
+        monitor = f"{r['monitor'][0]}" if r.get("monitor") else "(last epoch)"
+        lines.append(f"| `{r['recipe']}` | {primary} {shown}"
+                     f"{' (' + ', '.join(others) + ')' if others else ''} | {monitor} | "
+                     f"{r['epochs']} | {r['wall_s'] / 60:.1f} min | {r.get('cpu_threads', '?')} "
+                     f"threads, {r.get('cpu', '?')}, {r.get('precision', '?')} |")
+    return "\n".join(lines)
+
+
+BLOCKS = {"recipes": recipes, "tour": tour, "throughput": throughput, "time-to-accuracy": time_to_accuracy}
 
 
 def render(readme: str) -> str:

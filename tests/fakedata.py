@@ -76,3 +76,23 @@ def make_image_folder(folder: Path, classes: int = 3, per_class: int = 4, size: 
             for i in range(per_class):
                 Image.fromarray(images[i].transpose(1, 2, 0)).save(d / f"img{i}.JPEG")
     return folder
+
+
+AUSTEN_KEYS = ("sensesensibility", "prideprejudice", "mansfieldpark", "emma", "northangerabbey",
+               "persuasion")
+
+
+def make_austen(folder: Path, lines_per_book: int = 40, seed: int = 0) -> Path:
+    """The installed form of the ``austen`` set: one UTF-8 ``KEY.txt`` per novel, one line of
+    text per line, blank lines between paragraphs."""
+    rng = np.random.default_rng(seed)
+    words = "the of and to her she was it in not be that had as you with for his".split()
+    folder.mkdir(parents=True, exist_ok=True)
+    for key in AUSTEN_KEYS:
+        lines = []
+        for i in range(lines_per_book):
+            lines.append("" if i % 5 == 4 else
+                         " ".join(rng.choice(words, size=int(rng.integers(4, 9)))).capitalize()
+                         + ".")
+        (folder / f"{key}.txt").write_text("\n".join(lines) + "\n", "utf-8")
+    return folder

@@ -43,6 +43,14 @@ def _mnist_10k(folder: Path) -> list[str]:
     return [f"data.dir={folder}", "train.batch_size=24"]
 
 
+def _austen(folder: Path) -> list[str]:
+    """The installed form of `deepatlas data get austen`: one UTF-8 .txt per novel."""
+    from fakedata import make_austen
+
+    return [f"data.dir={make_austen(folder)}", "train.batch_size=8", "model.context=16",
+            "train.eval_batch_size=16"]
+
+
 # data.name -> how to make a tiny copy in its real format (returns --set overrides)
 TINY_DATA = {
     "digits": lambda folder: ["train.batch_size=256"],
@@ -57,6 +65,7 @@ TINY_DATA = {
                                 "data.num_workers=0", "train.eval_batch_size=8"],
     "karate": lambda folder: ["train.epochs=4", "train.checkpoint_every_epochs=1"],
     "number-words": lambda folder: ["train.batch_size=1800"],
+    "austen": _austen,
 }
 SMALL_MODEL = {"width": 8, "depth": 8, "hidden": 8, "d_model": 16, "heads": 2, "layers": 1,
                "z_dim": 16}

@@ -29,6 +29,8 @@ class DataConfig:
     train_size_end: int = 0  # ...to this one (FFCV: 160 -> 192, test at 224); 0 = off
     val_fraction: float = 0.1  # share of the training set held out (seeded) to choose best.pt
     num_workers: int = 2  # DataLoader workers for streamed sets
+    tokenizer: str = "char"  # char | bpe: how text tasks cut text into tokens (MAP 6.2)
+    vocab_size: int = 512  # bpe's vocabulary size, bytes and merges together
 
 
 @dataclass
@@ -54,6 +56,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 128  # global batch: split over DDP processes
     eval_batch_size: int = 1024
+    limit_train_batches: int = 0  # 0 = every batch; else at most this many batches an epoch
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast; fp16 uses a GradScaler)
     channels_last: bool = False
     clip_grad_norm: float = 0.0  # 0 = off; applied after AMP unscale
@@ -102,7 +105,7 @@ class GanConfig:
 class RunConfig:
     recipe: str = "custom"
     description: str = ""
-    task: str = "classify-images"  # classify-images | classify-nodes | seq2seq | gan
+    task: str = "classify-images"  # classify-images | classify-nodes | seq2seq | gan | language-model
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     model: dict[str, Any] = field(default_factory=lambda: {"name": "mlp"})
@@ -121,7 +124,8 @@ SECTIONS = ("data", "model", "optim", "schedule", "train", "regularize", "distil
 TOP_LEVEL = ("recipe", "description", "task", "seed")
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "task": ("classify-images", "classify-nodes", "seq2seq", "gan"),
+    "task": ("classify-images", "classify-nodes", "seq2seq", "gan", "language-model"),
+    "data.tokenizer": ("char", "bpe"),
     "gan.loss": ("nonsaturating", "minimax", "wgan-gp"),
     "data.augment": ("none", "flip", "crop", "crop-flip", "source"),
     "optim.name": ("sgd", "adamw", "sgd-plain", "momentum", "adam"),
@@ -271,6 +275,8 @@ def validate(config: RunConfig) -> None:
         (config.train.batch_size >= 1,
          f"train.batch_size must be >= 1, got {config.train.batch_size}"),
         (config.train.eval_batch_size >= 1, "train.eval_batch_size must be >= 1"),
+        (config.train.limit_train_batches >= 0,
+         "train.limit_train_batches must be >= 0 (0 = every batch)"),
         (config.train.clip_grad_norm >= 0, "train.clip_grad_norm must be >= 0 (0 = off)"),
         (0 <= config.train.ema_decay < 1, "train.ema_decay must be in [0, 1) (0 = off)"),
         (config.train.eval_every >= 0, "train.eval_every must be >= 0 (0 = after the last "
@@ -291,6 +297,9 @@ def validate(config: RunConfig) -> None:
         (config.gan.fd_samples >= 2, "gan.fd_samples must be >= 2"),
         (0 <= config.data.val_fraction < 1, "data.val_fraction must be in [0, 1)"),
         (config.data.num_workers >= 0, "data.num_workers must be >= 0"),
+        (257 <= config.data.vocab_size <= 1_000_000,
+         f"data.vocab_size must be in [257, 1000000] (256 bytes, then merges), got "
+         f"{config.data.vocab_size}"),
         ((config.data.train_size_start > 0) == (config.data.train_size_end > 0)
          and config.data.train_size_start <= config.data.train_size_end,
          "progressive resizing needs 0 < data.train_size_start <= data.train_size_end "
@@ -309,7 +318,8 @@ def validate(config: RunConfig) -> None:
     sources, wanted = {"classify-images": (list_sources(), "image"),
                        "classify-nodes": (sorted(GRAPH_SOURCES), "graph"),
                        "seq2seq": (sorted(SEQ2SEQ_SOURCES), "seq2seq"),
-                       "gan": (list_sources(), "gan")}[config.task]
+                       "gan": (list_sources(), "gan"),
+                       "language-model": (["austen"], "language")}[config.task]
     if config.data.name not in sources:
         raise unknown_name(f"data set (data.name) for task {config.task}", config.data.name,
                            sources)

@@ -120,7 +120,10 @@ def cmd_lab(args: argparse.Namespace) -> int:
 def cmd_tour(args: argparse.Namespace) -> int:
     from deepatlas.lab.tour import run_tour
 
-    summary = run_tour(args.out, quick=args.quick, seed=args.seed, only=args.only or None)
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+    summary = run_tour(args.out, quick=args.quick, seed=args.seed, only=args.only or None,
+                       jobs=args.jobs)
     rows = summary["experiments"]
     width = max(len(r["id"]) for r in rows)
     print(f"\n{'experiment':<{width}}  {'MAP':<8} verdict")
@@ -139,6 +142,32 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from deepatlas.tasks.gan_images import sample_grid
 
     print(f"wrote {sample_grid(args.checkpoint, args.n, args.out, args.seed)}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import torch
+
+    from deepatlas.tasks.language_model import load_generator
+
+    checks = [(args.prompt != "", "empty prompt: give the text to continue, e.g. --prompt "
+                                  "'It is a truth'"),
+              (args.max_tokens >= 1, f"--max-tokens must be >= 1, got {args.max_tokens}"),
+              (args.temperature >= 0, f"--temperature must be >= 0 (0: always the most likely "
+                                      f"token), got {args.temperature}"),
+              (args.top_k is None or args.top_k >= 1, f"--top-k must be >= 1, got {args.top_k}"),
+              (args.top_p is None or 0 < args.top_p <= 1,
+               f"--top-p must be in (0, 1], got {args.top_p}"),
+              (0 <= args.seed < 2**63, f"--seed must be in [0, 2^63), got {args.seed}")]
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)
+    model, tokenizer, _ = load_generator(args.run)
+    prompt = torch.tensor([tokenizer.encode(args.prompt)])  # (1, T)
+    out = model.generate(prompt, args.max_tokens, temperature=args.temperature,
+                         top_k=args.top_k, top_p=args.top_p,
+                         generator=torch.Generator().manual_seed(args.seed))
+    print(args.prompt + tokenizer.decode(out[0, prompt.shape[1]:].tolist()))
     return 0
 
 
@@ -226,12 +255,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/tour", help="output folder (default runs/tour)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments")
+    p.add_argument("--jobs", type=int, default=max(1, min(4, os.cpu_count() or 1)),
+                   help="experiments side by side (default: one per core, at most 4); those "
+                        "that measure time always run alone")
 
     p = sub.add_parser("sample", help="draw images from a trained GAN generator")
     p.add_argument("checkpoint", help="a GAN run directory or its last.pt")
     p.add_argument("--n", type=int, default=64, help="how many images (default 64)")
     p.add_argument("--out", default="grid.png", help="the PNG grid to write")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise")
+
+    p = sub.add_parser("generate", help="continue a prompt with a trained language model",
+                       description="Sample a continuation from a language-model run (MAP 6.2) "
+                       "with a KV cache; past the context, the window slides. A character the "
+                       "tokeniser never saw becomes <unk> (char) or its bytes (bpe).",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run", help="a language-model run directory or checkpoint")
+    p.add_argument("--prompt", required=True, help="the text to continue")
+    p.add_argument("--max-tokens", type=int, default=200, help="tokens to generate")
+    p.add_argument("--temperature", type=float, default=0.8,
+                   help="divides the logits; 0 = always the most likely token")
+    p.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest")
+    p.add_argument("--top-p", type=float, default=None,
+                   help="sample among the smallest set whose probability reaches p")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling")
 
     p = sub.add_parser("distill", help="train a student recipe from a teacher's soft targets",
                        description="Knowledge distillation (MAP 5.3). The student recipe trains "
@@ -274,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"recipes": cmd_recipes, "train": cmd_train, "eval": cmd_eval,
-            "predict": cmd_predict, "lab": cmd_lab, "tour": cmd_tour, "sample": cmd_sample,
+            "predict": cmd_predict, "generate": cmd_generate, "lab": cmd_lab, "tour": cmd_tour, "sample": cmd_sample,
             "distill": cmd_distill, "quantize": cmd_quantize, "export": cmd_export,
             "data": data_cli.cmd_data}
 

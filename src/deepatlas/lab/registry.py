@@ -33,11 +33,22 @@ EXPLAINED = {
 
 @dataclass
 class Context:
-    """What an experiment is given: its output folder, the size to run at, a seed."""
+    """What an experiment is given: its output folder, the size to run at, a seed.
+
+    Sizes: full (``deepatlas tour``), quick (``--quick``: the tour in minutes) and smoke (the
+    test suite's: every code path in seconds, too small to be evidence; its records say
+    ``"smoke": true``)."""
 
     out: Path
     quick: bool = True
     seed: int = 0
+    smoke: bool = False
+
+    def size(self, full, quick, smoke=None):
+        """The setting for this run's size (``smoke`` defaults to ``quick``)."""
+        if self.smoke and smoke is not None:
+            return smoke
+        return quick if self.quick or self.smoke else full
 
     def path(self, name: str) -> Path:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -93,17 +104,19 @@ class Experiment:
     run: Callable[[Context], Result]
     order: float = 0.0  # position in the map, for the report
     correction: str = ""  # where the source is wrong or unclear, what we measure instead
+    timed: bool = False  # it measures time: the tour runs it alone, with every core
 
 
 _EXPERIMENTS: dict[str, Experiment] = {}
 
 
 def experiment(*, name: str, map_id: str, title: str, claim: str, source: str | Sequence[str],
-               implements: str, correction: str = ""
+               implements: str, correction: str = "", timed: bool = False
                ) -> Callable[[Callable[[Context], Result]], Callable]:
     """Register ``run(ctx) -> Result`` as experiment ``name`` of MAP item ``map_id``.
     ``source`` is one or more fragments copied verbatim from the source text (a test checks
-    it); what the source gets wrong goes in ``correction``."""
+    it); what the source gets wrong goes in ``correction``. ``timed``: its result includes a
+    time or speed, so the tour never runs it beside another experiment."""
 
     fragments = (source,) if isinstance(source, str) else tuple(source)
 
@@ -111,7 +124,7 @@ def experiment(*, name: str, map_id: str, title: str, claim: str, source: str | 
         major, _, minor = map_id.split(",")[0].strip().partition(".")
         order = float(major) + float(minor or 0) / 100
         _EXPERIMENTS[name] = Experiment(name, map_id, title, claim, fragments, implements, fn,
-                                        order, correction)
+                                        order, correction, timed)
         return fn
 
     return wrap
@@ -136,7 +149,7 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def run_experiment(name: str, out_dir: str | Path, quick: bool = True,
-                   seed: int = 0) -> dict[str, Any]:
+                   seed: int = 0, smoke: bool = False) -> dict[str, Any]:
     """Run experiment ``name``; write and return its ``result.json`` in ``out_dir/name``.
 
     The experiment runs in a fresh temporary folder beside ``out_dir/name`` and only reads
@@ -156,7 +169,7 @@ def run_experiment(name: str, out_dir: str | Path, quick: bool = True,
     for leftover in [*out.glob(f".{name}.*.running"), *out.glob(f".{name}.*.old")]:
         shutil.rmtree(leftover, ignore_errors=True)  # from a run that was killed
     work = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".running", dir=out))
-    ctx = Context(work, quick=quick, seed=seed)
+    ctx = Context(work, quick=quick, seed=seed, smoke=smoke)
     threads = torch.get_num_threads()
     t0 = time.perf_counter()
     try:
@@ -165,7 +178,7 @@ def run_experiment(name: str, out_dir: str | Path, quick: bool = True,
         record = {"id": exp.name, "map_id": exp.map_id, "title": exp.title,
                   "claim": exp.claim, "source": list(exp.source),
                   "correction": exp.correction, "implements": exp.implements,
-                  **result.record(), "quick": quick, "seed": seed,
+                  **result.record(), "quick": quick, "smoke": smoke, "seed": seed,
                   "seeds": result.seeds or [seed],  # one run at ``seed`` unless it says
                   "run_id": uuid.uuid4().hex, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
                   "wall_s": time.perf_counter() - t0, **machine_info(torch.device("cpu"))}

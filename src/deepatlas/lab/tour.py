@@ -8,8 +8,11 @@ temporary folder that then replaces its previous result (:func:`run_experiment`)
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +22,24 @@ SUMMARY_KEYS = ("id", "map_id", "claim", "verdict", "note", "reason", "seeds", "
                 "parts", "metrics", "details", "wall_s", "run_id")
 
 
+def _one_experiment(name: str, out: Path, quick: bool, seed: int, smoke: bool,
+                    threads: int) -> dict[str, Any]:
+    """In a worker process: ``run_experiment`` with ``threads`` CPU threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return run_experiment(name, out, quick=quick, seed=seed, smoke=smoke)
+
+
 def run_tour(out_dir: str | Path, quick: bool = True, seed: int = 0,
-             only: list[str] | None = None, log=print) -> dict[str, Any]:
+             only: list[str] | None = None, log=print, smoke: bool = False,
+             jobs: int = 1) -> dict[str, Any]:
     """Run the experiments (all, or ``only``) into ``out_dir``; write ``summary.json`` and
-    ``index.html`` there and return the summary."""
+    ``index.html`` there and return the summary.
+
+    With ``jobs`` > 1 the untimed experiments run ``jobs`` at a time in worker processes
+    (each with cores / jobs threads); the timed ones (``@experiment(timed=True)``: their
+    results include a time or a speed) then run one after another with every core."""
     import torch
 
     from deepatlas.report.html import render
@@ -31,20 +48,39 @@ def run_tour(out_dir: str | Path, quick: bool = True, seed: int = 0,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    results = []
-    for exp in list_experiments():
-        if only and exp.name not in only:
-            continue
-        log(f"[{exp.map_id}] {exp.name} ...")
-        record = run_experiment(exp.name, out, quick=quick, seed=seed)
+    chosen = [exp for exp in list_experiments() if not only or exp.name in only]
+    side_by_side = [exp for exp in chosen if not exp.timed] if jobs > 1 else []
+    records: dict[str, dict[str, Any]] = {}
+
+    def done(exp, record: dict[str, Any]) -> None:
         qualifier = record["note"] or record["reason"]
         log(f"[{exp.map_id}] {exp.name}: {record['verdict']}"
             f"{' (' + qualifier + ')' if qualifier else ''} ({record['wall_s']:.1f} s)")
-        results.append(record)
+        records[exp.name] = record
+
+    if side_by_side:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked threads
+        with ProcessPoolExecutor(jobs, mp_context=spawn) as pool:
+            futures = {pool.submit(_one_experiment, exp.name, out, quick, seed, smoke,
+                                   threads): exp for exp in side_by_side}
+            log(f"{len(side_by_side)} experiments, {jobs} at a time: "
+                + ", ".join(exp.name for exp in side_by_side))
+            try:
+                for future in as_completed(futures):
+                    done(futures[future], future.result())
+            except BaseException:
+                pool.shutdown(cancel_futures=True)
+                raise
+    for exp in chosen:
+        if exp.name not in records:
+            log(f"[{exp.map_id}] {exp.name} ...")
+            done(exp, run_experiment(exp.name, out, quick=quick, seed=seed, smoke=smoke))
+    results = [records[exp.name] for exp in chosen]
     wall = time.perf_counter() - t0
     page = render(results, out, wall)
     counts = Counter(r["verdict"] for r in results)
-    summary = {"quick": quick, "seed": seed, "wall_s": wall, "page": str(page),
+    summary = {"quick": quick, "smoke": smoke, "seed": seed, "jobs": jobs, "wall_s": wall, "page": str(page),
                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
                "machine": machine_info(torch.device("cpu")),
                "verdicts": {v: counts.get(v, 0) for v in VERDICTS},

@@ -1,6 +1,7 @@
 """Models by name: ``create_model("resnet", depth=20, num_classes=10)``; see ``list_models()``."""
 
-from deepatlas.models import airbench, cnn, gan, graph, mlp, mobilenet, resnet, sequence, transformer  # noqa: F401  (registers the models)
+from deepatlas.models import (airbench, cnn, gan, gpt, graph, mlp, mobilenet,  # noqa: F401
+                              resnet, sequence, transformer)  # (registers the models)
 from deepatlas.models.registry import (create_model, list_models, model_kind, model_options,
                                        register_model)
 

@@ -115,7 +115,7 @@ def _item(r: dict[str, Any]) -> str:
   {_parts(r)}
   <table class="metrics">{rows}</table>
   <p class="meta">{r['wall_s']:.1f} s; {len(seeds)} seed{'s' if len(seeds) != 1 else ''}
-     ({', '.join(map(str, seeds))}); {'quick' if r['quick'] else 'full'} size; run
+     ({', '.join(map(str, seeds))}); {'smoke' if r.get('smoke') else 'quick' if r['quick'] else 'full'} size; run
      {e(str(r.get('run_id', ''))[:8])}</p>
 </section>"""
 
@@ -150,7 +150,9 @@ def render(results: list[dict[str, Any]], out: Path, wall_s: float) -> Path:
         f'<tr><td>{counts.get(v, 0)}</td><td><span class="badge {BADGES[v]}">{e(v)}</span>'
         f"</td><td>{e(EXPLAINED[v])}</td></tr>" for v in VERDICTS)
     seed_counts = sorted({len(r.get("seeds") or []) for r in results} - {0})
-    size = ("quick" if all(r["quick"] for r in results) else "full") if results else ""
+    smoke = any(r.get("smoke") for r in results)
+    size = ("smoke (a test of the code paths, not evidence)" if smoke
+            else "quick" if all(r["quick"] for r in results) else "full") if results else ""
     gaps = _gaps(results)
     summary_rows = "".join(
         f'<tr><td>{e(r["map_id"])}</td><td><a href="#{e(r["id"])}">{e(r["title"])}</a></td>'

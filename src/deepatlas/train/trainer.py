@@ -97,7 +97,10 @@ class Trainer:
                             "training set; lower it")
         for name, model in task.models.items():
             task.models[name] = model.to(self.device, memory_format=self.memory_format)
-        steps = len(task.train_loader)
+        self.steps_per_epoch = len(task.train_loader)
+        if cfg.train.limit_train_batches:  # Lightning's limit_train_batches: a short epoch
+            self.steps_per_epoch = min(self.steps_per_epoch, cfg.train.limit_train_batches)
+        steps = self.steps_per_epoch
         self.groups = [OptimizerGroupState(g.name, g.every, task.models[g.name], cfg, steps,
                                            self.device, self.amp_dtype)
                        for g in task.optimizer_groups()]
@@ -181,11 +184,13 @@ class Trainer:
         self.bad = torch.zeros((), dtype=torch.bool, device=self.device)
         every = cfg.train.checkpoint_every_steps
         delay = float(os.environ.get(TEST_STEP_DELAY, "0"))
-        steps = len(loader)
+        steps = self.steps_per_epoch
         with EpochProgress(epoch + 1, cfg.train.epochs, steps,
                            self.progress and self.dist.is_main) as bar:
             bar.advance(start)
             for i, batch in enumerate(loader.iterate(start), start):
+                if i >= steps:
+                    break
                 batch = to_device(batch, self.device, self.memory_format)
                 task.step = self.step
                 for group in self.groups:

@@ -2,5 +2,5 @@
 
 from deepatlas.lab.experiments import (  # noqa: F401
     attention, backprop, batchnorm_clipping, batchnorm_formula, compression, convolutions,
-    curriculum, early_stopping_augmentation, gan_stability, initialisation, learned_features,
+    curriculum, early_stopping_augmentation, gan_stability, gpt, initialisation, learned_features,
     optimisers, regularisation, residual_depth, universal_approximation, vanishing_gradients)

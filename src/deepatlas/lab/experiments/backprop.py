@@ -41,6 +41,7 @@ def source_graph_errors(seed: int) -> dict[str, float]:
             source=("输入x → 卷积层 → ReLU → 池化 → 全连接 → 损失计算", "链式法则应用:",
                     "\\frac{∂{L}}{∂{W^{(l)}}} =\\frac {∂L} {∂a^{(L)}}\\prod_{K=l}^{L-1}"
                     "\\frac {∂a^{(k+1)}} {∂a^{(k)}}\\frac {∂a^{(l)}} {∂W^{(l)}}"),
+            timed=True,
             implements="deepatlas.scratch (NumPy reverse-mode engine: Tensor, conv2d, "
                        "max_pool2d, cross_entropy)")
 def run(ctx: Context) -> Result:

@@ -90,9 +90,9 @@ def rnn_run(clip: float, steps: int, seed: int) -> tuple[list[float], list[float
             implements="deepatlas.nn.BatchNorm2d, deepatlas.nn.RNNCell, train.clip_grad_norm")
 def run(ctx: Context) -> Result:
     xtr, ytr, xte, yte = digits_tensors()
-    steps = 500 if ctx.quick else 1000
-    rnn_steps = 300 if ctx.quick else 600
-    seeds = [ctx.seed + s for s in range(3 if ctx.quick else 5)]
+    steps = ctx.size(1000, 500, smoke=20)
+    rnn_steps = ctx.size(600, 300, smoke=20)
+    seeds = [ctx.seed + s for s in range(ctx.size(5, 3, smoke=2))]
     bn_acc: dict[str, list[float]] = {"without": [], "with BatchNorm": []}
     bn_loss, rnn = {}, {}
     for seed in seeds:

@@ -38,6 +38,7 @@ SIZE_RATIO, SPEEDUP, DROP = 1 / 3, 2.0, 0.01
                        "σ(z_s/T)) with an unbalanced parenthesis and Z(x) for the student's "
                        "logits z_s; deepatlas uses L = α CE(y, σ(z_s)) + (1 − α) T² "
                        "KL(σ(z_t/T) ‖ σ(z_s/T)).",
+            timed=True,
             implements="deepatlas.losses.distillation_loss, deepatlas.compress.distill.distill, "
                        "deepatlas.compress.quantize.quantize_checkpoint, deepatlas.tasks.fit")
 def run(ctx: Context) -> Result:
@@ -46,11 +47,11 @@ def run(ctx: Context) -> Result:
     from deepatlas.config import load_recipe
     from deepatlas.tasks import fit
 
-    quiet = ["train.tensorboard=false"]
+    quiet = ["train.tensorboard=false", *ctx.size([], [], smoke=["train.epochs=2"])]
     teacher = ctx.out / "teacher"
     teacher_summary = fit(load_recipe("digits", [*TEACHER, *quiet, f"seed={ctx.seed}"]),
                           teacher, progress=False)
-    seeds = [ctx.seed + s for s in range(3 if ctx.quick else 6)]
+    seeds = [ctx.seed + s for s in range(ctx.size(6, 3, smoke=2))]
     taught, alone = [], []
     for seed in seeds:
         result = distill(str(teacher), "digits", [*STUDENT, *quiet, f"seed={seed}"],

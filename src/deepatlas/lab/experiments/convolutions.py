@@ -65,6 +65,7 @@ def small_net(deformable: bool) -> nn.Module:
                   "to geometric deformation.",
             source=("空洞卷积:扩大感受野(dilation rate>1)", "可变形卷积:自适应调整采样位置",
                     "深度可分离卷积:减少计算量(MobileNet基础)"),
+            timed=True,
             implements="deepatlas.nn.receptive_field, empirical_receptive_field, "
                        "DepthwiseSeparableConv2d, DeformableConv2d")
 def run(ctx: Context) -> Result:
@@ -86,7 +87,7 @@ def run(ctx: Context) -> Result:
     m["separable_formula_1/N+1/k2"] = 1 / n + 1 / k**2
     m["full_conv_ms"], m["separable_conv_ms"] = latency_ms(full, x, 20), latency_ms(sep, x, 20)
     # 3. Deformable vs plain conv on warped digits, over seeds (each seed warps afresh).
-    seeds = [ctx.seed + i for i in range(3 if ctx.quick else 5)]
+    seeds = [ctx.seed + i for i in range(ctx.size(5, 3, smoke=2))]
     runs: dict[str, list[float]] = {"plain": [], "deformable": []}
     for seed in seeds:
         xtr, ytr, xte, yte = deformed_digits(seed, 1437)
@@ -95,7 +96,7 @@ def run(ctx: Context) -> Result:
             net = small_net(name == "deformable")
             opt = torch.optim.Adam(net.parameters(), lr=3e-3)
             g = torch.Generator().manual_seed(seed)
-            for _ in range(150 if ctx.quick else 600):  # quick: the tour stays in minutes
+            for _ in range(ctx.size(600, 150, smoke=10)):  # quick: the tour stays in minutes
                 idx = torch.randint(0, len(xtr), (64,), generator=g)
                 loss = F.cross_entropy(net(xtr[idx]), ytr[idx])
                 opt.zero_grad()

@@ -46,6 +46,7 @@ def number_of_classes(name: str) -> int | None:
             claim="The same CLI and trainer take a learner from a first digits model to harder "
                   "data sets; each step's accuracy and cost is measured.",
             source="建议通过PyTorch实践MNIST→CIFAR→ImageNet的渐进式项目实践",
+            timed=True,
             implements="deepatlas.tasks.fit (deepatlas train RECIPE; recipes digits, "
                        "fashion-mnist-fast, mnist, cifar10-fast, imagenet-resnet50)")
 def run(ctx: Context) -> Result:

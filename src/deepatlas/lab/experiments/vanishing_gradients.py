@@ -41,8 +41,8 @@ def run(ctx: Context) -> Result:
     import math
 
     xtr, ytr, xte, yte = digits_tensors()
-    steps = 400 if ctx.quick else 800
-    seeds = [ctx.seed + s for s in range(3 if ctx.quick else 5)]
+    steps = ctx.size(800, 400, smoke=20)
+    seeds = [ctx.seed + s for s in range(ctx.size(5, 3, smoke=2))]
     names = ("sigmoid", "relu", "swish")
     norms, after, log_ratio, accs = {}, {}, {n: [] for n in names}, {n: [] for n in names}
     for seed in seeds:
