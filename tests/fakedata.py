@@ -96,3 +96,25 @@ def make_austen(folder: Path, lines_per_book: int = 40, seed: int = 0) -> Path:
                          + ".")
         (folder / f"{key}.txt").write_text("\n".join(lines) + "\n", "utf-8")
     return folder
+
+
+EN_ES = {"the": "el", "man": "hombre", "sees": "ve", "house": "casa", "god": "dios",
+         "made": "hizo", "light": "luz", "and": "y", "water": "agua", "land": "tierra"}
+
+
+def make_bible_pairs(folder: Path, books: int = 12, chapters: int = 5, verses: int = 6,
+                     seed: int = 0) -> Path:
+    """The installed form of the ``bible-en-es`` set: ``pairs.tsv`` with OSIS reference,
+    English and Spanish per line; the Spanish is a word-for-word gloss, so it is learnable."""
+    rng = np.random.default_rng(seed)
+    words = list(EN_ES)
+    lines = []
+    for b in range(books):
+        for c in range(1, chapters + 1):
+            for v in range(1, verses + 1):
+                en = [str(w) for w in rng.choice(words, size=int(rng.integers(3, 8)))]
+                lines.append(f"Bk{b}.{c}.{v}\t{' '.join(en).capitalize()}.\t"
+                             f"{' '.join(EN_ES[w] for w in en).capitalize()}.")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pairs.tsv").write_text("\n".join(lines) + "\n", "utf-8")
+    return folder

@@ -51,6 +51,14 @@ def _austen(folder: Path) -> list[str]:
             "train.eval_batch_size=16"]
 
 
+def _bible(folder: Path) -> list[str]:
+    """The installed form of `deepatlas data get bible-en-es`: pairs.tsv."""
+    from fakedata import make_bible_pairs
+
+    return [f"data.dir={make_bible_pairs(folder)}", "train.batch_size=8", "data.vocab_size=300",
+            "model.max_len=32", "train.eval_batch_size=64"]
+
+
 # data.name -> how to make a tiny copy in its real format (returns --set overrides)
 TINY_DATA = {
     "digits": lambda folder: ["train.batch_size=256"],
@@ -66,6 +74,7 @@ TINY_DATA = {
     "karate": lambda folder: ["train.epochs=4", "train.checkpoint_every_epochs=1"],
     "number-words": lambda folder: ["train.batch_size=1800"],
     "austen": _austen,
+    "bible-en-es": _bible,
 }
 SMALL_MODEL = {"width": 8, "depth": 8, "hidden": 8, "d_model": 16, "heads": 2, "layers": 1,
                "z_dim": 16}

@@ -105,7 +105,7 @@ class GanConfig:
 class RunConfig:
     recipe: str = "custom"
     description: str = ""
-    task: str = "classify-images"  # classify-images | classify-nodes | seq2seq | gan | language-model
+    task: str = "classify-images"  # see CHOICES["task"]
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     model: dict[str, Any] = field(default_factory=lambda: {"name": "mlp"})
@@ -124,7 +124,8 @@ SECTIONS = ("data", "model", "optim", "schedule", "train", "regularize", "distil
 TOP_LEVEL = ("recipe", "description", "task", "seed")
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "task": ("classify-images", "classify-nodes", "seq2seq", "gan", "language-model"),
+    "task": ("classify-images", "classify-nodes", "seq2seq", "gan", "language-model",
+             "translation"),
     "data.tokenizer": ("char", "bpe"),
     "gan.loss": ("nonsaturating", "minimax", "wgan-gp"),
     "data.augment": ("none", "flip", "crop", "crop-flip", "source"),
@@ -319,7 +320,8 @@ def validate(config: RunConfig) -> None:
                        "classify-nodes": (sorted(GRAPH_SOURCES), "graph"),
                        "seq2seq": (sorted(SEQ2SEQ_SOURCES), "seq2seq"),
                        "gan": (list_sources(), "gan"),
-                       "language-model": (["austen"], "language")}[config.task]
+                       "language-model": (["austen"], "language"),
+                       "translation": (["bible-en-es"], "seq2seq")}[config.task]
     if config.data.name not in sources:
         raise unknown_name(f"data set (data.name) for task {config.task}", config.data.name,
                            sources)

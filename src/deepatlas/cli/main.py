@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from deepatlas.cli import data as data_cli
+from deepatlas.cli import text as text_cli
 from deepatlas.errors import UserError
 
 
@@ -145,32 +146,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
-    import torch
-
-    from deepatlas.tasks.language_model import load_generator
-
-    checks = [(args.prompt != "", "empty prompt: give the text to continue, e.g. --prompt "
-                                  "'It is a truth'"),
-              (args.max_tokens >= 1, f"--max-tokens must be >= 1, got {args.max_tokens}"),
-              (args.temperature >= 0, f"--temperature must be >= 0 (0: always the most likely "
-                                      f"token), got {args.temperature}"),
-              (args.top_k is None or args.top_k >= 1, f"--top-k must be >= 1, got {args.top_k}"),
-              (args.top_p is None or 0 < args.top_p <= 1,
-               f"--top-p must be in (0, 1], got {args.top_p}"),
-              (0 <= args.seed < 2**63, f"--seed must be in [0, 2^63), got {args.seed}")]
-    for ok, message in checks:
-        if not ok:
-            raise UserError(message)
-    model, tokenizer, _ = load_generator(args.run)
-    prompt = torch.tensor([tokenizer.encode(args.prompt)])  # (1, T)
-    out = model.generate(prompt, args.max_tokens, temperature=args.temperature,
-                         top_k=args.top_k, top_p=args.top_p,
-                         generator=torch.Generator().manual_seed(args.seed))
-    print(args.prompt + tokenizer.decode(out[0, prompt.shape[1]:].tolist()))
-    return 0
-
-
 def cmd_distill(args: argparse.Namespace) -> int:
     from deepatlas.compress.distill import distill
 
@@ -265,21 +240,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="grid.png", help="the PNG grid to write")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise")
 
-    p = sub.add_parser("generate", help="continue a prompt with a trained language model",
-                       description="Sample a continuation from a language-model run (MAP 6.2) "
-                       "with a KV cache; past the context, the window slides. A character the "
-                       "tokeniser never saw becomes <unk> (char) or its bytes (bpe).",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("run", help="a language-model run directory or checkpoint")
-    p.add_argument("--prompt", required=True, help="the text to continue")
-    p.add_argument("--max-tokens", type=int, default=200, help="tokens to generate")
-    p.add_argument("--temperature", type=float, default=0.8,
-                   help="divides the logits; 0 = always the most likely token")
-    p.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest")
-    p.add_argument("--top-p", type=float, default=None,
-                   help="sample among the smallest set whose probability reaches p")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampling")
-
     p = sub.add_parser("distill", help="train a student recipe from a teacher's soft targets",
                        description="Knowledge distillation (MAP 5.3). The student recipe trains "
                        "with alpha * CE + (1 - alpha) * T^2 * KL(teacher || student); set "
@@ -316,12 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="pt2",
                    choices=["pt2", "onnx", "torchscript", "safetensors"])
     p.add_argument("--out", help="output file (default CHECKPOINT.FORMAT)")
+    text_cli.add_parsers(sub)
     data_cli.add_parser(sub)
     return parser
 
 
 COMMANDS = {"recipes": cmd_recipes, "train": cmd_train, "eval": cmd_eval,
-            "predict": cmd_predict, "generate": cmd_generate, "lab": cmd_lab, "tour": cmd_tour, "sample": cmd_sample,
+            "predict": cmd_predict, "generate": text_cli.cmd_generate, "translate": text_cli.cmd_translate,
+            "lab": cmd_lab, "tour": cmd_tour, "sample": cmd_sample,
             "distill": cmd_distill, "quantize": cmd_quantize, "export": cmd_export,
             "data": data_cli.cmd_data}
 

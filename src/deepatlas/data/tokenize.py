@@ -63,13 +63,17 @@ class BPETokenizer:
         self.tokenizer = tokenizer
 
     @classmethod
-    def train(cls, text: str, vocab_size: int) -> BPETokenizer:
+    def train(cls, text: str | list[str], vocab_size: int,
+              special: tuple[str, ...] = ()) -> BPETokenizer:
+        """Fitted to ``text`` (paragraphs, or a list of lines); ``special`` tokens take ids
+        0, 1, ... in order and are never merged."""
         from tokenizers import ByteLevelBPETokenizer
 
         bpe = ByteLevelBPETokenizer()
         # Trained on paragraphs, so merges never cross a blank line.
-        bpe.train_from_iterator(text.split("\n\n"), vocab_size=vocab_size, min_frequency=2,
-                                show_progress=False)
+        lines = text.split("\n\n") if isinstance(text, str) else text
+        bpe.train_from_iterator(lines, vocab_size=vocab_size, min_frequency=2,
+                                show_progress=False, special_tokens=list(special))
         return cls(bpe._tokenizer)
 
     @property
@@ -80,7 +84,7 @@ class BPETokenizer:
         return self.tokenizer.encode(text).ids
 
     def decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids)
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def to_json(self) -> str:
         return json.dumps({"kind": "bpe", "tokenizer": self.tokenizer.to_str()})

@@ -99,9 +99,47 @@ class Seq2SeqTransformer(nn.Module):
         return out[:, 1:]
 
 
+    @torch.no_grad()
+    def beam_search(self, src: torch.Tensor, begin: int, end: int, max_len: int,
+                    beam: int = 4, alpha: float = 0.6) -> torch.Tensor:
+        """The best of ``beam`` hypotheses per source row (B, <= max_len), padded with 0.
+
+        Each step keeps the ``beam`` highest sums of log-probabilities; a hypothesis that has
+        produced ``end`` stays, extended by padding at no cost. At the end hypotheses are
+        ranked by score / lp(length), GNMT's length penalty lp = ((5 + |Y|) / 6)^alpha (Wu
+        et al. 2016), so that short outputs are not favoured for being short."""
+        b = src.shape[0]
+        memory, keep = self.encode(src)
+        memory, keep = memory.repeat_interleave(beam, 0), keep.repeat_interleave(beam, 0)
+        seqs = torch.full((b * beam, 1), begin, dtype=torch.long, device=src.device)
+        scores = torch.zeros(b, beam, device=src.device)
+        scores[:, 1:] = float("-inf")  # all beams start as one hypothesis
+        done = torch.zeros(b * beam, dtype=torch.bool, device=src.device)
+        rows_base = torch.arange(b, device=src.device)[:, None] * beam
+        for _ in range(max_len):
+            logp = self.decode(seqs, memory, keep)[:, -1].float().log_softmax(-1)  # (BK, V)
+            logp[done] = float("-inf")
+            logp[done, 0] = 0.0  # a finished hypothesis only takes padding
+            vocab = logp.shape[-1]
+            top, index = (scores.view(-1, 1) + logp).view(b, beam * vocab).topk(beam, dim=1)
+            rows = (rows_base + index // vocab).view(-1)  # which hypothesis each extends
+            token = (index % vocab).view(-1, 1)
+            seqs = torch.cat([seqs[rows], token], dim=1)
+            done = done[rows] | (token.view(-1) == end)
+            scores = top
+            if done.all():
+                break
+        length = (seqs[:, 1:] != 0).sum(1).float()
+        final = (scores.view(-1) / ((5 + length) / 6) ** alpha).view(b, beam)
+        best = final.argmax(1)
+        return seqs.view(b, beam, -1)[torch.arange(b, device=src.device), best, 1:]
+
+
 @register_model(kind="seq2seq")
 def transformer_seq2seq(*, in_channels: int = 32, image_size: int = 0, num_classes: int = 16,
                         d_model: int = 128, heads: int = 4, layers: int = 2,
-                        dropout: float = 0.1) -> nn.Module:
-    """Encoder-decoder; ``in_channels`` / ``num_classes`` are the source / target vocabularies."""
-    return Seq2SeqTransformer(in_channels, num_classes, d_model, heads, layers, dropout)
+                        dropout: float = 0.1, max_len: int = 64) -> nn.Module:
+    """Encoder-decoder; ``in_channels`` / ``num_classes`` are the source / target vocabularies,
+    ``max_len`` the longest sequence its positions cover."""
+    return Seq2SeqTransformer(in_channels, num_classes, d_model, heads, layers, dropout,
+                              max_len)

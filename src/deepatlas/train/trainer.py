@@ -386,7 +386,9 @@ class Trainer:
 
     def _finish(self, stopper: EarlyStopping | None) -> dict[str, Any]:
         task = self.task
-        evaluated = [m for m in self.history if task.primary in m]
+        # The last evaluation (a task may add its primary metric only in finish()).
+        evaluated = [m for m in self.history
+                     if task.primary in m or any(k.startswith(("val_", "test_")) for k in m)]
         final = evaluated[-1] if evaluated else {}
         best = next((m for m in self.history if m["epoch"] == self.checkpointer.best_epoch), {})
         skip = ("epoch", "lr", "wall_s")

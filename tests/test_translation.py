@@ -1,0 +1,127 @@
+"""Translation (MAP 6.2): chapter splits, length batches, beam search, sacreBLEU, and the
+translation task and command on pairs in the bible-en-es set's installed format."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from deepatlas.data.translation import LengthBatches, load_pairs, read_pairs, split_by_chapter
+from deepatlas.models import create_model
+from deepatlas.tasks.translation import bleu_and_chrf, cut_at_end
+from fakedata import make_bible_pairs
+
+
+def test_chapters_are_held_out_whole(tmp_path):
+    pairs = read_pairs(make_bible_pairs(tmp_path) / "pairs.tsv")
+    splits = split_by_chapter(pairs)
+    chapters = {s: {r.rsplit(".", 1)[0] for r in p.refs} for s, p in splits.items()}
+    assert not (chapters["train"] & chapters["val"]) and not (chapters["train"] & chapters["test"])
+    assert not (chapters["val"] & chapters["test"])
+    assert sum(len(p.refs) for p in splits.values()) == len(pairs.refs)
+    assert len(chapters["val"]) == len(chapters["test"]) == 3  # 60 chapters, 1 in 20 each
+
+
+def test_length_batches_pad_to_their_own_longest_row_and_resume_mid_epoch():
+    src = [[5] * n for n in range(1, 401)]
+    tgt = [[1] + [6] * n + [2] for n in range(1, 401)]
+    loader = LengthBatches(src, tgt, batch_size=8, seed=1)
+    loader.set_epoch(3)
+    batches = list(loader.iterate(0))
+    assert len(batches) == len(loader) == 50
+    widths = [s.shape[1] for s, _ in batches]
+    assert max(widths) == 400 and min(widths) <= 60  # sorted within pools, not padded to 400
+    again = list(loader.iterate(17))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(again, batches[17:]))
+
+
+def test_beam_of_one_is_greedy_and_a_wider_beam_scores_at_least_as_high():
+    torch.manual_seed(0)
+    model = create_model("transformer-seq2seq", in_channels=20, num_classes=20, d_model=32,
+                         heads=4, layers=1, dropout=0.0).eval()
+    src = torch.randint(3, 20, (5, 7))
+    greedy = model.greedy_decode(src, 1, 2, 12)
+    beam1 = model.beam_search(src, 1, 2, 12, beam=1, alpha=0.0)
+    for g, b in zip(greedy.tolist(), beam1.tolist()):
+        assert cut_at_end(g) == cut_at_end(b)
+
+    def logprob(out):  # sum of log p of each row's tokens up to and including <eos>
+        total = []
+        for s, row in zip(src, out.tolist()):
+            ids = cut_at_end(row)
+            ids = ids + [2] if len(ids) < len(row) else ids
+            seq = torch.tensor([[1] + ids])
+            lp = model(s[None], seq[:, :-1]).log_softmax(-1)
+            total.append(lp[0, torch.arange(len(ids)), seq[0, 1:]].sum().item())
+        return torch.tensor(total)
+
+    wide = model.beam_search(src, 1, 2, 12, beam=4, alpha=0.0)
+    assert (logprob(wide) >= logprob(greedy) - 1e-4).all()
+
+
+def test_bleu_comes_from_sacrebleu_on_a_hand_made_case():
+    refs = ["el hombre ve la casa", "dios hizo la luz"]
+    same = bleu_and_chrf(refs, refs)
+    assert same["bleu"] == pytest.approx(100.0) and same["chrf"] == pytest.approx(100.0)
+    assert same["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
+    # One of two sentences wrong in every word: BLEU and chrF fall, and agree with sacrebleu.
+    import sacrebleu
+
+    hyps = ["el hombre ve la casa", "xx yy zz ww"]
+    got = bleu_and_chrf(hyps, refs)
+    assert got["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
+    assert 0 < got["bleu"] < 100 and got["chrf"] < 100
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    from deepatlas.cli.main import main
+
+    tmp = tmp_path_factory.mktemp("translate")
+    data = make_bible_pairs(tmp / "bible", books=40)  # 1,200 pairs
+    sets = [f"data.dir={data}", "data.vocab_size=300", "model.d_model=64", "model.layers=2",
+            "model.dropout=0.0", "model.max_len=32", "train.batch_size=32", "optim.lr=0.002",
+            "train.epochs=12", "train.tensorboard=false", "train.eval_batch_size=64"]
+    code = main(["train", "translate-en-es", "--out", str(tmp / "run"), "--no-progress",
+                 *[a for s in sets for a in ("--set", s)]])
+    assert code == 0
+    return tmp / "run"
+
+
+def test_translation_recipe_learns_the_gloss_and_translates(cli, trained_run, tmp_path):
+    summary = json.loads((trained_run / "summary.json").read_text())
+    assert summary["primary"] == "test_bleu_beam"
+    # 12 short epochs (about 400 steps) learn part of the gloss; the untranslated English
+    # would score about 0 against the Spanish.
+    assert summary["test_bleu_beam"] > 10 and summary["test_bleu_greedy"] > 10, summary
+    assert summary["sacrebleu"]["bleu"].startswith("nrefs:1")
+    code, out, err = cli("translate", trained_run, "The man sees the house.")
+    assert code == 0, err
+    assert out.strip() and out.split()[0] == "El"
+    (tmp_path / "in.txt").write_text("God made light.\nThe water and the land.\n", "utf-8")
+    code, out, err = cli("translate", trained_run, "--file", tmp_path / "in.txt",
+                         "--out", tmp_path / "hyp.txt", "--beam", "1")
+    assert code == 0, err
+    assert len((tmp_path / "hyp.txt").read_text("utf-8").splitlines()) == 2
+    code, _, err = cli("translate", trained_run, "--file", tmp_path / "in.txt",
+                       "--out", tmp_path / "hyp.txt")
+    assert code == 2 and "exists; pass --force" in err
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_bytes(b"caf\xe9\n"), "is not UTF-8"),
+    (lambda p: p.write_text("\n\n", "utf-8"), "nothing to translate"),
+])
+def test_translate_refuses_bad_files_in_one_line(cli, trained_run, tmp_path, make, message):
+    make(tmp_path / "bad.txt")
+    code, _, err = cli("translate", trained_run, "--file", tmp_path / "bad.txt")
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_missing_pairs_say_how_to_get_them(tmp_path):
+    from deepatlas.errors import UserError
+
+    with pytest.raises(UserError, match="deepatlas data get bible-en-es"):
+        load_pairs(str(tmp_path))
