@@ -114,3 +114,29 @@ def test_imagenet_recipe_end_to_end(cli, tmp_path):
                      "--set", "train.eval_batch_size=6", "--set", "data.image_size=32",
                      "--set", "data.num_workers=0")
     assert summary["data"]["train"] == 11 and 0 <= summary["test_acc"] <= 1
+
+
+def test_version_names_deepatlas_and_torch(cli, capsys):
+    import pytest
+
+    import deepatlas
+
+    with pytest.raises(SystemExit) as exit_:
+        cli("--version")
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith(f"deepatlas {deepatlas.__version__} (torch 2.")
+
+
+def test_your_own_recipe_file_trains_and_is_validated_like_a_shipped_one(cli, tmp_path):
+    recipe = tmp_path / "tiny-mlp.toml"
+    recipe.write_text('[model]\nname = "mlp"\nwidth = 32\n[train]\nepochs = 2\n'
+                      'tensorboard = false\n', "utf-8")
+    code, out, err = cli("train", recipe, "--out", tmp_path / "run", "--no-progress")
+    assert code == 0, err
+    assert 'recipe = "tiny-mlp"' in (tmp_path / "run" / "config.toml").read_text()
+    (tmp_path / "typo.toml").write_text("[train]\nepoch = 2\n", "utf-8")
+    (tmp_path / "broken.toml").write_text("[train\n", "utf-8")
+    for name, message in (("typo.toml", "did you mean 'train.epochs'"),
+                          ("broken.toml", "(TOML syntax)"), ("absent.toml", "no such recipe")):
+        code, _, err = cli("train", tmp_path / name)
+        assert code == 2 and message in err and "Traceback" not in err, err

@@ -143,6 +143,21 @@ def test_a_second_ctrl_c_quits_at_once(tmp_path):
     assert time.time() - sent < 4  # did not wait for the 6-second step to end
 
 
+def test_a_second_process_on_a_training_run_is_refused(cli, tmp_path):
+    """Two trainings into one folder would interleave metrics.jsonl and mix checkpoints: the
+    second is refused in one line, and the first finishes untouched."""
+    out = tmp_path / "run"
+    proc = _start(out, env={"DEEPATLAS_TEST_STEP_DELAY": "0.02"})
+    _wait_until_training(out, proc, 0)
+    for resume in ([], ["--resume"]):
+        code, _, err = cli("train", "digits", "--out", out, "--set", "seed=1", *resume)
+        assert code == 2 and "is in use by another deepatlas process" in err, err
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    assert "seed = 0" in (out / "config.toml").read_text()
+    code, _, err = cli("train", "digits", "--out", out, "--resume", "--no-progress")
+    assert code == 0, err  # once it has finished, the folder is free again
+
+
 def test_nan_stops_the_run_and_keeps_the_good_checkpoint(cli, tmp_path):
     assert cli("train", "digits", "--out", tmp_path, "--set", "train.epochs=1")[0] == 0
     good = load_checkpoint(tmp_path / "last.pt")
@@ -320,14 +335,29 @@ BAD_INPUT = [
                                                 "greyscale"),
     (["predict", "{run}", "{root}/missing.png"], "no such image file"),
     (["predict", "{root}/nope", "{root}/colour.png"], "no such checkpoint file or run directory"),
+    # Never a lost file: a run's checkpoints are never written over; other files need --force.
+    (["quantize", "{run}", "--out", "{run}/best.pt"], "is a checkpoint of a run"),
+    (["quantize", "{run}", "--out", "{run}/last.pt", "--force"], "is a checkpoint of a run"),
+    (["sample", "{gan}", "--out", "{root}/colour.png"], "exists; pass --force"),
+    (["sample", "{gan}", "--n", "100000000"], "--n must be in [1, 4096]"),
+    (["sample", "{gan}", "--seed", "-1"], "--seed must be in [0, 2^63)"),
 ]
+
+
+def _hashes(folder) -> dict[str, str]:
+    import hashlib
+
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.mark.parametrize("args, message", BAD_INPUT, ids=[" ".join(a)[:60] for a, _ in BAD_INPUT])
 def test_bad_input_is_one_actionable_line_and_exit_2(cli, artifacts, args, message, monkeypatch):
     monkeypatch.chdir(artifacts["root"])
     args = [a.format(**artifacts) for a in args]
+    before = _hashes(artifacts["run"])
     code, out, err = cli(*args)
+    assert _hashes(artifacts["run"]) == before  # nothing in the run changed
     assert code == 2, err
     assert message in err, err
     assert err.count("\n") == 1 and "Traceback" not in err

@@ -37,6 +37,20 @@ def test_length_batches_pad_to_their_own_longest_row_and_resume_mid_epoch():
     assert all(torch.equal(a[0], b[0]) for a, b in zip(again, batches[17:]))
 
 
+def test_incremental_decoding_with_the_kv_cache_equals_the_full_decoder():
+    torch.manual_seed(0)
+    model = create_model("transformer-seq2seq", in_channels=20, num_classes=20, d_model=32,
+                         heads=4, layers=2, dropout=0.1).eval()
+    src = torch.randint(3, 20, (3, 9))
+    src[0, 6:] = 0  # padding in the source is masked in both
+    tgt = torch.randint(3, 20, (3, 11))
+    memory, keep = model.encode(src)
+    full = model.decode(tgt, memory, keep)  # (B, T, V)
+    cache = model.start_decoding(memory)
+    steps = [model.decode_step(tgt[:, t], t, cache, keep) for t in range(tgt.shape[1])]
+    torch.testing.assert_close(torch.stack(steps, 1), full, atol=1e-5, rtol=1e-5)
+
+
 def test_beam_of_one_is_greedy_and_a_wider_beam_scores_at_least_as_high():
     torch.manual_seed(0)
     model = create_model("transformer-seq2seq", in_channels=20, num_classes=20, d_model=32,

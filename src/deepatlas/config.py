@@ -353,12 +353,27 @@ def list_recipes() -> dict[str, str]:
 
 
 def load_recipe(name: str, overrides: list[str] | None = None) -> RunConfig:
-    """The recipe ``name`` with ``KEY=VALUE`` overrides applied and validated."""
-    recipes = list_recipes()
-    if name not in recipes:
-        raise unknown_name("recipe", name, recipes)
-    text = resources.files("deepatlas.recipes").joinpath(f"{name}.toml").read_text("utf-8")
-    config = from_dict(tomllib.loads(text))
+    """The recipe ``name`` (a shipped one, or a path to your own ``.toml``, validated the
+    same way) with ``KEY=VALUE`` overrides applied and validated."""
+    if name.endswith(".toml"):
+        path = Path(name).expanduser()
+        try:
+            text = path.read_text("utf-8")
+        except FileNotFoundError:
+            raise UserError(f"no such recipe file: {name}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"cannot read the recipe {name}: {exc}") from None
+        name = path.stem
+    else:
+        recipes = list_recipes()
+        if name not in recipes:
+            raise unknown_name("recipe", name, recipes)
+        text = resources.files("deepatlas.recipes").joinpath(f"{name}.toml").read_text("utf-8")
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"recipe {name}: {exc} (TOML syntax)") from None
+    config = from_dict(table)
     config.recipe = name
     apply_overrides(config, overrides or [])
     return config

@@ -22,7 +22,8 @@ from deepatlas.errors import UserError
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a recipe", description="Train a recipe. Keys for "
                        "--set are dotted (train.epochs=5, optim.lr=0.05, model.width=64).")
-    p.add_argument("recipe", help="a recipe name (see `deepatlas recipes`)")
+    p.add_argument("recipe", help="a recipe name (see `deepatlas recipes`) or your own "
+                                  "recipe file (path/to/recipe.toml)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key; repeat for several")
     p.add_argument("--out", help="run directory (default runs/RECIPE/TIMESTAMP)")
@@ -54,7 +55,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     # A resumed run keeps its own config; --set changes only the keys it names.
     config = (resume_config(Path(args.out), args.recipe, overrides) if args.resume
               else load_recipe(args.recipe, overrides))
-    out = Path(args.out) if args.out else Path("runs") / args.recipe / time.strftime(
+    out = Path(args.out) if args.out else Path("runs") / config.recipe / time.strftime(
         "%Y%m%d-%H%M%S")
     summary = fit(config, out, device=args.device, resume=args.resume,
                   progress=not args.no_progress)
@@ -142,7 +143,7 @@ def cmd_tour(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from deepatlas.tasks.gan_images import sample_grid
 
-    print(f"wrote {sample_grid(args.checkpoint, args.n, args.out, args.seed)}")
+    print(f"wrote {sample_grid(args.checkpoint, args.n, args.out, args.seed, args.force)}")
     return 0
 
 
@@ -169,7 +170,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from deepatlas.compress.quantize import quantize_checkpoint
 
     r = quantize_checkpoint(args.run, calibration=args.calibration, out=args.out, qat=args.qat,
-                            qat_epochs=args.qat_epochs, seed=args.seed)
+                            qat_epochs=args.qat_epochs, seed=args.seed, force=args.force)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
@@ -189,15 +190,29 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from deepatlas.compress.export import export_model
 
-    r = export_model(args.run, args.format, args.out)
+    r = export_model(args.run, args.format, args.out, args.force)
     print(f"wrote {r['out']} ({r['bytes'] / 1e6:.2f} MB); read back, its outputs on "
           f"{r['checked_images']} test images match PyTorch's within {r['max_abs_error']:.1e}")
     return 0
 
 
+def _version() -> str:
+    """deepatlas's version and torch's, without importing torch (which takes seconds)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from deepatlas import __version__
+
+    try:
+        torch = version("torch")
+    except PackageNotFoundError:
+        torch = "not installed"
+    return f"deepatlas {__version__} (torch {torch}, Python {sys.version.split()[0]})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deepatlas", description="A runnable map of deep "
                                      "learning: train recipes, evaluate and predict.")
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("recipes", help="list the recipes")
     _add_train(sub)
@@ -238,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="a GAN run directory or its last.pt")
     p.add_argument("--n", type=int, default=64, help="how many images (default 64)")
     p.add_argument("--out", default="grid.png", help="the PNG grid to write")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise")
 
     p = sub.add_parser("distill", help="train a student recipe from a teacher's soft targets",
@@ -263,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", type=int, default=512, metavar="N",
                    help="training images to calibrate activation ranges on (default 512)")
     p.add_argument("--out", help="where to write the INT8 model (default CHECKPOINT-int8.pt)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite --out (and its .json) if they exist; never a run's checkpoint")
     p.add_argument("--qat", action="store_true",
                    help="quantisation-aware fine-tuning, for models that lose accuracy in PTQ")
     p.add_argument("--qat-epochs", type=int, default=1, help="QAT fine-tuning epochs")
@@ -276,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="pt2",
                    choices=["pt2", "onnx", "torchscript", "safetensors"])
     p.add_argument("--out", help="output file (default CHECKPOINT.FORMAT)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite --out if it exists; never a run's checkpoint")
     text_cli.add_parsers(sub)
     data_cli.add_parser(sub)
     return parser

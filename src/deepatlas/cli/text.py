@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from deepatlas.errors import UserError
+from deepatlas.outputs import check_output, write_via_temp
 
 
 def add_parsers(sub) -> None:
@@ -37,22 +37,6 @@ def add_parsers(sub) -> None:
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument("--beam", type=int, default=4, help="beam size; 1 = greedy")
 
-
-
-def write_new(path: Path, text: str, force: bool = False) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename; an existing file is
-    replaced only with ``force``."""
-    if path.exists() and not force:
-        raise UserError(f"{path} exists; pass --force to overwrite it, or choose another --out")
-    if path.is_dir():
-        raise UserError(f"{path} is a folder; --out needs a file name")
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text, "utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -106,7 +90,9 @@ def cmd_translate(args: argparse.Namespace) -> int:
     src = [tokenizer.encode(line)[:max_len - 1] + [eos] for line in lines]
     out = [tokenizer.decode(ids) for ids in translate_ids(model, src, max_len, args.beam)]
     if args.out:
-        write_new(Path(args.out), "".join(line + "\n" for line in out), args.force)
+        path = check_output(args.out, args.force)
+        write_via_temp(path, lambda tmp: tmp.write_text("".join(line + "\n" for line in out),
+                                                        "utf-8"))
         print(f"wrote {len(out)} lines to {args.out}")
     else:
         print("\n".join(out))

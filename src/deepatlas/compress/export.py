@@ -81,12 +81,13 @@ WRITERS = {"pt2": _export_pt2, "onnx": _export_onnx, "torchscript": _export_torc
 
 
 def export_model(run_or_file: str | Path, fmt: str = "pt2", out: str | Path | None = None,
-                 ) -> dict[str, Any]:
+                 force: bool = False) -> dict[str, Any]:
     """Write ``run_or_file``'s inference model as ``fmt``, read it back, and return where it
     went and the largest output difference from the PyTorch model on 64 test images."""
     from deepatlas.compress.modelfile import load_model_file
     from deepatlas.data import make_loader
     from deepatlas.models.saved import describe, model_from_checkpoint
+    from deepatlas.outputs import check_output, write_via_temp
     from deepatlas.tasks.classify_images import data_for
     from deepatlas.train.checkpoint import find_checkpoint, load_checkpoint
 
@@ -100,11 +101,13 @@ def export_model(run_or_file: str | Path, fmt: str = "pt2", out: str | Path | No
     if out.suffix != f".{fmt}":
         raise UserError(f"--out for --format {fmt} must end in .{fmt} (eval and predict tell "
                         f"formats apart by it), got {out}")
+    out = check_output(out, force, protect=source)
     data = data_for(meta)
     images = next(iter(make_loader(data, "test", 64, num_workers=0)))[0].float()  # (64, C, H, W)
     with torch.inference_mode():
         expected = model(images)  # (64, K)
-    WRITERS[fmt](model, images[:2], out, json.dumps(meta))
+    # Written beside the target and renamed: a failed export leaves no truncated file.
+    write_via_temp(out, lambda tmp: WRITERS[fmt](model, images[:2], tmp, json.dumps(meta)))
     loaded = load_model_file(out)
     with torch.inference_mode():
         got = loaded.module(images)

@@ -143,7 +143,8 @@ def _fine_tune_qat(prepared: nn.Module, data, config, epochs: int, lr: float,
 
 def quantize_checkpoint(run_or_file: str | Path, calibration: int = 512,
                         out: str | Path | None = None, qat: bool = False, qat_epochs: int = 1,
-                        qat_lr: float = 1e-3, seed: int = 0) -> dict[str, Any]:
+                        qat_lr: float = 1e-3, seed: int = 0, force: bool = False
+                        ) -> dict[str, Any]:
     """Quantise a trained image classifier to INT8; write it and a JSON report beside it.
 
     Returns the report: size in bytes, test accuracy and latency at batch 1 and 256, for the
@@ -152,6 +153,7 @@ def quantize_checkpoint(run_or_file: str | Path, calibration: int = 512,
     from deepatlas.config import from_dict
     from deepatlas.data import make_loader
     from deepatlas.models.saved import describe, model_from_checkpoint
+    from deepatlas.outputs import check_output, write_via_temp
     from deepatlas.tasks.classify_images import data_for
     from deepatlas.train.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
     from deepatlas.train.runinfo import machine_info
@@ -163,7 +165,8 @@ def quantize_checkpoint(run_or_file: str | Path, calibration: int = 512,
     state = load_checkpoint(source)
     model = model_from_checkpoint(state, "quantize")
     config = from_dict(state["config"])
-    out = Path(out) if out else source.with_name(source.stem + "-int8.pt")
+    out = check_output(out or source.with_name(source.stem + "-int8.pt"), force, protect=source)
+    report_path = check_output(out.with_suffix(".json"), force, protect=source)
     seed_everything(seed)
     data = data_for(describe(state, source))
     cpu = torch.device("cpu")
@@ -207,7 +210,7 @@ def quantize_checkpoint(run_or_file: str | Path, calibration: int = 512,
                          "config": state["config"], "data": state["data"],
                          "epoch": state.get("epoch"), "source": str(source), "qat": qat,
                          "backend": BACKEND, "model": quantized.state_dict()}, out)
-    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    write_via_temp(report_path, lambda p: p.write_text(json.dumps(report, indent=2) + "\n"))
     return report
 
 

@@ -85,14 +85,29 @@ class Seq2SeqTransformer(nn.Module):
         memory, keep = self.encode(src)
         return self.decode(tgt_in, memory, keep)
 
+    def start_decoding(self, memory: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """Per decoder layer, the KV cache of incremental decoding (see :meth:`decode_step`)."""
+        return [layer.start(memory) for layer in self.decoder]
+
+    def decode_step(self, token: torch.Tensor, position: int,
+                    cache: list[dict[str, torch.Tensor]], keep: torch.Tensor) -> torch.Tensor:
+        """Logits (B, V) of the next token after ``token`` (B,) at ``position``, in eval mode:
+        each layer attends to its cached keys and values, so a step costs one position, not
+        the whole prefix again."""
+        y = self.tgt_embed(token[:, None]) * math.sqrt(self.d_model) + self.pe[position]
+        for layer, layer_cache in zip(self.decoder, cache):
+            y = layer.step(y, layer_cache, keep)
+        return self.out(self.dec_norm(y))[:, 0]
+
     @torch.no_grad()
     def greedy_decode(self, src: torch.Tensor, begin: int, end: int, max_len: int
                       ) -> torch.Tensor:
         """Most likely token at each step, until ``end`` or ``max_len``: (B, <= max_len)."""
         memory, keep = self.encode(src)
+        cache = self.start_decoding(memory)
         out = torch.full((src.shape[0], 1), begin, dtype=torch.long, device=src.device)
-        for _ in range(max_len):
-            next_token = self.decode(out, memory, keep)[:, -1].argmax(-1, keepdim=True)
+        for t in range(min(max_len, self.pe.shape[0] - 1)):
+            next_token = self.decode_step(out[:, -1], t, cache, keep).argmax(-1, keepdim=True)
             out = torch.cat([out, next_token], dim=1)
             if (out == end).any(1).all():
                 break
@@ -111,13 +126,14 @@ class Seq2SeqTransformer(nn.Module):
         b = src.shape[0]
         memory, keep = self.encode(src)
         memory, keep = memory.repeat_interleave(beam, 0), keep.repeat_interleave(beam, 0)
+        cache = self.start_decoding(memory)
         seqs = torch.full((b * beam, 1), begin, dtype=torch.long, device=src.device)
         scores = torch.zeros(b, beam, device=src.device)
         scores[:, 1:] = float("-inf")  # all beams start as one hypothesis
         done = torch.zeros(b * beam, dtype=torch.bool, device=src.device)
         rows_base = torch.arange(b, device=src.device)[:, None] * beam
-        for _ in range(max_len):
-            logp = self.decode(seqs, memory, keep)[:, -1].float().log_softmax(-1)  # (BK, V)
+        for t in range(min(max_len, self.pe.shape[0] - 1)):
+            logp = self.decode_step(seqs[:, -1], t, cache, keep).float().log_softmax(-1)
             logp[done] = float("-inf")
             logp[done, 0] = 0.0  # a finished hypothesis only takes padding
             vocab = logp.shape[-1]
@@ -125,6 +141,8 @@ class Seq2SeqTransformer(nn.Module):
             rows = (rows_base + index // vocab).view(-1)  # which hypothesis each extends
             token = (index % vocab).view(-1, 1)
             seqs = torch.cat([seqs[rows], token], dim=1)
+            for layer_cache in cache:  # each hypothesis carries its parent's keys and values
+                layer_cache["k"], layer_cache["v"] = layer_cache["k"][rows], layer_cache["v"][rows]
             done = done[rows] | (token.view(-1) == end)
             scores = top
             if done.all():

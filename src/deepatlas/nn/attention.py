@@ -72,6 +72,22 @@ class MultiHeadAttention(nn.Module):
         return self.out_proj(heads.transpose(1, 2).reshape(b, tq, d))
 
 
+def project(attention: MultiHeadAttention, x: torch.Tensor, which: int) -> torch.Tensor:
+    """``x W_Q`` (which=0), ``x W_K`` (1) or ``x W_V`` (2), split into heads: (B, h, T, D/h).
+    Incremental decoding projects each new token once and caches the keys and values."""
+    b, h, d = x.shape[0], attention.num_heads, attention.d_model
+    w, bias = attention.in_proj_weight.chunk(3)[which], attention.in_proj_bias.chunk(3)[which]
+    return F.linear(x, w, bias).view(b, -1, h, d // h).transpose(1, 2)
+
+
+def attend(attention: MultiHeadAttention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+           mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Projected heads (B, h, Tq, D/h) attended and recombined: (B, Tq, D), in eval mode."""
+    heads = scaled_dot_product_attention(q, k, v, mask)
+    b, h, tq, dh = heads.shape
+    return attention.out_proj(heads.transpose(1, 2).reshape(b, tq, h * dh))
+
+
 def sinusoidal_positional_encoding(length: int, d_model: int) -> torch.Tensor:
     """(length, d_model): ``PE(pos, 2i) = sin(pos / 10000^(2i/d))``,
     ``PE(pos, 2i+1) = cos(pos / 10000^(2i/d))``."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deepatlas.nn.attention import MultiHeadAttention
+from deepatlas.nn.attention import MultiHeadAttention, attend, project
 
 
 def _feed_forward(d_model: int, d_ff: int, dropout: float) -> nn.Sequential:
@@ -49,3 +49,26 @@ class DecoderLayer(nn.Module):
         h = self.norms[1](y)
         y = y + self.drop(self.cross_attention(h, memory, memory, memory_mask))
         return y + self.drop(self.ff(self.norms[2](y)))
+
+    def start(self, memory: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The cache of incremental decoding: the memory's keys and values for the
+        cross-attention, computed once, and empty self-attention keys and values."""
+        b, d = memory.shape[0], memory.shape[2]
+        empty = memory.new_zeros(b, self.self_attention.num_heads, 0,
+                                 d // self.self_attention.num_heads)
+        return {"mk": project(self.cross_attention, memory, 1),
+                "mv": project(self.cross_attention, memory, 2), "k": empty, "v": empty}
+
+    def step(self, y: torch.Tensor, cache: dict[str, torch.Tensor],
+             memory_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The newest position only, y (B, 1, D), attending to the cached earlier positions
+        (which extends ``cache``): equal to :meth:`forward`'s last row, in eval mode."""
+        h = self.norms[0](y)
+        cache["k"] = torch.cat([cache["k"], project(self.self_attention, h, 1)], dim=2)
+        cache["v"] = torch.cat([cache["v"], project(self.self_attention, h, 2)], dim=2)
+        y = y + attend(self.self_attention, project(self.self_attention, h, 0), cache["k"],
+                       cache["v"])
+        h = self.norms[1](y)
+        y = y + attend(self.cross_attention, project(self.cross_attention, h, 0), cache["mk"],
+                       cache["mv"], memory_mask)
+        return y + self.ff(self.norms[2](y))

@@ -33,14 +33,19 @@ def plot_losses(history: list[dict[str, float]], path: Path) -> None:
     plt.close(fig)
 
 
+MAX_SAMPLES = 4096  # a 64 x 64 grid; more would be a picture no one can see, and gigabytes
+
+
 @torch.no_grad()
-def sample_grid(run_or_file: str, n: int, out: str | Path, seed: int = 0) -> Path:
+def sample_grid(run_or_file: str, n: int, out: str | Path, seed: int = 0,
+                force: bool = False) -> Path:
     """``deepatlas sample``: ``n`` images from a trained generator (its EMA when kept)."""
     from torchvision.utils import save_image
 
     from deepatlas.config import from_dict
     from deepatlas.models.gan import is_progressive
     from deepatlas.tasks.gan import build_gan
+    from deepatlas.outputs import check_output, write_via_temp
     from deepatlas.train.checkpoint import find_checkpoint, load_checkpoint
 
     path = find_checkpoint(run_or_file)
@@ -48,8 +53,11 @@ def sample_grid(run_or_file: str, n: int, out: str | Path, seed: int = 0) -> Pat
     if state.get("task") != "gan":
         raise UserError(f"{path} is not a GAN run; sample draws from `deepatlas train gan-*` "
                         "runs")
-    if n < 1:
-        raise UserError(f"--n must be >= 1, got {n}")
+    if not 1 <= n <= MAX_SAMPLES:
+        raise UserError(f"--n must be in [1, {MAX_SAMPLES}], got {n}")
+    if not 0 <= seed < 2**63:
+        raise UserError(f"--seed must be in [0, 2^63), got {seed}")
+    out = check_output(out, force, protect=path)
     config = from_dict(state["config"])
     generator, _ = build_gan(config, state["data"]["in_channels"])
     weights = state["models"]["generator"]
@@ -64,8 +72,7 @@ def sample_grid(run_or_file: str, n: int, out: str | Path, seed: int = 0) -> Pat
         images = F.interpolate(generator(z, stage, alpha), size=config.gan.image_size)
     else:
         images = generator(z)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_image(images.clamp(-1, 1), out, nrow=int(math.ceil(math.sqrt(n))), normalize=True,
-               value_range=(-1, 1))
+    write_via_temp(out, lambda tmp: save_image(images.clamp(-1, 1), tmp,
+                                               nrow=int(math.ceil(math.sqrt(n))),
+                                               normalize=True, value_range=(-1, 1)))
     return out

@@ -1,16 +1,51 @@
-"""The run directory's guard: never start a new run over an existing checkpoint."""
+"""The run directory's guard: one process at a time, and never a new run over an existing
+checkpoint."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 from pathlib import Path
 
 from deepatlas.errors import UserError
 
 
-def prepare_out_dir(out_dir: Path, resume: bool) -> None:
-    """Create ``out_dir`` and check it is writable; refuse to overwrite a run unless resuming,
-    and to resume where there is nothing to resume."""
+def lock_run_dir(out_dir: Path) -> int:
+    """An exclusive lock on ``out_dir/.lock``, held until the returned descriptor is closed
+    (or the process ends, however it ends); a UserError when another process holds it."""
+    fd = os.open(out_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UserError(f"{out_dir} is in use by another deepatlas process (a run is training "
+                        "there); wait for it to finish, or choose another --out") from None
+    return fd
+
+
+def prepare_out_dir(out_dir: Path, resume: bool) -> int:
+    """Create ``out_dir``, lock it (see :func:`lock_run_dir`; returns the lock) and check it
+    is writable; refuse to overwrite a run unless resuming, and to resume where there is
+    nothing to resume."""
     last = out_dir / "last.pt"
+    if resume and not out_dir.is_dir():
+        raise UserError(f"--resume: {last} does not exist; drop --resume to start a new run "
+                        "there, or pass the --out of the run to continue")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        lock = lock_run_dir(out_dir)
+    except OSError as exc:
+        raise UserError(f"cannot write to the output directory {out_dir}: "
+                        f"{exc.strerror or exc}; choose another --out") from None
+    try:
+        _check(out_dir, last, resume)
+    except BaseException:
+        os.close(lock)
+        raise
+    return lock
+
+
+def _check(out_dir: Path, last: Path, resume: bool) -> None:
     if resume and not last.is_file():
         raise UserError(f"--resume: {last} does not exist; drop --resume to start a new run "
                         "there, or pass the --out of the run to continue")

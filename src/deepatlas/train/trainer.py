@@ -75,7 +75,7 @@ class Trainer:
                 and (self.out_dir / "last.pt").is_file()):
             self.resume = True  # torchrun restarted the group after a failure: carry on
         if self.dist.is_main:
-            prepare_out_dir(self.out_dir, self.resume)
+            self._lock = prepare_out_dir(self.out_dir, self.resume)
         if cfg.train.batch_size % self.dist.world_size:
             raise UserError(f"train.batch_size={cfg.train.batch_size} is the global batch and "
                             f"must divide by the {self.dist.world_size} processes")
@@ -306,6 +306,9 @@ class Trainer:
                 self.writer.close()
             if hasattr(self, "dist"):
                 shutdown(self.dist)
+            if getattr(self, "_lock", None) is not None:
+                os.close(self._lock)  # the run folder is free for the next process
+                self._lock = None
 
     def _catch_signals(self) -> dict[int, Any]:
         """Ctrl-C / SIGTERM: finish the step, save, exit with how to resume. A second one

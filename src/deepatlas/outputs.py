@@ -1,0 +1,55 @@
+"""Where a command may write: never over a run's checkpoint, never over an existing file the
+user did not name with ``--force``; always through a temporary file and a rename, so that a
+failed write leaves no half-written file behind."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from deepatlas.errors import UserError
+
+CHECKPOINTS = ("last.pt", "best.pt")
+RUN_FILES = ("config.toml", "summary.json", "metrics.jsonl")
+
+
+def is_run_checkpoint(path: Path) -> bool:
+    """``path`` is ``last.pt`` or ``best.pt`` of a run folder."""
+    return path.name in CHECKPOINTS and any((path.parent / f).exists() for f in RUN_FILES)
+
+
+def check_output(path: str | Path, force: bool = False, *, protect: Path | None = None) -> Path:
+    """``path``, once it is safe to write: not a run's checkpoint (nor ``protect``, the file
+    being read), not a folder, and not an existing file unless ``force``; its folder is
+    created."""
+    path = Path(path)
+    resolved = path.resolve()
+    if is_run_checkpoint(resolved) or (protect is not None and resolved == protect.resolve()):
+        raise UserError(f"{path} is a checkpoint of a run; deepatlas never writes over one "
+                        "(the run could no longer resume): choose another --out")
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; --out needs a file name")
+    if path.exists() and not force:
+        raise UserError(f"{path} exists; pass --force to overwrite it, or choose another --out")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the folder {path.parent}: {exc.strerror}") from None
+    if not os.access(path.parent, os.W_OK):
+        raise UserError(f"cannot write into {path.parent}: permission denied")
+    return path
+
+
+def write_via_temp(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)``, then rename ``tmp`` to ``path``; on failure nothing is left behind and
+    the error is one line."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
