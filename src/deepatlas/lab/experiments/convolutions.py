@@ -4,7 +4,9 @@
   (both are integers of pixels), and dilation must widen it.
 - Separable cost: the FLOP ratio counted by torch.utils.flop_counter must equal 1/N + 1/k²
   within 1e-3 (the counts are exact; 1e-3 is far below the 0.11 being checked), and the
-  separable conv must also run faster (median of 20 timings each).
+  separable conv must also run faster (median of 20 timings each; the two are timed back to
+  back in one process, so a tour that runs another experiment beside this one slows both
+  alike, and the experiment is not marked ``timed``).
 - Deformable: on warped digits, test accuracy with a deformable conv minus the same net with
   a plain conv, paired by seed, with the 95% interval above 0 (:mod:`deepatlas.lab.stats`).
 """
@@ -65,7 +67,6 @@ def small_net(deformable: bool) -> nn.Module:
                   "to geometric deformation.",
             source=("空洞卷积:扩大感受野(dilation rate>1)", "可变形卷积:自适应调整采样位置",
                     "深度可分离卷积:减少计算量(MobileNet基础)"),
-            timed=True,
             implements="deepatlas.nn.receptive_field, empirical_receptive_field, "
                        "DepthwiseSeparableConv2d, DeformableConv2d")
 def run(ctx: Context) -> Result:
