@@ -95,7 +95,7 @@ def run(ctx: Context) -> Result:
     unmet = [text for ok, text in (
         (q["size_ratio"] <= SIZE_RATIO, f"INT8 size {q['size_ratio']:.2f} > {SIZE_RATIO:.2f}"),
         (q["speedup_batch256"] >= SPEEDUP,
-         f"INT8 {q["speedup_batch256"]:.2f}x faster < {SPEEDUP:.0f}x"),
+         f"INT8 {q['speedup_batch256']:.2f}x faster < {SPEEDUP:.0f}x"),
         (q["accuracy_drop"] <= DROP, f"INT8 accuracy drop {q['accuracy_drop']:.3f} > {DROP}"))
         if not ok]
     result_verdict, note = verdict([gain], also=quant_ok, unmet="; ".join(unmet))
