@@ -131,7 +131,8 @@ def recipes() -> str:
         primary, value = r["primary"], r[r["primary"]]
         shown = f"{value:.2%}" if primary.endswith("acc") else f"{value:.3f}"
         others = [f"{k} {r[k]:.3f}" for k in ("test_nats_per_char",) if k in r]
-        monitor = f"{r['monitor'][0]}" if r.get("monitor") else "(last epoch)"
+        monitor = r.get("monitor") or "(last epoch)"
+        monitor = monitor[0] if isinstance(monitor, list) else monitor
         lines.append(f"| `{r['recipe']}` | {primary} {shown}"
                      f"{' (' + ', '.join(others) + ')' if others else ''} | {monitor} | "
                      f"{r['epochs']} | {r['wall_s'] / 60:.1f} min | {r.get('cpu_threads', '?')} "
