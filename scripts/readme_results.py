@@ -9,6 +9,7 @@ generated from one committed file:
 
 - ``recipes``: ``results/recipes/RECIPE.json`` (a ``deepatlas train RECIPE`` run's
   ``summary.json``);
+- ``gpt-peer``: ``results/benchmarks/gpt-peer-*.json`` (``benchmarks/gpt_peer.py``);
 - ``tour``: ``results/tour-summary.json`` (``deepatlas tour --out ...``'s ``summary.json``);
 - ``throughput``: ``results/benchmarks/throughput-*.json`` (``benchmarks/throughput.py``);
 - ``time-to-accuracy``: ``results/benchmarks/time-to-accuracy-*.json``
@@ -140,7 +141,28 @@ def recipes() -> str:
     return "\n".join(lines)
 
 
-BLOCKS = {"recipes": recipes, "tour": tour, "throughput": throughput, "time-to-accuracy": time_to_accuracy}
+def gpt_peer() -> str:
+    t = _one("gpt-peer-*.json")
+    rows = t["rows"]
+    names = list(rows)
+    lines = [f"`python benchmarks/gpt_peer.py --seconds {t['seconds']:.0f}`: both models "
+             f"{rows[names[0]]['params']:,} parameters, the same loop, windows and "
+             f"{t['seconds']:.0f} s of training each, on {t.get('cpu_threads')} threads "
+             f"({t.get('cpu')}, torch {t.get('torch')}, transformers {t['transformers']}). "
+             "File: `results/benchmarks/gpt-peer-*.json`.", "",
+             "| measure | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
+    for key, label, fmt in (("train_tokens_per_s", "training tokens/s", "{:,.0f}"),
+                            ("steps", "steps in the budget", "{:,}"),
+                            ("val_nats_per_char", "held-out loss at equal time (nats/char)",
+                             "{:.3f}"),
+                            ("generate_tokens_per_s", "generation tokens/s (KV cache, batch 1)",
+                             "{:,.0f}")):
+        lines.append(f"| {label} | " + " | ".join(fmt.format(rows[n][key]) for n in names)
+                     + " |")
+    return "\n".join(lines)
+
+
+BLOCKS = {"recipes": recipes, "gpt-peer": gpt_peer, "tour": tour, "throughput": throughput, "time-to-accuracy": time_to_accuracy}
 
 
 def render(readme: str) -> str:
