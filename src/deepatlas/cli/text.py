@@ -66,6 +66,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
+    from deepatlas.data.translation import encode_source
     from deepatlas.tasks.translation import load_translator, translate_ids
 
     if (args.text is None) == (args.file is None):
@@ -86,8 +87,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     if not any(line.strip() for line in lines):
         raise UserError("nothing to translate: the text is empty")
     model, tokenizer, max_len = load_translator(args.run)
-    eos = 2
-    src = [tokenizer.encode(line)[:max_len - 1] + [eos] for line in lines]
+    src = [encode_source(tokenizer, line, max_len) for line in lines]
     out = [tokenizer.decode(ids) for ids in translate_ids(model, src, max_len, args.beam)]
     if args.out:
         path = check_output(args.out, args.force)

@@ -71,10 +71,15 @@ def load_pairs(data_dir: str = "", download: bool = True) -> tuple[dict[str, Pai
     return split_by_chapter(read_pairs(path)), get_set("bible-en-es").source
 
 
+def encode_source(tokenizer, text: str, max_len: int) -> list[int]:
+    """Source ids ``... <eos>``, cut to ``max_len`` tokens."""
+    return tokenizer.encode(text)[:max_len - 1] + [EOS]
+
+
 def encode_pairs(tokenizer, pairs: Pairs, max_len: int) -> tuple[list[list[int]], list[list[int]]]:
     """Source ids (``... <eos>``) and target ids (``<bos> ... <eos>``), each cut to
     ``max_len`` tokens."""
-    src = [tokenizer.encode(s)[:max_len - 1] + [EOS] for s in pairs.en]
+    src = [encode_source(tokenizer, s, max_len) for s in pairs.en]
     tgt = [[BOS] + tokenizer.encode(t)[:max_len - 2] + [EOS] for t in pairs.es]
     return src, tgt
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepatlas.data.corpus import TokenWindows, eval_windows, load_corpus
-from deepatlas.data.tokenize import Tokenizer, tokenizer_from_json, train_tokenizer
+from deepatlas.data.tokenize import Tokenizer, train_tokenizer
 from deepatlas.errors import UserError
 from deepatlas.models import create_model
 from deepatlas.train import Context, StepOutput, Task
@@ -113,17 +113,7 @@ class LanguageModel(Task):
 def load_generator(run_or_file: str | Path) -> tuple[nn.Module, Tokenizer, dict[str, Any]]:
     """(GPT in eval mode with its inference weights, tokeniser, checkpoint) of a
     language-model run."""
-    from deepatlas.models.saved import inference_weights
-    from deepatlas.train.checkpoint import find_checkpoint, load_checkpoint
+    from deepatlas.tasks.text_runs import load_text_run
 
-    path = find_checkpoint(run_or_file)
-    state = load_checkpoint(path)
-    if state.get("task") != LanguageModel.name:
-        raise UserError(f"{path} is not a language-model run; generate continues text from "
-                        "`deepatlas train gpt-*` runs")
-    tokenizer = tokenizer_from_json(state["data"]["tokenizer"])
-    options = {k: v for k, v in state["config"]["model"].items() if k != "name"}
-    model = create_model(state["config"]["model"]["name"], num_classes=tokenizer.vocab_size,
-                         **options)
-    model.load_state_dict(inference_weights(state))
-    return model.eval(), tokenizer, state
+    return load_text_run(run_or_file, LanguageModel.name, "generate continues text from "
+                         "`deepatlas train gpt-*` runs")

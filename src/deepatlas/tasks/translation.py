@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepatlas.data.tokenize import BPETokenizer, Tokenizer, tokenizer_from_json
+from deepatlas.data.tokenize import BPETokenizer, Tokenizer
 from deepatlas.data.translation import (BOS, EOS, PAD, SPECIAL, LengthBatches, encode_pairs,
                                         load_pairs, pad)
 from deepatlas.errors import UserError
@@ -143,18 +143,9 @@ class Translation(Task):
 
 def load_translator(run_or_file: str | Path) -> tuple[nn.Module, Tokenizer, int]:
     """(model in eval mode, tokeniser, max_len) of a translation run."""
-    from deepatlas.models.saved import inference_weights
-    from deepatlas.train.checkpoint import find_checkpoint, load_checkpoint
+    from deepatlas.tasks.text_runs import load_text_run
 
-    path = find_checkpoint(run_or_file)
-    state = load_checkpoint(path)
-    if state.get("task") != Translation.name:
-        raise UserError(f"{path} is not a translation run; translate reads "
-                        "`deepatlas train translate-en-es` runs")
-    tokenizer = tokenizer_from_json(state["data"]["tokenizer"])
-    options = {k: v for k, v in state["config"]["model"].items() if k != "name"}
-    vocab = tokenizer.vocab_size
-    model = create_model(state["config"]["model"]["name"], in_channels=vocab,
-                         num_classes=vocab, **options)
-    model.load_state_dict(inference_weights(state))
-    return model.eval(), tokenizer, state["data"]["max_len"]
+    model, tokenizer, state = load_text_run(
+        run_or_file, Translation.name, "translate reads `deepatlas train translate-en-es` runs",
+        source_vocabulary=True)
+    return model, tokenizer, state["data"]["max_len"]

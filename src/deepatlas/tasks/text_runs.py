@@ -1,0 +1,35 @@
+"""Loading a trained text run (language model or translation) for the commands that use it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from deepatlas.data.tokenize import Tokenizer, tokenizer_from_json
+from deepatlas.errors import UserError
+from deepatlas.models import create_model
+
+
+def load_text_run(run_or_file: str | Path, task: str, refusal: str, *,
+                  source_vocabulary: bool = False
+                  ) -> tuple[nn.Module, Tokenizer, dict[str, Any]]:
+    """(model in eval mode with its inference weights, tokeniser, checkpoint) of a ``task``
+    run; any other run is a UserError that ends with ``refusal``. The tokeniser's vocabulary
+    sizes the output (and, with ``source_vocabulary``, the input) of the model."""
+    from deepatlas.models.saved import inference_weights
+    from deepatlas.train.checkpoint import find_checkpoint, load_checkpoint
+
+    path = find_checkpoint(run_or_file)
+    state = load_checkpoint(path)
+    if state.get("task") != task:
+        raise UserError(f"{path} is not a {task} run; {refusal}")
+    tokenizer = tokenizer_from_json(state["data"]["tokenizer"])
+    vocab = tokenizer.vocab_size
+    options = {k: v for k, v in state["config"]["model"].items() if k != "name"}
+    if source_vocabulary:
+        options["in_channels"] = vocab
+    model = create_model(state["config"]["model"]["name"], num_classes=vocab, **options)
+    model.load_state_dict(inference_weights(state))
+    return model.eval(), tokenizer, state
