@@ -118,3 +118,29 @@ def make_bible_pairs(folder: Path, books: int = 12, chapters: int = 5, verses: i
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "pairs.tsv").write_text("\n".join(lines) + "\n", "utf-8")
     return folder
+
+
+def make_rt_snippets(folder: Path, sentences: int = 300, seed: int = 0) -> Path:
+    """The installed form of the ``rt-snippets`` set: ``snippets.tsv``, ID<TAB>mean rating
+    <TAB>sentence; a sentence's polarity word decides the sign of its rating, so it is
+    learnable, and every 50th rating is exactly 0 (dropped by the loader)."""
+    rng = np.random.default_rng(seed)
+    filler = "the film a plot is and with its story this cast".split()
+    lines = []
+    for i in range(1, sentences + 1):
+        positive = bool(rng.integers(0, 2))
+        words = [str(w) for w in rng.choice(filler, size=int(rng.integers(3, 10)))]
+        words.insert(int(rng.integers(0, len(words))), "wonderful" if positive else "dull")
+        score = 0.0 if i % 50 == 0 else float(rng.uniform(0.5, 3.5)) * (1 if positive else -1)
+        lines.append(f"{i}\t{score!r}\t{' '.join(words).capitalize()}.")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "snippets.tsv").write_text("\n".join(lines) + "\n", "utf-8")
+    return folder
+
+
+def make_bert_text(folder: Path) -> Path:
+    """What ``data.name = "austen+rt-snippets"`` reads from ``data.dir``: both sets, each in
+    its own sub-folder."""
+    make_austen(folder / "austen")
+    make_rt_snippets(folder / "rt-snippets")
+    return folder

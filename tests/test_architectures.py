@@ -126,6 +126,30 @@ def test_multi_head_attention_equals_torch_with_copied_weights():
     assert (ours(x, x, x, mask=causal_mask(6)) - expected).abs().max() < 1e-12
 
 
+@pytest.mark.parametrize("pre_norm", [True, False])
+def test_encoder_layer_equals_torch_in_both_layouts(pre_norm):
+    """Pre-norm is torch's ``norm_first=True``, post-norm (the 2017 paper's) its default."""
+    from deepatlas.nn.transformer import EncoderLayer
+
+    torch.manual_seed(0)
+    ref = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, activation="gelu",
+                                     batch_first=True, norm_first=pre_norm).double().eval()
+    ours = EncoderLayer(16, 4, 32, dropout=0.0, pre_norm=pre_norm).double().eval()
+    names = {"self_attn.": "attention.", "linear1.": "ff.0.", "linear2.": "ff.3."}
+    state = {}
+    for key, value in ref.state_dict().items():
+        for theirs, mine in names.items():
+            key = key.replace(theirs, mine)
+        state[key] = value
+    ours.load_state_dict(state)
+    x = torch.randn(2, 7, 16, dtype=torch.float64)
+    keep = torch.ones(2, 1, 1, 7, dtype=torch.bool)
+    keep[1, ..., 5:] = False  # padding: torch's src_key_padding_mask is True where blocked
+    expected = ref(x, src_key_padding_mask=~keep[:, 0, 0])
+    assert (ours(x, keep) - expected)[0].abs().max() < 1e-10
+    assert (ours(x, keep) - expected)[1, :5].abs().max() < 1e-10
+
+
 def test_sinusoidal_positional_encoding_closed_form():
     pe = sinusoidal_positional_encoding(50, 16)
     for pos, i in [(0, 0), (7, 0), (7, 3), (49, 7)]:

@@ -59,6 +59,23 @@ def _bible(folder: Path) -> list[str]:
             "model.max_len=32", "train.eval_batch_size=64"]
 
 
+def _bert_text(folder: Path) -> list[str]:
+    """austen/ and rt-snippets/ in their installed forms, side by side."""
+    from fakedata import make_bert_text
+
+    return [f"data.dir={make_bert_text(folder)}", "train.batch_size=16", "data.vocab_size=300",
+            "train.eval_batch_size=64"]
+
+
+def _rt(folder: Path) -> list[str]:
+    """rt-snippets' snippets.tsv; fine-tuning starts from scratch here (tests/test_bert.py
+    fine-tunes a pretrained run)."""
+    from fakedata import make_rt_snippets
+
+    return [f"data.dir={make_rt_snippets(folder)}", "train.batch_size=16",
+            "data.vocab_size=300", "train.init_from="]
+
+
 # data.name -> how to make a tiny copy in its real format (returns --set overrides)
 TINY_DATA = {
     "digits": lambda folder: ["train.batch_size=256"],
@@ -75,6 +92,8 @@ TINY_DATA = {
     "number-words": lambda folder: ["train.batch_size=1800"],
     "austen": _austen,
     "bible-en-es": _bible,
+    "austen+rt-snippets": _bert_text,
+    "rt-snippets": _rt,
 }
 SMALL_MODEL = {"width": 8, "depth": 8, "hidden": 8, "d_model": 16, "heads": 2, "layers": 1,
                "z_dim": 16}

@@ -37,10 +37,11 @@ def test_length_batches_pad_to_their_own_longest_row_and_resume_mid_epoch():
     assert all(torch.equal(a[0], b[0]) for a, b in zip(again, batches[17:]))
 
 
-def test_incremental_decoding_with_the_kv_cache_equals_the_full_decoder():
+@pytest.mark.parametrize("pre_norm", [True, False])
+def test_incremental_decoding_with_the_kv_cache_equals_the_full_decoder(pre_norm):
     torch.manual_seed(0)
     model = create_model("transformer-seq2seq", in_channels=20, num_classes=20, d_model=32,
-                         heads=4, layers=2, dropout=0.1).eval()
+                         heads=4, layers=2, dropout=0.1, pre_norm=pre_norm).eval()
     src = torch.randint(3, 20, (3, 9))
     src[0, 6:] = 0  # padding in the source is masked in both
     tgt = torch.randint(3, 20, (3, 11))

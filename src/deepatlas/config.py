@@ -69,6 +69,7 @@ class TrainConfig:
     checkpoint_every_steps: int = 0  # also save last.pt every N steps (0: at epoch ends only)
     checkpoint_every_epochs: int = 1  # save last.pt every N epochs (and always after the last)
     deterministic: bool = False  # torch.use_deterministic_algorithms(True)
+    init_from: str = ""  # fine-tuning: a pretrained run or checkpoint (task classify-text)
     tensorboard: bool = True
 
 
@@ -125,7 +126,7 @@ TOP_LEVEL = ("recipe", "description", "task", "seed")
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "task": ("classify-images", "classify-nodes", "seq2seq", "gan", "language-model",
-             "translation"),
+             "translation", "masked-lm", "classify-text"),
     "data.tokenizer": ("char", "bpe"),
     "gan.loss": ("nonsaturating", "minimax", "wgan-gp"),
     "data.augment": ("none", "flip", "crop", "crop-flip", "source"),
@@ -321,7 +322,9 @@ def validate(config: RunConfig) -> None:
                        "seq2seq": (sorted(SEQ2SEQ_SOURCES), "seq2seq"),
                        "gan": (list_sources(), "gan"),
                        "language-model": (["austen"], "language"),
-                       "translation": (["bible-en-es"], "seq2seq")}[config.task]
+                       "translation": (["bible-en-es"], "seq2seq"),
+                       "masked-lm": (["austen+rt-snippets"], "text"),
+                       "classify-text": (["rt-snippets"], "text")}[config.task]
     if config.data.name not in sources:
         raise unknown_name(f"data set (data.name) for task {config.task}", config.data.name,
                            sources)

@@ -88,9 +88,28 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_text_classifier(run_or_file: str) -> bool:
+    path = Path(run_or_file)
+    if not (path.is_dir() or path.suffix == ".pt"):
+        return False
+    from deepatlas.train.checkpoint import find_checkpoint, load_checkpoint
+
+    return load_checkpoint(find_checkpoint(path)).get("task") == "classify-text"
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from deepatlas.compress.evaluate import predict_images
 
+    if _is_text_classifier(args.checkpoint):  # the inputs are sentences, not image files
+        from deepatlas.tasks.classify_text import classify_sentences
+
+        if not all(text.strip() for text in args.images):
+            raise UserError("an empty sentence: give the text to classify, e.g. "
+                            "'a gorgeous, witty film'")
+        for text, (label, p) in zip(args.images, classify_sentences(args.checkpoint,
+                                                                    args.images)):
+            print(f"{label} {p:.1%}: {text}")
+        return 0
     for path, top in predict_images(args.checkpoint, args.images, k=args.top):
         guesses = ", ".join(f"{name} {p:.1%}" for name, p in top)
         print(f"{path}: {guesses}")
@@ -223,9 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a data key, e.g. data.dir=FOLDER")
-    p = sub.add_parser("predict", help="top classes for image files")
+    p = sub.add_parser("predict", help="top classes for image files (or sentences: the "
+                       "polarity from a classify-text run)")
     p.add_argument("checkpoint", help="a run directory or a checkpoint file")
-    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
+    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...), or sentences for a "
+                   "classify-text run")
     p.add_argument("--top", type=int, default=3, help="how many classes to show")
 
     p = sub.add_parser("lab", help="the lab: one experiment per claim of the map")

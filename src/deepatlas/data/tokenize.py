@@ -63,13 +63,14 @@ class BPETokenizer:
         self.tokenizer = tokenizer
 
     @classmethod
-    def train(cls, text: str | list[str], vocab_size: int,
-              special: tuple[str, ...] = ()) -> BPETokenizer:
+    def train(cls, text: str | list[str], vocab_size: int, special: tuple[str, ...] = (),
+              lowercase: bool = False) -> BPETokenizer:
         """Fitted to ``text`` (paragraphs, or a list of lines); ``special`` tokens take ids
-        0, 1, ... in order and are never merged."""
+        0, 1, ... in order and are never merged; ``lowercase`` folds case first (BERT's
+        uncased vocabularies), so decoding gives lower case."""
         from tokenizers import ByteLevelBPETokenizer
 
-        bpe = ByteLevelBPETokenizer()
+        bpe = ByteLevelBPETokenizer(lowercase=lowercase)
         # Trained on paragraphs, so merges never cross a blank line.
         lines = text.split("\n\n") if isinstance(text, str) else text
         bpe.train_from_iterator(lines, vocab_size=vocab_size, min_frequency=2,

@@ -44,22 +44,27 @@ def transformer(*, in_channels: int = 1, image_size: int = 28, num_classes: int 
 
 
 class Seq2SeqTransformer(nn.Module):
-    """Encoder-decoder (Vaswani et al. 2017), pre-norm. Token 0 is padding; the decoder input
-    starts with a begin token and is shifted right (teacher forcing)."""
+    """Encoder-decoder (Vaswani et al. 2017), pre-norm (or post-norm, the paper's layout, with
+    ``pre_norm=False``). Token 0 is padding; the decoder input starts with a begin token and is
+    shifted right (teacher forcing)."""
 
     def __init__(self, src_vocab: int, tgt_vocab: int, d_model: int = 128, heads: int = 4,
-                 layers: int = 2, dropout: float = 0.1, max_len: int = 64) -> None:
+                 layers: int = 2, dropout: float = 0.1, max_len: int = 64,
+                 pre_norm: bool = True) -> None:
         super().__init__()
         self.d_model = d_model
         self.src_embed = nn.Embedding(src_vocab, d_model, padding_idx=0)
         self.tgt_embed = nn.Embedding(tgt_vocab, d_model, padding_idx=0)
         self.register_buffer("pe", sinusoidal_positional_encoding(max_len, d_model),
                              persistent=False)
-        self.encoder = nn.ModuleList(EncoderLayer(d_model, heads, 4 * d_model, dropout)
+        self.encoder = nn.ModuleList(EncoderLayer(d_model, heads, 4 * d_model, dropout, pre_norm)
                                      for _ in range(layers))
-        self.decoder = nn.ModuleList(DecoderLayer(d_model, heads, 4 * d_model, dropout)
+        self.decoder = nn.ModuleList(DecoderLayer(d_model, heads, 4 * d_model, dropout, pre_norm)
                                      for _ in range(layers))
-        self.enc_norm, self.dec_norm = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        # pre-norm's residual stream is never normalised inside the stack, so it ends with a
+        # LayerNorm; post-norm's last layer already ends with one.
+        final = nn.LayerNorm if pre_norm else (lambda d: nn.Identity())
+        self.enc_norm, self.dec_norm = final(d_model), final(d_model)
         self.out = nn.Linear(d_model, tgt_vocab)
         self.drop = nn.Dropout(dropout)
 
@@ -156,8 +161,10 @@ class Seq2SeqTransformer(nn.Module):
 @register_model(kind="seq2seq")
 def transformer_seq2seq(*, in_channels: int = 32, image_size: int = 0, num_classes: int = 16,
                         d_model: int = 128, heads: int = 4, layers: int = 2,
-                        dropout: float = 0.1, max_len: int = 64) -> nn.Module:
+                        dropout: float = 0.1, max_len: int = 64, pre_norm: bool = True
+                        ) -> nn.Module:
     """Encoder-decoder; ``in_channels`` / ``num_classes`` are the source / target vocabularies,
-    ``max_len`` the longest sequence its positions cover."""
+    ``max_len`` the longest sequence its positions cover; ``pre_norm=False`` is the original
+    post-norm layout."""
     return Seq2SeqTransformer(in_channels, num_classes, d_model, heads, layers, dropout,
-                              max_len)
+                              max_len, pre_norm)

@@ -16,15 +16,18 @@ from deepatlas.config import SECTIONS, RunConfig
 from deepatlas.errors import UserError, unknown_name
 from deepatlas.tasks.classify_images import ClassifyImages
 from deepatlas.tasks.classify_nodes import ClassifyNodes
+from deepatlas.tasks.classify_text import ClassifyText
 from deepatlas.tasks.gan import Gan
 from deepatlas.tasks.language_model import LanguageModel
+from deepatlas.tasks.masked_lm import MaskedLM
 from deepatlas.tasks.seq2seq import Seq2Seq
 from deepatlas.tasks.translation import Translation
 from deepatlas.train import Callback, Task, Trainer
 from deepatlas.train.task import ENGINE_KEYS
 
 TASKS: dict[str, type[Task]] = {t.name: t for t in (ClassifyImages, ClassifyNodes, Seq2Seq, Gan,
-                                                    LanguageModel, Translation)}
+                                                    LanguageModel, Translation, MaskedLM,
+                                                    ClassifyText)}
 
 
 def list_tasks() -> list[str]:
@@ -72,5 +75,5 @@ def fit(config: RunConfig, out_dir: str | Path, *, device: str = "auto", resume:
                    progress=progress, callbacks=callbacks).fit()
 
 
-__all__ = ["TASKS", "ClassifyImages", "ClassifyNodes", "Gan", "LanguageModel", "Seq2Seq",
-           "Translation", "create_task", "fit", "list_tasks", "unused_keys"]
+__all__ = ["TASKS", "ClassifyImages", "ClassifyNodes", "ClassifyText", "Gan", "LanguageModel",
+           "MaskedLM", "Seq2Seq", "Translation", "create_task", "fit", "list_tasks", "unused_keys"]
