@@ -140,3 +140,23 @@ def test_your_own_recipe_file_trains_and_is_validated_like_a_shipped_one(cli, tm
                           ("broken.toml", "(TOML syntax)"), ("absent.toml", "no such recipe")):
         code, _, err = cli("train", tmp_path / name)
         assert code == 2 and message in err and "Traceback" not in err, err
+
+
+def test_runs_lists_each_run_with_its_state_and_headline(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    quick = ["--no-progress", "--set", "train.epochs=2", "--set", "train.tensorboard=false"]
+    assert cli("train", "digits", "--out", "runs/done", *quick)[0] == 0
+    monkeypatch.setenv("DEEPATLAS_TEST_NAN_AT_STEP", "3")
+    assert cli("train", "digits", "--out", "runs/nan", *quick)[0] == 3
+    monkeypatch.delenv("DEEPATLAS_TEST_NAN_AT_STEP")
+    code, out, err = cli("runs", "--json")
+    assert code == 0, err
+    rows = {r["run"]: r for r in json.loads(out)}
+    assert rows["runs/done"]["state"] == "finished" and rows["runs/done"]["metric"] == "test_acc"
+    assert rows["runs/nan"]["state"] == "diverged" and "NaN" in rows["runs/nan"]["detail"]
+    code, out, _ = cli("runs")
+    assert code == 0 and "runs/done  digits" in out and "test_acc" in out
+    # Training there again (it stopped before its first checkpoint) clears the stopped state.
+    assert cli("train", "digits", "--out", "runs/nan", *quick)[0] == 0
+    assert {r["run"]: r for r in json.loads(cli("runs", "--json")[1])}["runs/nan"]["state"] \
+        == "finished"

@@ -341,6 +341,14 @@ BAD_INPUT = [
     (["sample", "{gan}", "--out", "{root}/colour.png"], "exists; pass --force"),
     (["sample", "{gan}", "--n", "100000000"], "--n must be in [1, 4096]"),
     (["sample", "{gan}", "--seed", "-1"], "--seed must be in [0, 2^63)"),
+    (["predict", "{run}", "{root}/colour.png", "--top", "0"], "--top must be >= 1"),
+    (["export", "{root}/notes.png"], "is not a PyTorch checkpoint"),
+    (["quantize", "{run}", "--qat", "--qat-epochs", "0"], "--qat-epochs must be >= 1"),
+    (["tour", "--only", "gtp", "--out", "{root}/tour"], "unknown experiment 'gtp' (did you mean "
+                                                       "'gpt'?)"),
+    (["tour", "--seed", "-1", "--out", "{root}/tour"], "--seed must be in [0, 2^32)"),
+    (["lab", "run", "gpt", "--seed", "-1", "--out", "{root}/lab"], "--seed must be in [0, 2^32)"),
+    (["runs", "{root}/nope"], "is not a folder"),
 ]
 
 
@@ -362,3 +370,4 @@ def test_bad_input_is_one_actionable_line_and_exit_2(cli, artifacts, args, messa
     assert message in err, err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not (artifacts["root"] / "pwned-by-checkpoint").exists()
+    assert not (artifacts["root"] / "tour").exists() and not (artifacts["root"] / "lab").exists()

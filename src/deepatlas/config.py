@@ -57,6 +57,7 @@ class TrainConfig:
     batch_size: int = 128  # global batch: split over DDP processes
     eval_batch_size: int = 1024
     limit_train_batches: int = 0  # 0 = every batch; else at most this many batches an epoch
+    limit_eval_examples: int = 0  # translation: decode only the first N held-out verses
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast; fp16 uses a GradScaler)
     channels_last: bool = False
     clip_grad_norm: float = 0.0  # 0 = off; applied after AMP unscale
@@ -279,6 +280,8 @@ def validate(config: RunConfig) -> None:
         (config.train.eval_batch_size >= 1, "train.eval_batch_size must be >= 1"),
         (config.train.limit_train_batches >= 0,
          "train.limit_train_batches must be >= 0 (0 = every batch)"),
+        (config.train.limit_eval_examples >= 0,
+         "train.limit_eval_examples must be >= 0 (0 = every held-out example)"),
         (config.train.clip_grad_norm >= 0, "train.clip_grad_norm must be >= 0 (0 = off)"),
         (0 <= config.train.ema_decay < 1, "train.ema_decay must be in [0, 1) (0 = off)"),
         (config.train.eval_every >= 0, "train.eval_every must be >= 0 (0 = after the last "

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from deepatlas.cli import data as data_cli
+from deepatlas.cli import runs as runs_cli
 from deepatlas.cli import text as text_cli
 from deepatlas.errors import UserError
 
@@ -47,7 +48,7 @@ def cmd_recipes(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from deepatlas.config import load_recipe, resume_config
     from deepatlas.tasks import fit
-    from deepatlas.train.progress import format_metric
+    from deepatlas.formats import format_metric
 
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
     if args.resume and not args.out:
@@ -100,6 +101,8 @@ def _is_text_classifier(run_or_file: str) -> bool:
 def cmd_predict(args: argparse.Namespace) -> int:
     from deepatlas.compress.evaluate import predict_images
 
+    if args.top < 1:
+        raise UserError(f"--top must be >= 1, got {args.top}")
     if _is_text_classifier(args.checkpoint):  # the inputs are sentences, not image files
         from deepatlas.tasks.classify_text import classify_sentences
 
@@ -116,6 +119,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_lab_seed(seed: int) -> None:
+    if not 0 <= seed < 2**32:  # numpy's generators take seeds in [0, 2^32)
+        raise UserError(f"--seed must be in [0, 2^32), got {seed}")
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
     from deepatlas.lab import list_experiments, run_experiment
 
@@ -125,6 +133,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
         for e in experiments:
             print(f"{e.name:<{width}}  MAP {e.map_id:<8} {e.claim}")
         return 0
+    _check_lab_seed(args.seed)
     record = run_experiment(args.name, args.out, quick=args.quick, seed=args.seed)
     folder = Path(args.out) / args.name
     qualifier = record["note"] or record["reason"]
@@ -139,10 +148,17 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 
 def cmd_tour(args: argparse.Namespace) -> int:
+    from deepatlas.errors import unknown_name
+    from deepatlas.lab import list_experiments
     from deepatlas.lab.tour import run_tour
 
     if args.jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+    _check_lab_seed(args.seed)
+    names = [e.name for e in list_experiments()]
+    for name in args.only or []:  # before anything is written
+        if name not in names:
+            raise unknown_name("experiment", name, names)
     summary = run_tour(args.out, quick=args.quick, seed=args.seed, only=args.only or None,
                        jobs=args.jobs)
     rows = summary["experiments"]
@@ -200,9 +216,14 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     for name, m in rows:
         print(f"{name:<12} {m['bytes'] / 1e6:>7.2f} MB {m['test_acc']:>9.2%} "
               f"{m['latency_ms_batch1']:>7.2f} ms {m['latency_ms_batch256']:>8.1f} ms")
-    print(f"size x{r['size_ratio']:.2f}, {r['speedup_batch256']:.1f}x faster at batch 256, "
-          f"accuracy {-r['accuracy_drop'] * 100:+.2f} points ({r['threads']} threads); "
-          f"wrote {r['out']} and {Path(r['out']).with_suffix('.json')}")
+    speed = r["speedup_batch256"]  # fp32 time / int8 time
+    pace = (f"{speed:.1f}x faster" if speed >= 1 else f"{1 / speed:.1f}x slower") + " at batch 256"
+    print(f"size x{r['size_ratio']:.2f}, {pace}, accuracy {-r['accuracy_drop'] * 100:+.2f} "
+          f"points ({r['threads']} threads); wrote {r['out']} and "
+          f"{Path(r['out']).with_suffix('.json')}")
+    if speed < 1 and r["speedup_batch1"] < 1:
+        print("INT8 is slower than fp32 here at both batch sizes: keep the fp32 model on this "
+              "machine (the INT8 file still saves size)")
     return 0
 
 
@@ -319,10 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="overwrite --out if it exists; never a run's checkpoint")
     text_cli.add_parsers(sub)
     data_cli.add_parser(sub)
+    runs_cli.add_parser(sub)
     return parser
 
 
-COMMANDS = {"recipes": cmd_recipes, "train": cmd_train, "eval": cmd_eval,
+COMMANDS = {"runs": runs_cli.cmd_runs, "recipes": cmd_recipes, "train": cmd_train, "eval": cmd_eval,
             "predict": cmd_predict, "generate": text_cli.cmd_generate, "translate": text_cli.cmd_translate,
             "lab": cmd_lab, "tour": cmd_tour, "sample": cmd_sample,
             "distill": cmd_distill, "quantize": cmd_quantize, "export": cmd_export,

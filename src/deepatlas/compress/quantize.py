@@ -159,6 +159,12 @@ def quantize_checkpoint(run_or_file: str | Path, calibration: int = 512,
     from deepatlas.train.runinfo import machine_info
     from deepatlas.train.runtime import evaluate_model, seed_everything
 
+    if qat and qat_epochs < 1:
+        raise UserError(f"--qat-epochs must be >= 1 with --qat, got {qat_epochs} (without "
+                        "fine-tuning, QAT is post-training quantisation: drop --qat)")
+    if not 0 <= seed < 2**32:
+        raise UserError(f"--seed must be in [0, 2^32), got {seed}")
+
     if calibration < 1:
         raise UserError(f"--calibration must be >= 1 image, got {calibration}")
     source = find_checkpoint(run_or_file)

@@ -91,10 +91,13 @@ class Bert(nn.Module):
         return self.classifier(self.drop(torch.tanh(self.pooler(h[:, 0]))))
 
     def forward(self, tokens: torch.Tensor, segments: torch.Tensor | None = None,
-                head: str = "classify") -> torch.Tensor:
+                head: str = "classify", select: torch.Tensor | None = None) -> torch.Tensor:
+        """``select`` (B, T) bool, with ``head="mlm"``: the logits (N, V) of the selected
+        positions only, so pretraining skips the vocabulary projection of the 85% of positions
+        that carry no loss."""
         h = self.encode(tokens, segments)
         if head == "mlm":
-            return self.mlm_logits(h)
+            return self.mlm_logits(h if select is None else h[select])
         if head == "both":  # the every-parameter-gets-a-gradient test
             return torch.cat([self.mlm_logits(h).flatten(1), self.classify(h)], 1)
         return self.classify(h)

@@ -26,14 +26,16 @@ from deepatlas.train import Context, StepOutput, Task
 from deepatlas.train.distributed import all_reduce_sum
 
 
-def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
-                                                                    torch.Tensor]:
-    """(mean loss over chosen positions, their count, how many the model got right); a batch
-    with no chosen position has loss 0, not NaN."""
-    chosen = labels != IGNORE
+def mlm_loss(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(mean loss over the chosen positions, their count, how many the model got right); a
+    batch with no chosen position has loss 0, not NaN."""
+    chosen = labels != IGNORE  # (B, T)
+    logits = model(inputs, head="mlm", select=chosen)  # (N, V): chosen positions only
+    targets = labels[chosen]  # (N,)
     count = chosen.sum()
-    total = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), reduction="sum")
-    correct = ((logits.argmax(-1) == labels) & chosen).sum()
+    total = F.cross_entropy(logits.float(), targets, reduction="sum")
+    correct = (logits.argmax(-1) == targets).sum()
     return total / count.clamp(min=1), count, correct
 
 
@@ -73,7 +75,7 @@ class MaskedLM(Task):
 
     def training_step(self, batch: Any, group: str) -> StepOutput:
         inputs, labels = batch  # (B, T) corrupted ids, (B, T) originals at chosen positions
-        loss, count, correct = mlm_loss(self.train_models["model"](inputs, head="mlm"), labels)
+        loss, count, correct = mlm_loss(self.train_models["model"], inputs, labels)
         return StepOutput(loss, {"loss": loss.detach(),
                                  "mlm_acc": correct.float() / count.clamp(min=1)},
                           n=len(inputs))
@@ -84,7 +86,7 @@ class MaskedLM(Task):
         sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # nats, chosen, right
         for inputs, labels in self.val[self.dist.rank::self.dist.world_size]:
             inputs, labels = inputs.to(self.device), labels.to(self.device)
-            loss, count, correct = mlm_loss(model(inputs, head="mlm"), labels)
+            loss, count, correct = mlm_loss(model, inputs, labels)
             sums += torch.stack([loss * count, count, correct]).double()
         nats, count, correct = all_reduce_sum(sums, self.dist).tolist()
         return {"val_loss": nats / max(1, count), "val_mlm_acc": correct / max(1, count)}

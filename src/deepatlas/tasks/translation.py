@@ -74,7 +74,7 @@ def bleu_and_chrf(hypotheses: list[str], references: list[str]) -> dict[str, Any
 class Translation(Task):
     name = "translation"
     uses = {"data.vocab_size", "data.tokenizer", "train.eval_batch_size",
-            "regularize.label_smoothing"}
+            "train.limit_eval_examples", "regularize.label_smoothing"}
     monitor = ("val_bleu", "max")
     primary = "test_bleu_beam"
 
@@ -108,15 +108,37 @@ class Translation(Task):
                                label_smoothing=self.config.regularize.label_smoothing)
         return StepOutput(loss, {"loss": loss.detach()}, n=len(src))
 
+    def _held_out(self, split: str) -> tuple[list[list[int]], list[list[int]], list[str]]:
+        """(source ids, target ids, reference texts), cut to ``train.limit_eval_examples``."""
+        src, tgt = self.encoded[split]
+        n = self.config.train.limit_eval_examples or len(src)
+        return src[:n], tgt[:n], self.splits[split].es[:n]
+
     def _score(self, model: nn.Module, split: str, beam: int) -> dict[str, Any]:
-        src, _ = self.encoded[split]
+        src, _, refs = self._held_out(split)
         ids = translate_ids(model, src, self.max_len, beam, self.config.train.eval_batch_size,
                             self.device)
-        return bleu_and_chrf([self.tokenizer.decode(i) for i in ids], self.splits[split].es)
+        return bleu_and_chrf([self.tokenizer.decode(i) for i in ids], refs)
+
+    @torch.no_grad()
+    def _teacher_forced_loss(self, model: nn.Module, split: str) -> float:
+        """Mean cross-entropy per target token (no label smoothing): the curve's held-out
+        point, cheap next to decoding."""
+        src, tgt, _ = self._held_out(split)
+        model.eval()
+        total, count, size = 0.0, 0, self.config.train.eval_batch_size
+        for i in range(0, len(src), size):
+            s, t = pad(src[i:i + size]).to(self.device), pad(tgt[i:i + size]).to(self.device)
+            logits = model(s, t[:, :-1])  # (B, Tt-1, V)
+            total += float(F.cross_entropy(logits.flatten(0, 1).float(), t[:, 1:].flatten(),
+                                           ignore_index=PAD, reduction="sum"))
+            count += int((t[:, 1:] != PAD).sum())
+        return total / max(1, count)
 
     def evaluate(self, models: dict[str, nn.Module]) -> dict[str, float]:
         scores = self._score(models["model"], "val", beam=1)
-        return {"val_bleu": scores["bleu"], "val_chrf": scores["chrf"]}
+        return {"val_loss": self._teacher_forced_loss(models["model"], "val"),
+                "val_bleu": scores["bleu"], "val_chrf": scores["chrf"]}
 
     def finish(self, history: list[dict[str, float]], models: dict[str, nn.Module]
                ) -> dict[str, Any]:

@@ -62,10 +62,21 @@ def find_checkpoint(run_or_file: str | Path) -> Path:
     return path
 
 
+def _head(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4)
+    except OSError:
+        return b""  # unreadable: torch.load below says why
+
+
 def load_checkpoint(path: str | Path, formats: tuple[str, ...] = (FORMAT,)) -> dict[str, Any]:
     """Read a checkpoint safely; anything else is a one-line UserError. ``formats``: the
     markers accepted (``deepatlas quantize`` writes another one)."""
     path = Path(path)
+    if path.is_file() and _head(path) not in (b"PK\x03\x04", b""):  # torch.save: a zip
+        raise UserError(f"{path} is not a PyTorch checkpoint (an exported .onnx, .safetensors "
+                        "or .pt2 file?); give the run directory, or its best.pt or last.pt")
     try:
         with warnings.catch_warnings():  # INT8 files: PyTorch's own notices, not the user's
             warnings.filterwarnings("ignore", "TypedStorage is deprecated")

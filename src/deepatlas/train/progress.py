@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sys
 import time
+
+from deepatlas.formats import PERCENT_SUFFIXES, format_metric, format_metrics  # noqa: F401
 from contextlib import AbstractContextManager
 
 from rich.console import Console
@@ -58,17 +60,3 @@ class EpochProgress(AbstractContextManager):
     def __exit__(self, *exc) -> None:
         if self._progress is not None:
             self._progress.__exit__(*exc)
-
-
-PERCENT_SUFFIXES = ("_acc", "_exact_match", "_coverage")  # shares, shown as percentages
-
-
-def format_metric(key: str, value: float) -> str:
-    """One metric the way every command prints it: shares as percent, the rest to 4 digits."""
-    if key.endswith(PERCENT_SUFFIXES):
-        return f"{key} {value:.2%}"
-    return f"{key} {value:.4g}"
-
-
-def format_metrics(metrics: dict[str, float]) -> str:
-    return "  ".join(format_metric(k, v) for k, v in metrics.items())

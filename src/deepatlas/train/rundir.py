@@ -62,3 +62,22 @@ def _check(out_dir: Path, last: Path, resume: bool) -> None:
     except OSError as exc:
         raise UserError(f"cannot write to the output directory {out_dir}: "
                         f"{exc.strerror or exc}; choose another --out") from None
+
+
+STOPPED = "stopped.json"  # why a run stopped before its end; removed when it resumes
+
+
+def mark_stopped(out_dir: Path, state: str, message: str, epoch: int, step: int) -> None:
+    """Record that the run stopped (``state``: diverged or interrupted), for ``deepatlas
+    runs``; best effort, since the run is already ending."""
+    import json
+
+    try:
+        (out_dir / STOPPED).write_text(json.dumps({"state": state, "message": message,
+                                                   "epoch": epoch, "step": step}) + "\n")
+    except OSError:
+        pass
+
+
+def clear_stopped(out_dir: Path) -> None:
+    (out_dir / STOPPED).unlink(missing_ok=True)

@@ -34,7 +34,7 @@ from deepatlas.train.distributed import (DistEnv, all_reduce_sum, init_distribut
                                          resolve_device, shutdown)
 from deepatlas.train.optim import OptimizerGroupState
 from deepatlas.train.progress import EpochProgress, format_metrics
-from deepatlas.train.rundir import prepare_out_dir
+from deepatlas.train.rundir import clear_stopped, mark_stopped, prepare_out_dir
 from deepatlas.train.runinfo import machine_info
 from deepatlas.train.runtime import autocast_dtype, seed_everything, to_device
 from deepatlas.train.task import Context, Task
@@ -296,7 +296,15 @@ class Trainer:
         previous = self._catch_signals()
         try:
             self._setup()
+            if self.dist.is_main:
+                clear_stopped(self.out_dir)  # resumed: no longer stopped
             return self._fit()
+        except (TrainingDiverged, TrainingInterrupted) as exc:
+            if getattr(self, "dist", None) is not None and self.dist.is_main:
+                mark_stopped(self.out_dir, "diverged" if isinstance(exc, TrainingDiverged)
+                             else "interrupted", str(exc), getattr(self, "epoch", 0),
+                             getattr(self, "step", 0))
+            raise
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)

@@ -1,6 +1,7 @@
 """One module per experiment, in the order of the map; importing them registers them."""
 
 from deepatlas.lab.experiments import (  # noqa: F401
-    attention, backprop, batchnorm_clipping, batchnorm_formula, compression, convolutions,
+    attention, backprop, batchnorm_clipping, batchnorm_formula, bert, compression, convolutions,
     curriculum, early_stopping_augmentation, gan_stability, gpt, initialisation, learned_features,
+    translation,
     optimisers, regularisation, residual_depth, universal_approximation, vanishing_gradients)
