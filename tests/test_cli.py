@@ -44,6 +44,24 @@ def test_train_eval_predict_round_trip(cli, tmp_path):
     correct = sum(g == str(int(label)) for g, label in zip(guesses, test.labels[:20]))
     assert correct >= 17
 
+    # The same digit in every encoding a user may have: each is converted (alpha dropped,
+    # colour to grey, 16-bit and float scaled), and reads as the 8-bit greyscale file does.
+    grey = test.images[0, 0].numpy().astype(np.uint8)
+    variants = {"rgb.png": Image.fromarray(np.stack([grey] * 3, -1)),
+                "rgba.png": Image.fromarray(np.stack([grey] * 3 + [np.full_like(grey, 255)], -1)),
+                "palette.png": Image.fromarray(grey).convert("P"),
+                "sixteen.png": Image.fromarray(grey.astype(np.uint16) * 257),
+                "float.tiff": Image.fromarray(grey.astype(np.float32) / 255),
+                "int32.tiff": Image.fromarray(grey.astype(np.int32))}
+    for name, img in variants.items():
+        img.save(tmp_path / name)
+    (tmp_path / "broken.png").write_text("not an image")
+    names = [*variants, "broken.png"]
+    code, out, err = cli("predict", run, *[tmp_path / n for n in names])
+    assert code == 2 and err.count("\n") == 1 and "broken.png is not an image" in err, err
+    answers = [line.split(": ")[1].split()[0] for line in out.strip().splitlines()]
+    assert answers == [guesses[0]] * len(variants), out
+
 
 def test_resume_and_out_dir_guards(cli, tmp_path):
     code, _, err = cli("train", "digits", "--out", tmp_path, "--resume")

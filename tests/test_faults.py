@@ -331,8 +331,6 @@ BAD_INPUT = [
     (["eval", "{root}/nope.pt"], "no such checkpoint file or run directory"),
     (["eval", "{root}"], "holds no checkpoint"),
     (["predict", "{run}", "{root}/notes.png"], "is not an image"),
-    (["predict", "{run}", "{root}/colour.png"], "has 3 channel(s) (RGB); this model reads "
-                                                "greyscale"),
     (["predict", "{run}", "{root}/missing.png"], "no such image file"),
     (["predict", "{root}/nope", "{root}/colour.png"], "no such checkpoint file or run directory"),
     # Never a lost file: a run's checkpoints are never written over; other files need --force.
@@ -349,6 +347,12 @@ BAD_INPUT = [
     (["tour", "--seed", "-1", "--out", "{root}/tour"], "--seed must be in [0, 2^32)"),
     (["lab", "run", "gpt", "--seed", "-1", "--out", "{root}/lab"], "--seed must be in [0, 2^32)"),
     (["runs", "{root}/nope"], "is not a folder"),
+    (["train", "digits", "--set", "model.width=-5"], "model.width must be >= 1, got -5"),
+    (["train", "digits", "--set", "model.width=0"], "model.width must be >= 1, got 0"),
+    (["train", "digits", "--set", "model.depth=0"], "model.depth must be >= 1"),
+    (["train", "digits", "--set", "optim.beta1=1.5"], "optim.beta1 and optim.beta2 must be in"),
+    (["train", "digits", "--seed", str(2**63)], "seed must be in [0, 2^32)"),
+    (["train", "gpt-austen", "--set", "model.heads=3"], "must be a multiple of model.heads=3"),
 ]
 
 

@@ -274,6 +274,10 @@ def validate(config: RunConfig) -> None:
         (config.optim.lr > 0, f"optim.lr must be > 0, got {config.optim.lr}"),
         (config.optim.weight_decay >= 0, "optim.weight_decay must be >= 0"),
         (0 <= config.optim.momentum < 1, "optim.momentum must be in [0, 1)"),
+        (0 <= config.optim.beta1 < 1 and 0 <= config.optim.beta2 < 1,
+         f"optim.beta1 and optim.beta2 must be in [0, 1), got {config.optim.beta1} and "
+         f"{config.optim.beta2}"),
+        (0 <= config.seed < 2**32, f"seed must be in [0, 2^32), got {config.seed}"),
         (config.train.epochs >= 1, f"train.epochs must be >= 1, got {config.train.epochs}"),
         (config.train.batch_size >= 1,
          f"train.batch_size must be >= 1, got {config.train.batch_size}"),
@@ -337,9 +341,9 @@ def validate(config: RunConfig) -> None:
                         f"task={config.task}")
     if config.task == "gan" and model_kind(config.gan.discriminator) != "gan":
         raise UserError(f"gan.discriminator {config.gan.discriminator!r} is not a GAN model")
-    dropout = config.model.get("dropout")
-    if dropout is not None:
-        checks.append((0 <= dropout < 1, f"model.dropout must be in [0, 1), got {dropout}"))
+    from deepatlas.models.registry import check_model_options
+
+    check_model_options(config.model["name"], config.model)
     for ok, message in checks:
         if not ok:
             raise UserError(message)

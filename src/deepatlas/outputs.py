@@ -42,6 +42,21 @@ def check_output(path: str | Path, force: bool = False, *, protect: Path | None 
     return path
 
 
+def check_out_dir(path: str | Path) -> Path:
+    """``path`` as a folder to write into (created if needed), or one line saying why not."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} is a file; --out needs a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the folder {path}: {exc.strerror or exc}; choose "
+                        "another --out") from None
+    if not os.access(path, os.W_OK):
+        raise UserError(f"cannot write into {path}: permission denied; choose another --out")
+    return path
+
+
 def write_via_temp(path: Path, write: Callable[[Path], None]) -> None:
     """``write(tmp)``, then rename ``tmp`` to ``path``; on failure nothing is left behind and
     the error is one line."""

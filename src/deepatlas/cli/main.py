@@ -113,10 +113,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                                                     args.images)):
             print(f"{label} {p:.1%}: {text}")
         return 0
+    bad = 0
     for path, top in predict_images(args.checkpoint, args.images, k=args.top):
+        if isinstance(top, str):  # this file could not be read: say so, answer the others
+            print(f"deepatlas: error: {top}", file=sys.stderr)
+            bad += 1
+            continue
         guesses = ", ".join(f"{name} {p:.1%}" for name, p in top)
         print(f"{path}: {guesses}")
-    return 0
+    return 2 if bad else 0
 
 
 def _check_lab_seed(seed: int) -> None:
@@ -134,6 +139,11 @@ def cmd_lab(args: argparse.Namespace) -> int:
             print(f"{e.name:<{width}}  MAP {e.map_id:<8} {e.claim}")
         return 0
     _check_lab_seed(args.seed)
+    from deepatlas.lab import get_experiment
+    from deepatlas.outputs import check_out_dir
+
+    get_experiment(args.name)  # an unknown name: one line, before anything is written
+    check_out_dir(args.out)
     record = run_experiment(args.name, args.out, quick=args.quick, seed=args.seed)
     folder = Path(args.out) / args.name
     qualifier = record["note"] or record["reason"]
@@ -159,6 +169,9 @@ def cmd_tour(args: argparse.Namespace) -> int:
     for name in args.only or []:  # before anything is written
         if name not in names:
             raise unknown_name("experiment", name, names)
+    from deepatlas.outputs import check_out_dir
+
+    check_out_dir(args.out)
     summary = run_tour(args.out, quick=args.quick, seed=args.seed, only=args.only or None,
                        jobs=args.jobs)
     rows = summary["experiments"]

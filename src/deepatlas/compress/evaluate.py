@@ -41,44 +41,92 @@ def evaluate_checkpoint(run_or_file: str, overrides: list[str] | None = None,
             "test_acc": acc, "epoch": loaded.meta.get("epoch")}
 
 
+def _unit_range(pixels: "np.ndarray") -> "np.ndarray":
+    """Pixels of any PIL sample type as float32 in [0, 1]: 8-bit / 255, 16-bit / 65535;
+    32-bit integer and float images by the range their values use (0..1, 0..255, 0..65535),
+    else stretched from their minimum to their maximum."""
+    import numpy as np
+
+    x = pixels.astype(np.float32)
+    if pixels.dtype == np.uint8:
+        return x / 255
+    if pixels.dtype == np.uint16 or pixels.dtype.str.endswith("u2"):
+        return x / 65535
+    low, high = float(x.min(initial=0.0)), float(x.max(initial=0.0))
+    for top in (1.0, 255.0, 65535.0):
+        if low >= 0 and high <= top:
+            return x / top
+    return (x - low) / max(high - low, 1e-12)
+
+
+def _channels(x: "np.ndarray", want: int) -> "np.ndarray":
+    """(H, W, C) to ``want`` channels the way torchvision/timm users expect: alpha dropped,
+    colour to grey by ITU-R 601-2 luma (PIL's "L"), grey repeated into RGB."""
+    import numpy as np
+
+    if x.ndim == 2:
+        x = x[:, :, None]
+    if x.shape[2] in (2, 4):  # LA, RGBA: the alpha channel carries no colour
+        x = x[:, :, :-1]
+    if want == 1 and x.shape[2] == 3:
+        x = x @ np.array([0.299, 0.587, 0.114], dtype=np.float32)[:, None]
+    elif want == 3 and x.shape[2] == 1:
+        x = np.repeat(x, 3, axis=2)
+    if x.shape[2] != want:
+        raise UserError(f"has {x.shape[2]} channels; this model reads {want}")
+    return x
+
+
 def load_image(path: str, meta: dict[str, Any]) -> torch.Tensor:
-    """One image file as the model's normalised input (1, C, H, W)."""
+    """One image file as the model's normalised input (1, C, H, W). Any PIL image converts:
+    palette, 1-bit, 16-bit, 32-bit integer and float images, with or without alpha, grey or
+    colour (see :func:`_unit_range` and :func:`_channels`)."""
+    import numpy as np
     from PIL import Image, UnidentifiedImageError
 
-    want = meta["in_channels"]
+    size = meta["image_size"]
     try:
         with Image.open(path) as img:
-            if img.mode in ("P", "1", "LA", "RGBA"):  # palette, 1-bit, alpha: no colour lost
-                img = img.convert("L" if img.mode in ("1", "LA") else "RGB")
-            if len(img.getbands()) != want:
-                kind = {1: "greyscale (1 channel)", 3: "colour (3 channels, RGB)"}
-                raise UserError(
-                    f"{path} has {len(img.getbands())} channel(s) ({img.mode}); this model reads "
-                    f"{kind.get(want, f'{want}-channel')} images. Convert it first, e.g. "
-                    f"python -c \"from PIL import Image; Image.open('{path}').convert("
-                    f"'{'L' if want == 1 else 'RGB'}').save('converted.png')\"")
-            size = meta["image_size"]
-            img = img.resize((size, size), Image.Resampling.BILINEAR)
-            x = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+            if img.mode in ("P", "PA", "1"):  # palette and 1-bit: to the colours they stand for
+                img = img.convert("RGBA" if "transparency" in img.info or img.mode == "PA"
+                                  else "RGB" if img.mode != "1" else "L")
+            pixels = np.asarray(img)
+            if img.mode.startswith("I;16"):  # PIL reads 16-bit samples as uint16
+                pixels = pixels.astype(np.uint16)
     except FileNotFoundError:
         raise UserError(f"{path}: no such image file") from None
-    except (UnidentifiedImageError, OSError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise UserError(f"{path} was refused: {exc}") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise UserError(f"{path} is not an image PIL can read ({exc})") from None
-    x = x.view(size, size, meta["in_channels"]).permute(2, 0, 1).float().div(255)
+    try:
+        x = _channels(_unit_range(pixels), meta["in_channels"])
+    except UserError as exc:
+        raise UserError(f"{path} {exc}") from None
+    t = torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None]  # (1, C, H, W)
+    t = torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear",
+                                        antialias=True, align_corners=False)
     mean = torch.tensor(meta["mean"]).view(-1, 1, 1)
     std = torch.tensor(meta["std"]).view(-1, 1, 1)
-    return ((x - mean) / std).unsqueeze(0)
+    return (t - mean) / std
 
 
 @torch.inference_mode()
 def predict_images(run_or_file: str, images: list[str], k: int = 3
-                   ) -> list[tuple[str, list[tuple[str, float]]]]:
+                   ) -> list[tuple[str, list[tuple[str, float]] | str]]:
+    """Per image: its top ``k`` (class, probability), or the message saying why it could
+    not be read."""
     loaded = load_model_file(run_or_file, "predict")
     meta, model = loaded.meta["data"], loaded.module.eval()
     classes = meta["classes"]
-    out = []
-    for path in images:
-        probs = model(load_image(path, meta)).softmax(1)[0]  # (K,)
+    out: list[tuple[str, list[tuple[str, float]] | str]] = []
+    for path in images:  # a bad file is reported on its own; the others are still answered
+        try:
+            x = load_image(path, meta)
+        except UserError as exc:
+            out.append((path, str(exc)))
+            continue
+        probs = model(x).softmax(1)[0]  # (K,)
         top = probs.topk(min(k, len(classes)))
         out.append((path, [(classes[i], float(p)) for p, i in zip(top.values, top.indices)]))
     return out

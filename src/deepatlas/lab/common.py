@@ -67,7 +67,12 @@ def pyplot():
 
 
 def save(fig, path: Path) -> str:
+    """Write the figure through a temporary file (never a 0-byte plot) and close it."""
+    from deepatlas.outputs import write_via_temp
+
     fig.tight_layout()
-    fig.savefig(path)
-    pyplot().close(fig)
+    try:
+        write_via_temp(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip(".")))
+    finally:
+        pyplot().close(fig)
     return path.name

@@ -52,8 +52,29 @@ def model_options(name: str) -> dict[str, type]:
     return {p.name: type(p.default) for p in params if p.name not in DATA_ARGS}
 
 
+def check_model_options(name: str, values: dict[str, Any]) -> None:
+    """The ranges every model declares by its options' types: an int option is a count
+    (width, depth, heads, layers, ...) and must be >= 1; a float ``dropout`` is in [0, 1) and
+    any other float option is > 0; ``heads`` must divide ``d_model``."""
+    options = model_options(name)
+    for key, value in values.items():
+        kind = options.get(key)
+        if kind is int and not isinstance(value, bool) and value < 1:
+            raise UserError(f"model.{key} must be >= 1, got {value}")
+        if kind is float and key == "dropout" and not 0 <= value < 1:
+            raise UserError(f"model.dropout must be in [0, 1), got {value}")
+        if kind is float and key != "dropout" and not value > 0:
+            raise UserError(f"model.{key} must be > 0, got {value}")
+    if "heads" in options and "d_model" in options:
+        defaults = {p.name: p.default for p in inspect.signature(_MODELS[name]).parameters.values()}
+        heads, width = (values.get(k, defaults[k]) for k in ("heads", "d_model"))
+        if isinstance(heads, int) and isinstance(width, int) and heads >= 1 and width % heads:
+            raise UserError(f"model.d_model={width} must be a multiple of model.heads={heads}")
+
+
 def create_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build model ``name``; unknown options are a UserError that names the valid ones."""
+    """Build model ``name``; unknown options are a UserError that names the valid ones, and
+    values out of range (:func:`check_model_options`) one that says the range."""
     options = model_options(name)
     for key in kwargs:
         if key not in options and key not in DATA_ARGS:
@@ -61,4 +82,8 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
                 f"model {name!r} has no option {key!r}{did_you_mean(key, options)}; "
                 f"valid: {', '.join(options) or '(none)'}"
             )
-    return _MODELS[name](**kwargs)
+    check_model_options(name, {k: v for k, v in kwargs.items() if k in options})
+    try:
+        return _MODELS[name](**kwargs)
+    except ValueError as exc:  # a constraint of the architecture (ResNet's depth, say)
+        raise UserError(f"model {name!r}: {exc}") from None
