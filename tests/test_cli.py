@@ -61,6 +61,11 @@ def test_train_eval_predict_round_trip(cli, tmp_path):
     assert code == 2 and err.count("\n") == 1 and "broken.png is not an image" in err, err
     answers = [line.split(": ")[1].split()[0] for line in out.strip().splitlines()]
     assert answers == [guesses[0]] * len(variants), out
+    code, out, _ = cli("predict", run, paths[0], tmp_path / "broken.png", "--json", "--device",
+                       "cpu", "--top", "2")
+    rows = json.loads(out)
+    assert code == 2 and rows[0]["top"][0]["class"] == guesses[0] and len(rows[0]["top"]) == 2
+    assert "is not an image" in rows[1]["error"]
 
 
 def test_resume_and_out_dir_guards(cli, tmp_path):
@@ -178,3 +183,28 @@ def test_runs_lists_each_run_with_its_state_and_headline(cli, tmp_path, monkeypa
     assert cli("train", "digits", "--out", "runs/nan", *quick)[0] == 0
     assert {r["run"]: r for r in json.loads(cli("runs", "--json")[1])}["runs/nan"]["state"] \
         == "finished"
+
+
+def test_every_help_shows_every_default_and_export_names_all_formats():
+    import argparse
+
+    from deepatlas.cli.main import build_parser
+
+    def walk(parser, name):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, child in action.choices.items():
+                    yield from walk(child, f"{name} {sub}")
+        yield name, parser
+
+    for name, parser in walk(build_parser(), "deepatlas"):
+        text = parser.format_help()
+        for action in parser._actions:
+            default = action.default
+            if "(default" in (action.help or ""):  # it states the default in words
+                continue
+            if (action.option_strings and default not in (None, argparse.SUPPRESS)
+                    and default is not False and default != []):
+                assert str(default) in text, f"{name} --help hides {action.dest}={default}"
+    export = dict(walk(build_parser(), "deepatlas"))["deepatlas export"].format_help()
+    assert all(f in export for f in ("pt2", "onnx", "torchscript", "safetensors"))

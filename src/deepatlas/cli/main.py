@@ -8,6 +8,7 @@ traceback means a bug in deepatlas.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -114,7 +115,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"{label} {p:.1%}: {text}")
         return 0
     bad = 0
-    for path, top in predict_images(args.checkpoint, args.images, k=args.top):
+    answers = predict_images(args.checkpoint, args.images, k=args.top, device=args.device)
+    if args.json:
+        print(json.dumps([{"image": str(path), "error": top} if isinstance(top, str) else
+                          {"image": str(path), "top": [{"class": c, "probability": p}
+                                                       for c, p in top]}
+                          for path, top in answers], indent=2))
+        return 2 if any(isinstance(top, str) for _, top in answers) else 0
+    for path, top in answers:
         if isinstance(top, str):  # this file could not be read: say so, answer the others
             print(f"deepatlas: error: {top}", file=sys.stderr)
             bad += 1
@@ -282,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...), or sentences for a "
                    "classify-text run")
     p.add_argument("--top", type=int, default=3, help="how many classes to show")
+    p.add_argument("--json", action="store_true", help="print the answers as JSON")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                   help="where the model runs (default auto: CUDA, MPS, else CPU)")
 
     p = sub.add_parser("lab", help="the lab: one experiment per claim of the map")
     lab = p.add_subparsers(dest="lab_command", required=True)
@@ -332,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "of size, accuracy and latency, fp32 vs int8.")
     p.add_argument("run", help="a run directory or a checkpoint file")
     p.add_argument("--calibration", type=int, default=512, metavar="N",
-                   help="training images to calibrate activation ranges on (default 512)")
+                   help="training images to calibrate activation ranges on")
     p.add_argument("--out", help="where to write the INT8 model (default CHECKPOINT-int8.pt)")
     p.add_argument("--force", action="store_true",
                    help="overwrite --out (and its .json) if they exist; never a run's checkpoint")
@@ -354,7 +365,37 @@ def build_parser() -> argparse.ArgumentParser:
     text_cli.add_parsers(sub)
     data_cli.add_parser(sub)
     runs_cli.add_parser(sub)
+    _show_defaults(parser)
     return parser
+
+
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """argparse's ArgumentDefaultsHelpFormatter, without "(default: None)" noise and without
+    repeating a default the help already states."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text or default is None or default is False or default == []
+                or default is argparse.SUPPRESS):
+            return text
+        if action.option_strings or action.nargs in ("?", "*"):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every --help shows each option's default, in every sub-command and sub-sub-command."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                child.formatter_class = _DefaultsFormatter
+                for option in child._actions:
+                    if (option.help is None and option.option_strings
+                            and option.default not in (None, argparse.SUPPRESS)
+                            and option.default is not False):
+                        option.help = "default: %(default)s"
+                _show_defaults(child)
 
 
 COMMANDS = {"runs": runs_cli.cmd_runs, "recipes": cmd_recipes, "train": cmd_train, "eval": cmd_eval,
@@ -374,6 +415,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("deepatlas: interrupted", file=sys.stderr)
         return 130
+    except PermissionError as exc:  # an unreadable data folder, say: not a damaged download
+        print(f"deepatlas: error: permission denied: {exc.filename or exc}; give this user "
+              "read (and, for outputs, write) access, or choose another path", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
+        print(f"deepatlas: error: {exc.strerror}: {exc.filename or ''}; free some space or "
+              "choose another path (a run resumes with --resume)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

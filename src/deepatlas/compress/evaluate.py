@@ -112,12 +112,15 @@ def load_image(path: str, meta: dict[str, Any]) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def predict_images(run_or_file: str, images: list[str], k: int = 3
+def predict_images(run_or_file: str, images: list[str], k: int = 3, device: str = "auto"
                    ) -> list[tuple[str, list[tuple[str, float]] | str]]:
     """Per image: its top ``k`` (class, probability), or the message saying why it could
     not be read."""
     loaded = load_model_file(run_or_file, "predict")
+    dev = torch.device("cpu") if loaded.cpu_only else resolve_device(device)
     meta, model = loaded.meta["data"], loaded.module.eval()
+    if not loaded.cpu_only:
+        model = model.to(dev)
     classes = meta["classes"]
     out: list[tuple[str, list[tuple[str, float]] | str]] = []
     for path in images:  # a bad file is reported on its own; the others are still answered
@@ -126,7 +129,7 @@ def predict_images(run_or_file: str, images: list[str], k: int = 3
         except UserError as exc:
             out.append((path, str(exc)))
             continue
-        probs = model(x).softmax(1)[0]  # (K,)
+        probs = model(x.to(dev)).softmax(1)[0].float().cpu()  # (K,)
         top = probs.topk(min(k, len(classes)))
         out.append((path, [(classes[i], float(p)) for p, i in zip(top.values, top.indices)]))
     return out
