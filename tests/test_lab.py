@@ -20,7 +20,7 @@ EXPECTED = {"learned-features", "universal-approximation", "vanishing-gradients"
             "initialisation", "backprop", "optimisers", "regularisation", "convolutions",
             "residual-depth", "attention", "gan-stability", "batchnorm-clipping",
             "early-stopping-augmentation", "compression", "curriculum", "batchnorm-formula",
-            "gpt"}
+            "gpt", "bert", "translation"}
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +53,10 @@ def test_lab_list_shows_every_experiment_with_its_map_id_and_claim(cli):
     assert all(" MAP " in line and len(line) > 60 for line in lines)
     assert [e.name for e in list_experiments()][:2] == ["learned-features",
                                                         "universal-approximation"]
+    # lab list reads a catalog (no torch import); it must say what the registry says.
+    from deepatlas.cli.catalog import read_catalog, registry_rows
+
+    assert read_catalog() == registry_rows(), "run: python -m deepatlas.cli.catalog"
 
 
 def test_lab_run_writes_a_result_and_a_plot(cli, tmp_path):

@@ -138,20 +138,24 @@ def _check_lab_seed(seed: int) -> None:
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
-    from deepatlas.lab import list_experiments, run_experiment
+    if args.lab_command == "list":  # from the catalog: no torch, so it answers at once
+        from deepatlas.cli.catalog import read_catalog
 
-    if args.lab_command == "list":
-        experiments = list_experiments()
-        width = max(len(e.name) for e in experiments)
+        experiments = read_catalog()
+        width = max(len(e["name"]) for e in experiments)
         for e in experiments:
-            print(f"{e.name:<{width}}  MAP {e.map_id:<8} {e.claim}")
+            print(f"{e['name']:<{width}}  MAP {e['map_id']:<8} {e['claim']}")
         return 0
+    from deepatlas.lab import run_experiment
+
     _check_lab_seed(args.seed)
     from deepatlas.lab import get_experiment
     from deepatlas.outputs import check_out_dir
 
-    get_experiment(args.name)  # an unknown name: one line, before anything is written
+    exp = get_experiment(args.name)  # an unknown name: one line, before anything is written
     check_out_dir(args.out)
+    print(f"{exp.name} (MAP {exp.map_id}), {'quick' if args.quick else 'full'} size: "
+          f"{exp.claim}", flush=True)
     record = run_experiment(args.name, args.out, quick=args.quick, seed=args.seed)
     folder = Path(args.out) / args.name
     qualifier = record["note"] or record["reason"]

@@ -84,6 +84,10 @@ class BPETokenizer:
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text).ids
 
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        """Many texts at once, in Rust threads: several times faster than one by one."""
+        return [e.ids for e in self.tokenizer.encode_batch(texts)]
+
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 

@@ -79,8 +79,10 @@ def encode_source(tokenizer, text: str, max_len: int) -> list[int]:
 def encode_pairs(tokenizer, pairs: Pairs, max_len: int) -> tuple[list[list[int]], list[list[int]]]:
     """Source ids (``... <eos>``) and target ids (``<bos> ... <eos>``), each cut to
     ``max_len`` tokens."""
-    src = [encode_source(tokenizer, s, max_len) for s in pairs.en]
-    tgt = [[BOS] + tokenizer.encode(t)[:max_len - 2] + [EOS] for t in pairs.es]
+    encode = getattr(tokenizer, "encode_batch", None) or (lambda ts: list(map(tokenizer.encode,
+                                                                                ts)))
+    src = [ids[:max_len - 1] + [EOS] for ids in encode(pairs.en)]  # as encode_source
+    tgt = [[BOS] + ids[:max_len - 2] + [EOS] for ids in encode(pairs.es)]
     return src, tgt
 
 

@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepatlas.data.tokenize import BPETokenizer, Tokenizer
-from deepatlas.data.translation import (BOS, EOS, PAD, SPECIAL, LengthBatches, encode_pairs,
-                                        load_pairs, pad)
+from deepatlas.data.tokenize import BPETokenizer, Tokenizer, tokenizer_from_json
+from deepatlas.data.translation import (BOS, EOS, PAD, SPECIAL, LengthBatches, Pairs,
+                                        encode_pairs, load_pairs, pad)
 from deepatlas.errors import UserError
 from deepatlas.models import create_model
 from deepatlas.train import Context, StepOutput, Task
@@ -71,6 +71,19 @@ def bleu_and_chrf(hypotheses: list[str], references: list[str]) -> dict[str, Any
             "chrf_signature": str(chrf.get_signature())}
 
 
+_VOCABULARIES: dict[tuple[int, int, int], str] = {}  # (pairs, hash, size) -> tokenizer JSON
+
+
+def shared_vocabulary(train: Pairs, vocab_size: int) -> Tokenizer:
+    """One BPE vocabulary for both languages, fitted to the training verses; remembered in
+    this process, so that a lab experiment's many runs on the same verses fit it once."""
+    key = (len(train.en), hash((tuple(train.en[:50]), tuple(train.es[-50:]))), vocab_size)
+    if key not in _VOCABULARIES:
+        _VOCABULARIES[key] = BPETokenizer.train(train.en + train.es, vocab_size,
+                                                special=SPECIAL).to_json()
+    return tokenizer_from_json(_VOCABULARIES[key])
+
+
 class Translation(Task):
     name = "translation"
     uses = {"data.vocab_size", "data.tokenizer", "train.eval_batch_size",
@@ -85,8 +98,7 @@ class Translation(Task):
                             "data.tokenizer=\"bpe\"")
         self.splits, self.source = load_pairs(cfg.data.dir, cfg.data.download)
         train = self.splits["train"]
-        self.tokenizer: Tokenizer = BPETokenizer.train(train.en + train.es, cfg.data.vocab_size,
-                                                       special=SPECIAL)
+        self.tokenizer: Tokenizer = shared_vocabulary(train, cfg.data.vocab_size)
         options = {k: v for k, v in cfg.model.items() if k != "name"}
         vocab = self.tokenizer.vocab_size
         model = create_model(cfg.model["name"], in_channels=vocab, num_classes=vocab, **options)

@@ -71,9 +71,9 @@ def run(ctx: Context) -> Result:
                 vocab = summary["data"]["vocab_size"]
                 runs.append({"name": name, "layers": layers, "layout": layout,
                              "warmup": bool(warmup), "curve": [h["train_loss"] for h in history],
-                             "val_loss": summary["final"]["val_loss"],
-                             "val_bleu": summary["final"]["val_bleu"],
-                             "trains": summary["final"]["val_loss"] < TRAINS * math.log(vocab)})
+                             "val_loss": summary["val_loss"],
+                             "val_bleu": summary["val_bleu"],
+                             "trains": summary["val_loss"] < TRAINS * math.log(vocab)})
 
     deepest = [r for r in runs if r["layers"] == max(depths) and r["layout"] == "pre-LN"]
     shallow = [r for r in runs if r["layers"] == min(depths) and r["layout"] == "pre-LN"]
