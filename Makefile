@@ -27,7 +27,7 @@ readme: $(STAMP)
 
 test: $(STAMP) browser
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile  # one test file per worker at a time
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -4,6 +4,15 @@ from pathlib import Path
 
 import pytest
 
+# `make test` runs two pytest-xdist workers on two cores. Each worker, and every process it
+# starts, uses one thread: two workers with two OpenMP threads each would spin against each
+# other and run several times slower than one.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 from deepatlas.cli.main import main  # noqa: E402

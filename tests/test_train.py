@@ -181,3 +181,23 @@ def test_a_key_no_one_reads_is_refused_and_defaults_are_not():
 
     with pytest.raises(UserError, match="train.tta does nothing for task gan"):
         create_task(config)
+
+
+def test_a_log_gets_a_progress_line_a_minute_within_an_epoch(capsys, monkeypatch):
+    """Not a terminal (a log, CI, nohup): the bar is off, and a line reports the step, the
+    loss, the speed and the epoch's ETA every ``log_every_s`` (60 s by default)."""
+    import time
+
+    from deepatlas.train.progress import EpochProgress
+
+    clock = iter(range(0, 1000, 30))  # 30 s a step
+    monkeypatch.setattr(time, "perf_counter", lambda: float(next(clock)))
+    with EpochProgress(2, 5, steps=10, enabled=True) as bar:
+        assert not bar.enabled and bar.log_every_s == 60  # pytest's stderr is not a tty
+        for _ in range(5):
+            bar.advance(1, loss=1.5)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0] == "epoch 2/5  step 2/10  loss 1.5000  0.03 steps/s  epoch eta 240 s"
+    assert len(lines) == 2
+    with EpochProgress(1, 1, steps=10, enabled=False) as quiet:
+        assert quiet.log_every_s == 0  # --no-progress: silent
