@@ -23,10 +23,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("new", type=Path, help="the summary.json of a tour --only run")
+    parser.add_argument("new", type=Path, help="the summary.json of a tour --only run, or an "
+                        "experiment's result.json (deepatlas lab run NAME)")
     parser.add_argument("--into", type=Path, default=ROOT / "results" / "tour-summary.json")
     args = parser.parse_args()
     base, new = (json.loads(p.read_text()) for p in (args.into, args.new))
+    if "experiments" not in new:  # one experiment's own result.json (deepatlas lab run)
+        from deepatlas.lab.tour import SUMMARY_KEYS
+
+        new = {"quick": new["quick"], "smoke": new["smoke"], "finished": new["finished"],
+               "machine": {k: new.get(k) for k in ("device", "torch", "python", "cpu",
+                                                     "cpu_threads", "gpu")},
+               "experiments": [{k: new.get(k) for k in SUMMARY_KEYS}]}
     if (base["quick"], base["smoke"]) != (new["quick"], new["smoke"]):
         raise SystemExit("the two tours are not the same size (quick/smoke differ)")
     stamp = {"finished": new["finished"], "machine": new["machine"]}

@@ -9,14 +9,16 @@ residual sum passes through a LayerNorm and deep stacks need a learning-rate war
 at all.
 
 Measured here on ``bible-en-es`` (whole held-out chapters), at laptop scale: the recipe
-``translate-en-es`` shrunk to width 64 (quick: 32) and a fixed budget of 200 steps of 32
-verses (quick: 120), at 6, 12 and 24 layers (quick: 6 and 24), pre-LN and post-LN, with and
-without warm-up (a fifth of the steps; quick: without only). For each run: the training-loss curve, the held-out teacher-forced loss and
+``translate-en-es`` shrunk to width 32 and a fixed budget of 120 steps of 32 verses, at 6, 12
+and 24 layers: pre-LN without warm-up, post-LN without and with warm-up (a quarter of the
+steps). Quick: 3 and 12 layers, 60 steps, without warm-up only (a 24-layer step takes about
+1.5 s on 2 cores, too long for the quick tour). For each run: the training-loss curve, the held-out teacher-forced loss and
 greedy BLEU (sacreBLEU) on the first validation verses.
 
 A run **trains** when its held-out loss ends below 80% of ln(V), the loss of a uniform guess.
-The claim holds when the 24-layer pre-LN model trains, with and without warm-up, on the same
-budget as the 6-layer one. What post-LN does at depth is reported beside it (the verdict comes
+The claim holds when the 24-layer pre-LN model trains without warm-up, on the same budget as
+the 6-layer one (a learning rate of 2e-3, twice the recipe's, makes the budget short and the
+test of warm-up sharp). What post-LN does at depth is reported beside it (the verdict comes
 from what trains). One seed per cell: the cells are the comparison, and the record says so.
 """
 
@@ -34,7 +36,7 @@ TRAINS = 0.8  # held-out loss below this share of ln(V): the model learned somet
 @experiment(name="translation", map_id="6.2", title="Translation: Transformer depth, pre-LN "
                                                      "and post-LN",
             claim="Transformer-Big's 6 layers can go to 24: with pre-LN, deep translation "
-                  "models train, with or without warm-up; post-LN needs warm-up.",
+                  "models train without warm-up; post-LN needs warm-up.",
             source="机器翻译:Transformer-Big配置(层数6→24)",
             implements="deepatlas.nn.transformer (pre_norm); deepatlas.models.transformer "
                        "(Seq2SeqTransformer, beam search); deepatlas.tasks.translation; recipe "
@@ -48,32 +50,34 @@ def run(ctx: Context) -> Result:
     if not installed(get_set("bible-en-es").folder()):
         return Result({}, "not measurable here", "bible-en-es is not installed: deepatlas "
                       "data get bible-en-es", [], reason="no data")
-    depths = ctx.size((6, 12, 24), (6, 24), smoke=(1, 2))
-    warmups = ctx.size((0.0, 1.0), (0.0,))  # in chunks of training (a fifth of the steps)
-    chunks, steps = ctx.size(5, 4, smoke=1), ctx.size(40, 30, smoke=3)
-    size = [f"model.d_model={ctx.size(64, 32)}", "model.heads=4", "model.max_len=64",
+    depths = ctx.size((6, 12, 24), (3, 12), smoke=(1, 2))  # quick: a quarter of the depths
+    # (layout, warm-up in chunks of training): pre-LN needs none, post-LN is tried both ways
+    cells = ctx.size((("pre-LN", 0.0), ("post-LN", 0.0), ("post-LN", 1.0)),
+                     (("pre-LN", 0.0), ("post-LN", 0.0)))
+    chunks, steps = ctx.size(4, 2, smoke=1), ctx.size(30, 30, smoke=3)
+    size = ["model.d_model=32", "model.heads=4", "model.max_len=64",
             "data.vocab_size=2000", "train.batch_size=32", f"train.epochs={chunks}",
             f"train.limit_train_batches={steps}", "train.eval_every=0",
-            f"train.limit_eval_examples={ctx.size(100, 40, smoke=8)}",
+            f"train.limit_eval_examples={ctx.size(60, 40, smoke=8)}",
             "train.eval_batch_size=100", "data.download=false", "train.tensorboard=false",
-            "schedule.final_lr_fraction=0.1", f"seed={ctx.seed}"]
+            "schedule.final_lr_fraction=0.1", "optim.lr=0.002", f"seed={ctx.seed}"]
     runs = []
     for layers in depths:
-        for layout, pre in (("pre-LN", True), ("post-LN", False)):
-            for warmup in warmups:
-                name = f"{layers}L-{layout}-{'warm-up' if warmup else 'no-warm-up'}"
-                config = load_recipe("translate-en-es", [*size, f"model.layers={layers}",
-                                                         f"model.pre_norm={str(pre).lower()}",
-                                                         f"schedule.warmup_epochs={warmup}"])
-                summary = fit(config, ctx.out / name, progress=False)
-                history = [json.loads(line) for line in
-                           (ctx.out / name / "metrics.jsonl").read_text().splitlines()]
-                vocab = summary["data"]["vocab_size"]
-                runs.append({"name": name, "layers": layers, "layout": layout,
-                             "warmup": bool(warmup), "curve": [h["train_loss"] for h in history],
-                             "val_loss": summary["val_loss"],
-                             "val_bleu": summary["val_bleu"],
-                             "trains": summary["val_loss"] < TRAINS * math.log(vocab)})
+        for layout, warmup in cells:
+            name = f"{layers}L-{layout}-{'warm-up' if warmup else 'no-warm-up'}"
+            pre = layout == "pre-LN"
+            config = load_recipe("translate-en-es", [*size, f"model.layers={layers}",
+                                                     f"model.pre_norm={str(pre).lower()}",
+                                                     f"schedule.warmup_epochs={warmup}"])
+            summary = fit(config, ctx.out / name, progress=False)
+            history = [json.loads(line) for line in
+                       (ctx.out / name / "metrics.jsonl").read_text().splitlines()]
+            vocab = summary["data"]["vocab_size"]
+            runs.append({"name": name, "layers": layers, "layout": layout,
+                         "warmup": bool(warmup), "curve": [h["train_loss"] for h in history],
+                         "val_loss": summary["val_loss"],
+                         "val_bleu": summary["val_bleu"],
+                         "trains": summary["val_loss"] < TRAINS * math.log(vocab)})
 
     deepest = [r for r in runs if r["layers"] == max(depths) and r["layout"] == "pre-LN"]
     shallow = [r for r in runs if r["layers"] == min(depths) and r["layout"] == "pre-LN"]
@@ -96,8 +100,7 @@ def run(ctx: Context) -> Result:
     metrics = {f"{r['name']}_val_loss": r["val_loss"] for r in runs}
     metrics |= {f"{r['name']}_val_bleu": r["val_bleu"] for r in runs}
     failed = [r["name"] for r in runs if not r["trains"]]
-    details = (f"{chunks * steps} steps of batch 32 per run, width {ctx.size(64, 32)}, one "
-               "seed per cell. "
+    details = (f"{chunks * steps} steps of batch 32 per run, width 32, one seed per cell. "
                f"Trains (held-out loss < {TRAINS:.0%} of ln V): "
                f"{len(runs) - len(failed)} of {len(runs)} runs"
                + (f"; not: {', '.join(failed)}" if failed else "") + ". Best BLEU "
