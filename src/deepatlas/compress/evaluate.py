@@ -3,7 +3,7 @@ checkpoint, an INT8 file or an exported model (see :mod:`deepatlas.compress.mode
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -14,6 +14,9 @@ from deepatlas.errors import UserError
 from deepatlas.tasks.classify_images import data_for
 from deepatlas.train.distributed import resolve_device
 from deepatlas.train.runtime import autocast_dtype, evaluate_model
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def evaluate_checkpoint(run_or_file: str, overrides: list[str] | None = None,
