@@ -131,16 +131,18 @@ def test_ctrl_c_or_sigterm_saves_and_says_how_to_resume(unbroken, tmp_path, sign
 def test_a_second_ctrl_c_quits_at_once(tmp_path):
     out = tmp_path / "run"
     proc = _start(out, "--set", "train.checkpoint_every_steps=1",
-                  env={"DEEPATLAS_TEST_STEP_DELAY": "6"})
+                  env={"DEEPATLAS_TEST_STEP_DELAY": "12"})
     deadline = time.time() + 120
     while not (out / "last.pt").is_file() and time.time() < deadline:
-        time.sleep(0.05)  # training has begun: a step now takes 6 s
+        time.sleep(0.05)  # training has begun: a step now takes 12 s
     proc.send_signal(signal.SIGINT)
     time.sleep(0.2)
     sent = time.time()
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 130
-    assert time.time() - sent < 4  # did not wait for the 6-second step to end
+    # Did not wait for the 12-second step to end. (The process's own exit takes about 4 s
+    # when the other test worker keeps both cores busy; 4 s was too tight a bound.)
+    assert time.time() - sent < 8
 
 
 def test_a_second_process_on_a_training_run_is_refused(cli, tmp_path):
