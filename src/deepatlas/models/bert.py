@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepatlas.models.registry import register_model
+from deepatlas.nn.init import normal_002_
 from deepatlas.nn.transformer import EncoderLayer
 
 PAD = 0  # the padding id; attention never looks at it
@@ -58,14 +59,7 @@ class Bert(nn.Module):
         self.mlm_bias = nn.Parameter(torch.zeros(cfg.vocab_size))
         self.pooler = nn.Linear(d, d)
         self.classifier = nn.Linear(d, cfg.num_labels)
-        self.apply(self._init)
-
-    @staticmethod
-    def _init(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
+        self.apply(normal_002_)
 
     def encode(self, tokens: torch.Tensor, segments: torch.Tensor | None = None
                ) -> torch.Tensor:

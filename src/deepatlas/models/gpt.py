@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepatlas.models.registry import register_model
+from deepatlas.nn.init import normal_002_
 from deepatlas.nn.attention import causal_mask, scaled_dot_product_attention
 
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values (B, h, T, D/h)
@@ -109,17 +110,10 @@ class GPT(nn.Module):
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.head.weight = self.tok.weight  # weight tying
         if not self.tok.weight.is_meta:
-            self.apply(self._init)
+            self.apply(normal_002_)
             for name, p in self.named_parameters():
                 if name.endswith(("attn.proj.weight", "mlp.2.weight")):
                     nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.layers))
-
-    @staticmethod
-    def _init(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
 
     def set_fused_attention(self, fused: bool) -> None:
         for block in self.blocks:

@@ -43,6 +43,15 @@ def he_normal_(tensor: torch.Tensor) -> torch.Tensor:
 INIT_SCHEMES = ("xavier", "he", "default")
 
 
+def normal_002_(module: nn.Module) -> None:
+    """GPT-2's and BERT's initialisation, for ``model.apply``: Linear and Embedding weights
+    ~ N(0, 0.02), Linear biases 0."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
 def init_model(model: nn.Module, scheme: str) -> nn.Module:
     """Re-initialise every Linear and Conv weight with ``scheme`` (biases to zero);
     ``default`` keeps PyTorch's own initialisation."""
