@@ -131,7 +131,8 @@ def recipes() -> str:
         r = json.loads(path.read_text())
         primary, value = r["primary"], r[r["primary"]]
         shown = f"{value:.2%}" if primary.endswith("acc") else f"{value:.3f}"
-        others = [f"{k} {r[k]:.3f}" for k in ("test_nats_per_char",) if k in r]
+        others = [f"{k} {r[k]:.3f}" for k in ("test_nats_per_char", "test_class_dice", "test_miou")
+                  if k in r]
         monitor = r.get("monitor") or "(last epoch)"
         monitor = monitor[0] if isinstance(monitor, list) else monitor
         lines.append(f"| `{r['recipe']}` | {primary} {shown}"

@@ -76,6 +76,14 @@ def _rt(folder: Path) -> list[str]:
             "data.vocab_size=300", "train.init_from="]
 
 
+def _scenes(folder: Path) -> list[str]:
+    """mnist-10k and photos, installed, as the two subfolders copy-paste scenes read."""
+    from fakedata import make_scene_sources
+
+    return [f"data.dir={make_scene_sources(folder)}", "data.image_size=16", "model.depth=2",
+            "train.batch_size=8", "train.limit_train_batches=4", "train.limit_eval_examples=16"]
+
+
 # data.name -> how to make a tiny copy in its real format (returns --set overrides)
 TINY_DATA = {
     "digits": lambda folder: ["train.batch_size=256"],
@@ -94,6 +102,7 @@ TINY_DATA = {
     "bible-en-es": _bible,
     "austen+rt-snippets": _bert_text,
     "rt-snippets": _rt,
+    "digit-scenes": _scenes,
 }
 SMALL_MODEL = {"width": 8, "depth": 8, "hidden": 8, "d_model": 16, "heads": 2, "layers": 1,
                "z_dim": 16}

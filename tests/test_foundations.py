@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from deepatlas.data import mixup
+from deepatlas.data.mixup import mixup
 from deepatlas.losses import label_smoothing_cross_entropy, soft_target_cross_entropy
 from deepatlas.models import create_model
 from deepatlas.nn import (ACTIVATIONS, Dropout, Swish, he_normal_, init_model, make_activation,

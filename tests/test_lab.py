@@ -20,7 +20,7 @@ EXPECTED = {"learned-features", "universal-approximation", "vanishing-gradients"
             "initialisation", "backprop", "optimisers", "regularisation", "convolutions",
             "residual-depth", "attention", "gan-stability", "batchnorm-clipping",
             "early-stopping-augmentation", "compression", "curriculum", "batchnorm-formula",
-            "gpt", "bert", "translation"}
+            "gpt", "bert", "translation", "segmentation"}
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +29,19 @@ def tour(tmp_path_factory):
     from deepatlas.lab.experiments import curriculum
     from deepatlas.lab.tour import run_tour
 
+    from fakedata import make_scene_sources
+
     out = tmp_path_factory.mktemp("tour")
     # The curriculum and gpt train every data set they find; the suite sees digits only (and
-    # an empty data cache), so its time does not depend on what this machine has installed.
+    # a data cache of tiny fakes), so its time does not depend on what this machine has
+    # installed. The cache holds mnist-10k and photos, so that segmentation trains.
+    cache = make_scene_sources(tmp_path_factory.mktemp("cache"))
+    for name in ("mnist-10k", "photos"):
+        (cache / name / "manifest.json").write_text("{}")  # what `deepatlas data get` leaves
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(curriculum, "number_of_classes",
                       lambda name: 10 if name == "digits" else None)
-        patch.setenv("DEEPATLAS_DATA", str(tmp_path_factory.mktemp("empty-cache")))
+        patch.setenv("DEEPATLAS_DATA", str(cache))
         summary = run_tour(out, quick=True, smoke=True, jobs=2, log=lambda line: None)
     return out, summary
 
@@ -204,3 +210,12 @@ def test_the_page_loads_every_plot_without_console_errors(tour, tmp_path):
     (broken / "backprop" / "plot.png").unlink()
     dom, log = _open_in_chromium(broken / "index.html", tmp_path)
     assert 'data-broken-images="1"' in dom
+
+
+def test_segmentation_trains_both_arms_on_the_fake_scenes(tour):
+    m = metrics(tour, "segmentation")
+    assert 0 <= m["unet_test_dice_mean"] <= 1 and 0 <= m["no_skips_test_dice_mean"] <= 1
+    assert m["quoted_dice"] == 0.9
+    out, _ = tour
+    record = json.loads((out / "segmentation" / "result.json").read_text())
+    assert record["verdict"] != "not measurable here" and record["seeds"] == [0]

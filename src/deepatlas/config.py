@@ -127,7 +127,7 @@ TOP_LEVEL = ("recipe", "description", "task", "seed")
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "task": ("classify-images", "classify-nodes", "seq2seq", "gan", "language-model",
-             "translation", "masked-lm", "classify-text"),
+             "translation", "masked-lm", "classify-text", "segment"),
     "data.tokenizer": ("char", "bpe"),
     "gan.loss": ("nonsaturating", "minimax", "wgan-gp"),
     "data.augment": ("none", "flip", "crop", "crop-flip", "source"),
@@ -331,7 +331,8 @@ def validate(config: RunConfig) -> None:
                        "language-model": (["austen"], "language"),
                        "translation": (["bible-en-es"], "seq2seq"),
                        "masked-lm": (["austen+rt-snippets"], "text"),
-                       "classify-text": (["rt-snippets"], "text")}[config.task]
+                       "classify-text": (["rt-snippets"], "text"),
+                       "segment": (["digit-scenes"], "dense")}[config.task]
     if config.data.name not in sources:
         raise unknown_name(f"data set (data.name) for task {config.task}", config.data.name,
                            sources)

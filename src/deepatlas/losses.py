@@ -96,3 +96,38 @@ def soft_distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.T
                   F.log_softmax(teacher_logits.detach() / t, dim=-1),
                   reduction="batchmean", log_target=True)  # KL(p_t || p_s), mean over batch
     return t * t * kl
+
+
+def overlap_counts(pred: torch.Tensor, target: torch.Tensor, num_classes: int
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per class, the pixel counts of true positives, false positives and false negatives of
+    label maps ``pred`` and ``target`` (any shape, class indices): (K,), (K,), (K,). Summed
+    over a data set, they give its Dice and IoU (:func:`dice_iou`)."""
+    index = target.reshape(-1) * num_classes + pred.reshape(-1)
+    confusion = torch.bincount(index, minlength=num_classes ** 2).reshape(num_classes, -1)
+    tp = confusion.diagonal()
+    return tp, confusion.sum(0) - tp, confusion.sum(1) - tp
+
+
+def dice_iou(tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dice (the F1 of pixels) and IoU (Jaccard), per class, from the counts:
+
+        Dice = 2 TP / (2 TP + FP + FN),   IoU = TP / (TP + FP + FN) = Dice / (2 - Dice).
+
+    A class absent from both prediction and target has no score (NaN), as in torchmetrics."""
+    tp, fp, fn = (t.double() for t in (tp, fp, fn))
+    dice = 2 * tp / (2 * tp + fp + fn)
+    iou = tp / (tp + fp + fn)
+    return dice, iou
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """1 - mean over classes of the soft Dice of softmax probabilities p and one-hot targets y
+    (Milletari et al. 2016, V-Net): ``1 - (2 sum p y + eps) / (sum p + sum y + eps)``, summed
+    over the batch's pixels. ``logits`` (B, K, H, W), ``target`` (B, H, W)."""
+    p = logits.float().softmax(1)
+    y = torch.nn.functional.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2).to(p.dtype)
+    dims = (0, 2, 3)
+    dice = (2 * (p * y).sum(dims) + eps) / (p.sum(dims) + y.sum(dims) + eps)
+    return 1 - dice.mean()

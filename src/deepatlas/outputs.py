@@ -4,6 +4,7 @@ failed write leaves no half-written file behind."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import uuid
 from collections.abc import Callable
@@ -55,6 +56,30 @@ def check_out_dir(path: str | Path) -> Path:
     if not os.access(path, os.W_OK):
         raise UserError(f"cannot write into {path}: permission denied; choose another --out")
     return path
+
+
+def lock_folder(path: Path, holder: str) -> int:
+    """An exclusive lock on ``path/.lock``, held until the returned descriptor is closed (or
+    the process ends, however it ends): two processes writing one folder would mix their
+    files. A UserError names the ``holder`` when another process has it."""
+    fd = os.open(path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UserError(f"{path} is in use by another deepatlas process ({holder}); wait for "
+                        "it to finish, or choose another --out") from None
+    return fd
+
+
+def claim_out_dir(path: str | Path, holder: str) -> int:
+    """:func:`check_out_dir`, then :func:`lock_folder` on it; the lock's descriptor."""
+    folder = check_out_dir(path)
+    try:
+        return lock_folder(folder, holder)
+    except OSError as exc:
+        raise UserError(f"cannot write into {folder}: {exc.strerror or exc}; choose another "
+                        "--out") from None
 
 
 def write_via_temp(path: Path, write: Callable[[Path], None]) -> None:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from deepatlas.cli import data as data_cli
+from deepatlas.cli import predict as predict_cli
 from deepatlas.cli import runs as runs_cli
 from deepatlas.cli import text as text_cli
 from deepatlas.errors import UserError
@@ -90,48 +91,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _is_text_classifier(run_or_file: str) -> bool:
-    path = Path(run_or_file)
-    if not (path.is_dir() or path.suffix == ".pt"):
-        return False
-    from deepatlas.train.checkpoint import find_checkpoint, load_checkpoint
-
-    return load_checkpoint(find_checkpoint(path)).get("task") == "classify-text"
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    from deepatlas.compress.evaluate import predict_images
-
-    if args.top < 1:
-        raise UserError(f"--top must be >= 1, got {args.top}")
-    if _is_text_classifier(args.checkpoint):  # the inputs are sentences, not image files
-        from deepatlas.tasks.classify_text import classify_sentences
-
-        if not all(text.strip() for text in args.images):
-            raise UserError("an empty sentence: give the text to classify, e.g. "
-                            "'a gorgeous, witty film'")
-        for text, (label, p) in zip(args.images, classify_sentences(args.checkpoint,
-                                                                    args.images)):
-            print(f"{label} {p:.1%}: {text}")
-        return 0
-    bad = 0
-    answers = predict_images(args.checkpoint, args.images, k=args.top, device=args.device)
-    if args.json:
-        print(json.dumps([{"image": str(path), "error": top} if isinstance(top, str) else
-                          {"image": str(path), "top": [{"class": c, "probability": p}
-                                                       for c, p in top]}
-                          for path, top in answers], indent=2))
-        return 2 if any(isinstance(top, str) for _, top in answers) else 0
-    for path, top in answers:
-        if isinstance(top, str):  # this file could not be read: say so, answer the others
-            print(f"deepatlas: error: {top}", file=sys.stderr)
-            bad += 1
-            continue
-        guesses = ", ".join(f"{name} {p:.1%}" for name, p in top)
-        print(f"{path}: {guesses}")
-    return 2 if bad else 0
-
-
 def _check_lab_seed(seed: int) -> None:
     if not 0 <= seed < 2**32:  # numpy's generators take seeds in [0, 2^32)
         raise UserError(f"--seed must be in [0, 2^32), got {seed}")
@@ -150,10 +109,10 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
     _check_lab_seed(args.seed)
     from deepatlas.lab import get_experiment
-    from deepatlas.outputs import check_out_dir
+    from deepatlas.outputs import claim_out_dir
 
     exp = get_experiment(args.name)  # an unknown name: one line, before anything is written
-    check_out_dir(args.out)
+    claim_out_dir(args.out, "a lab run or tour is writing there")  # held until we exit
     print(f"{exp.name} (MAP {exp.map_id}), {'quick' if args.quick else 'full'} size: "
           f"{exp.claim}", flush=True)
     record = run_experiment(args.name, args.out, quick=args.quick, seed=args.seed)
@@ -181,9 +140,9 @@ def cmd_tour(args: argparse.Namespace) -> int:
     for name in args.only or []:  # before anything is written
         if name not in names:
             raise unknown_name("experiment", name, names)
-    from deepatlas.outputs import check_out_dir
+    from deepatlas.outputs import claim_out_dir
 
-    check_out_dir(args.out)
+    claim_out_dir(args.out, "a lab run or tour is writing there")  # held until we exit
     summary = run_tour(args.out, quick=args.quick, seed=args.seed, only=args.only or None,
                        jobs=args.jobs)
     rows = summary["experiments"]
@@ -288,15 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a data key, e.g. data.dir=FOLDER")
-    p = sub.add_parser("predict", help="top classes for image files (or sentences: the "
-                       "polarity from a classify-text run)")
-    p.add_argument("checkpoint", help="a run directory or a checkpoint file")
-    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...), or sentences for a "
-                   "classify-text run")
-    p.add_argument("--top", type=int, default=3, help="how many classes to show")
-    p.add_argument("--json", action="store_true", help="print the answers as JSON")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
-                   help="where the model runs (default auto: CUDA, MPS, else CPU)")
+    predict_cli.add_parser(sub)
 
     p = sub.add_parser("lab", help="the lab: one experiment per claim of the map")
     lab = p.add_subparsers(dest="lab_command", required=True)
@@ -403,7 +354,7 @@ def _show_defaults(parser: argparse.ArgumentParser) -> None:
 
 
 COMMANDS = {"runs": runs_cli.cmd_runs, "recipes": cmd_recipes, "train": cmd_train, "eval": cmd_eval,
-            "predict": cmd_predict, "generate": text_cli.cmd_generate, "translate": text_cli.cmd_translate,
+            "predict": predict_cli.cmd_predict, "generate": text_cli.cmd_generate, "translate": text_cli.cmd_translate,
             "lab": cmd_lab, "tour": cmd_tour, "sample": cmd_sample,
             "distill": cmd_distill, "quantize": cmd_quantize, "export": cmd_export,
             "data": data_cli.cmd_data}
@@ -424,10 +375,15 @@ def main(argv: list[str] | None = None) -> int:
               "read (and, for outputs, write) access, or choose another path", file=sys.stderr)
         return 2
     except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            print(f"deepatlas: error: {exc.strerror}: {exc.filename or ''}; free some space or "
+                  "choose another path (a run resumes with --resume)", file=sys.stderr)
+            return 2
+        if exc.filename is None:  # not about a path the user gave: a defect, shown whole
             raise
-        print(f"deepatlas: error: {exc.strerror}: {exc.filename or ''}; free some space or "
-              "choose another path (a run resumes with --resume)", file=sys.stderr)
+        # A path the system refused (read-only, under /proc, vanished): the user can act on it.
+        print(f"deepatlas: error: cannot use {exc.filename}: {exc.strerror or exc}; choose "
+              "another path", file=sys.stderr)
         return 2
 
 

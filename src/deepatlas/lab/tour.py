@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -29,6 +31,19 @@ def _one_experiment(name: str, out: Path, quick: bool, seed: int, smoke: bool,
 
     torch.set_num_threads(threads)
     return run_experiment(name, out, quick=quick, seed=seed, smoke=smoke)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM as Ctrl-C: the workers are stopped on the way out
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate the pool's worker processes now. ``shutdown`` alone would wait for each
+    running experiment to finish (minutes), and a parent killed by SIGTERM would leave them
+    running as orphans. ``_processes`` is private, but it is the pool's only handle on them."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def run_tour(out_dir: str | Path, quick: bool = True, seed: int = 0,
@@ -61,6 +76,8 @@ def run_tour(out_dir: str | Path, quick: bool = True, seed: int = 0,
     if side_by_side:
         threads = max(1, (os.cpu_count() or 1) // jobs)
         spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked threads
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None
         with ProcessPoolExecutor(jobs, mp_context=spawn) as pool:
             futures = {pool.submit(_one_experiment, exp.name, out, quick, seed, smoke,
                                    threads): exp for exp in side_by_side}
@@ -70,8 +87,11 @@ def run_tour(out_dir: str | Path, quick: bool = True, seed: int = 0,
                 for future in as_completed(futures):
                     done(futures[future], future.result())
             except BaseException:
-                pool.shutdown(cancel_futures=True)
+                _stop_workers(pool)
                 raise
+            finally:
+                if in_main:
+                    signal.signal(signal.SIGTERM, previous)
     for exp in chosen:
         if exp.name not in records:
             log(f"[{exp.map_id}] {exp.name} ...")
@@ -80,7 +100,8 @@ def run_tour(out_dir: str | Path, quick: bool = True, seed: int = 0,
     wall = time.perf_counter() - t0
     page = render(results, out, wall)
     counts = Counter(r["verdict"] for r in results)
-    summary = {"quick": quick, "smoke": smoke, "seed": seed, "jobs": jobs, "wall_s": wall, "page": str(page),
+    summary = {"quick": quick, "smoke": smoke, "seed": seed, "jobs": jobs, "wall_s": wall,
+               "page": str(page),
                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
                "machine": machine_info(torch.device("cpu")),
                "verdicts": {v: counts.get(v, 0) for v in VERDICTS},

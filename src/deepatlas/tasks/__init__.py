@@ -20,6 +20,7 @@ from deepatlas.tasks.classify_text import ClassifyText
 from deepatlas.tasks.gan import Gan
 from deepatlas.tasks.language_model import LanguageModel
 from deepatlas.tasks.masked_lm import MaskedLM
+from deepatlas.tasks.segment import Segment
 from deepatlas.tasks.seq2seq import Seq2Seq
 from deepatlas.tasks.translation import Translation
 from deepatlas.train import Callback, Task, Trainer
@@ -27,7 +28,7 @@ from deepatlas.train.task import ENGINE_KEYS
 
 TASKS: dict[str, type[Task]] = {t.name: t for t in (ClassifyImages, ClassifyNodes, Seq2Seq, Gan,
                                                     LanguageModel, Translation, MaskedLM,
-                                                    ClassifyText)}
+                                                    ClassifyText, Segment)}
 
 
 def list_tasks() -> list[str]:

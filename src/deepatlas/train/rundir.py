@@ -3,24 +3,16 @@ checkpoint."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
 
 from deepatlas.errors import UserError
+from deepatlas.outputs import lock_folder
 
 
 def lock_run_dir(out_dir: Path) -> int:
-    """An exclusive lock on ``out_dir/.lock``, held until the returned descriptor is closed
-    (or the process ends, however it ends); a UserError when another process holds it."""
-    fd = os.open(out_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise UserError(f"{out_dir} is in use by another deepatlas process (a run is training "
-                        "there); wait for it to finish, or choose another --out") from None
-    return fd
+    """An exclusive lock on ``out_dir/.lock`` (see :func:`deepatlas.outputs.lock_folder`)."""
+    return lock_folder(out_dir, "a run is training there")
 
 
 def prepare_out_dir(out_dir: Path, resume: bool) -> int:

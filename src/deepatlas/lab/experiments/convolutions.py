@@ -97,7 +97,7 @@ def run(ctx: Context) -> Result:
             net = small_net(name == "deformable")
             opt = torch.optim.Adam(net.parameters(), lr=3e-3)
             g = torch.Generator().manual_seed(seed)
-            for _ in range(ctx.size(600, 150, smoke=10)):  # quick: the tour stays in minutes
+            for _ in range(ctx.size(600, 80, smoke=10)):  # quick: the tour stays in minutes
                 idx = torch.randint(0, len(xtr), (64,), generator=g)
                 loss = F.cross_entropy(net(xtr[idx]), ytr[idx])
                 opt.zero_grad()

@@ -21,7 +21,7 @@ from deepatlas.lab.stats import proportion
 
 # (step, data set, recipe, overrides at quick size); in the order of the curriculum.
 STEPS = (
-    ("digits", "digits", "digits", []),
+    ("digits", "digits", "digits", ["train.epochs=10"]),
     ("fashion-mnist", "fashion-mnist", "fashion-mnist-fast", ["train.epochs=1"]),
     ("mnist", "mnist-10k", "mnist", ["train.epochs=1"]),  # real digits: deepatlas data get
     ("cifar10", "cifar10", "cifar10-fast", ["train.epochs=1"]),

@@ -65,7 +65,7 @@ def run(ctx: Context) -> Result:
     from deepatlas.config import load_recipe
     from deepatlas.tasks import fit
 
-    epochs = ctx.size(60, 30, smoke=3)
+    epochs = ctx.size(60, 15, smoke=3)
     common = [f"train.epochs={epochs}", "data.val_fraction=0.2", "model.dropout=0.0",
               "regularize.label_smoothing=0.0", "schedule.name=constant", "train.monitor=val_acc",
               "train.tensorboard=false", f"seed={ctx.seed}"]
@@ -79,7 +79,7 @@ def run(ctx: Context) -> Result:
                (ctx.out / "no-stopping" / "metrics.jsonl").read_text().splitlines()]
 
     seeds = [ctx.seed + s for s in range(ctx.size(5, 3, smoke=2))]
-    steps = ctx.size(600, 300, smoke=10)
+    steps = ctx.size(600, 150, smoke=10)
     modes = ("none", "crop", "source")
     aug = {m: [train_augmented(m, s, steps) for s in seeds] for m in modes}
     mean = {m: statistics.mean(v) for m, v in aug.items()}

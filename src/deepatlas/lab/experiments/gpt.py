@@ -8,7 +8,7 @@ Two measurements:
    output layer tied to the token embedding. The claim holds when the count rounds to 175
    billion (within 0.5%: the source's "1750亿" has three significant figures).
 2. **It learns to write.** The same code, at laptop scale (deepatlas's ``gpt-austen`` recipe,
-   shrunk to 2 layers of width 64, 300 steps quick, 1,200 full), trains on Jane Austen's novels through the one Trainer, and its held-out bits per
+   shrunk to 2 layers of width 64, 150 steps quick, 1,200 full), trains on Jane Austen's novels through the one Trainer, and its held-out bits per
    character are judged against the unigram model's (each character's frequency in the
    training text: what a model that ignores context can reach). Holds when the one-sample t
    interval over seeds lies below that level. Needs the ``austen`` set
@@ -79,7 +79,7 @@ def run(ctx: Context) -> Result:
         level = unigram_bpc(corpus.train, corpus.test)
         # A 2-layer, d_model 64 GPT on 64-character windows, batch 16: seconds per 100 steps.
         size = ["model.d_model=64", "model.layers=2", "model.context=64", "train.batch_size=16",
-                f"train.limit_train_batches={ctx.size(1200, 300, smoke=10)}"]
+                f"train.limit_train_batches={ctx.size(1200, 150, smoke=10)}"]
         seeds = [ctx.seed + s for s in range(3)]
         for seed in seeds:
             config = load_recipe("gpt-austen", [f"seed={seed}", "train.epochs=1",

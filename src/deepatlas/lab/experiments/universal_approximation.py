@@ -30,7 +30,7 @@ def target(x: torch.Tensor) -> torch.Tensor:
             implements="torch.nn.Linear + Tanh (f(x) = W2 tanh(W1 x + b1) + b2), fitted by L-BFGS")
 def run(ctx: Context) -> Result:
     widths = [1, 2, 4, 8, 16, 32, 64]
-    restarts, iterations = ctx.size((4, 2000), (2, 1000), smoke=(1, 50))
+    restarts, iterations = ctx.size((4, 2000), (2, 500), smoke=(1, 50))
     x = torch.linspace(-math.pi, math.pi, 512, dtype=torch.float64).unsqueeze(1)  # (N, 1)
     y = target(x)
     errors, fits = {}, {}

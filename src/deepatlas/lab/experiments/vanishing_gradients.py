@@ -41,7 +41,7 @@ def run(ctx: Context) -> Result:
     import math
 
     xtr, ytr, xte, yte = digits_tensors()
-    steps = ctx.size(800, 400, smoke=20)
+    steps = ctx.size(800, 200, smoke=20)
     seeds = [ctx.seed + s for s in range(ctx.size(5, 3, smoke=2))]
     names = ("sigmoid", "relu", "swish")
     norms, after, log_ratio, accs = {}, {}, {n: [] for n in names}, {n: [] for n in names}

@@ -1,0 +1,113 @@
+"""``deepatlas predict RUN INPUT...``: what a trained run says about new inputs. It dispatches
+on the run's task: top classes of image files (an image classifier, also INT8 or exported),
+the polarity of sentences (classify-text), or the mask of each image (segment)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from deepatlas.errors import UserError
+
+
+def add_parser(sub) -> None:
+    """Register ``predict`` on the top-level subparsers."""
+    p = sub.add_parser("predict", help="top classes for image files (or sentences: the "
+                       "polarity from a classify-text run; masks from a segment run)")
+    p.add_argument("checkpoint", help="a run directory or a checkpoint file")
+    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...), or sentences for a "
+                   "classify-text run")
+    p.add_argument("--top", type=int, default=3, help="how many classes to show")
+    p.add_argument("--json", action="store_true", help="print the answers as JSON")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                   help="where the model runs (default auto: CUDA, MPS, else CPU)")
+    p.add_argument("--out", default=None, help="segment runs: write the mask over the image "
+                   "to this PNG (default: none, print the classes found)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+
+
+def _checkpoint_state(run_or_file: str) -> dict[str, Any] | None:
+    """The training checkpoint a run folder or .pt file holds; None for other model files
+    (INT8, exported), which only image classifiers have."""
+    path = Path(run_or_file)
+    if not (path.is_dir() or path.suffix == ".pt"):
+        return None
+    from deepatlas.train.checkpoint import find_checkpoint, load_checkpoint
+
+    return load_checkpoint(find_checkpoint(path))
+
+
+def _predict_masks(args: argparse.Namespace, state: dict[str, Any]) -> int:
+    """A segmentation run: per image, the classes found and their pixels; with ``--out``, the
+    mask painted over the (one) image."""
+    from deepatlas.outputs import check_output, write_via_temp
+    from deepatlas.tasks.segment import overlay, segment_image
+    from deepatlas.train.distributed import resolve_device
+
+    if args.out and len(args.images) != 1:
+        raise UserError(f"--out takes one image; got {len(args.images)}")
+    out = check_output(args.out, args.force) if args.out else None
+    device, classes = resolve_device(args.device), state["data"]["classes"]
+    answers, bad = [], 0
+    for path in args.images:
+        try:
+            rgb, labels = segment_image(state, path, device)
+        except UserError as exc:
+            print(f"deepatlas: error: {exc}", file=sys.stderr)
+            bad += 1
+            continue
+        found = {classes[c - 1]: int((labels == c).sum()) for c in sorted(set(labels.flat)) if c}
+        answers.append({"image": path, "pixels": int(labels.size), "found": found})
+        if out is not None:
+            write_via_temp(out, lambda tmp: overlay(rgb, labels).save(tmp, format="PNG"))
+    if args.json:
+        print(json.dumps(answers, indent=2))
+    for a in answers if not args.json else []:
+        parts = ", ".join(f"{c} {n / a['pixels']:.1%}" for c, n in a["found"].items())
+        print(f"{a['image']}: {parts or 'nothing found'} of the pixels"
+              + (f"; mask over the image in {out}" if out is not None else ""))
+    return 2 if bad else 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Run ``deepatlas predict``: classes of images, polarity of sentences, or masks."""
+    from deepatlas.compress.evaluate import predict_images
+
+    if args.top < 1:
+        raise UserError(f"--top must be >= 1, got {args.top}")
+    state = _checkpoint_state(args.checkpoint)
+    task = state.get("task") if state is not None else "classify-images"
+    if task == "segment":
+        return _predict_masks(args, state)
+    if task == "classify-text":  # the inputs are sentences, not image files
+        from deepatlas.tasks.classify_text import classify_sentences
+
+        if not all(text.strip() for text in args.images):
+            raise UserError("an empty sentence: give the text to classify, e.g. "
+                            "'a gorgeous, witty film'")
+        for text, (label, p) in zip(args.images, classify_sentences(args.checkpoint,
+                                                                    args.images)):
+            print(f"{label} {p:.1%}: {text}")
+        return 0
+    if args.out:
+        raise UserError("--out is for segmentation runs (the mask over the image); an image "
+                        "classifier prints its answers")
+    bad = 0
+    answers = predict_images(args.checkpoint, args.images, k=args.top, device=args.device)
+    if args.json:
+        print(json.dumps([{"image": str(path), "error": top} if isinstance(top, str) else
+                          {"image": str(path), "top": [{"class": c, "probability": p}
+                                                       for c, p in top]}
+                          for path, top in answers], indent=2))
+        return 2 if any(isinstance(top, str) for _, top in answers) else 0
+    for path, top in answers:
+        if isinstance(top, str):  # this file could not be read: say so, answer the others
+            print(f"deepatlas: error: {top}", file=sys.stderr)
+            bad += 1
+            continue
+        guesses = ", ".join(f"{name} {p:.1%}" for name, p in top)
+        print(f"{path}: {guesses}")
+    return 2 if bad else 0

@@ -1,0 +1,34 @@
+"""``load_data``: a data source by name, with a fixed validation split held out."""
+
+from __future__ import annotations
+
+import torch
+
+from deepatlas.data.source import ImageData, TensorSplit, get_source
+
+VAL_SPLIT_SEED = 0  # the validation split never moves with the run's seed
+
+
+def load_data(name: str, *, data_dir: str = "", download: bool = False, image_size: int = 224,
+              val_fraction: float = 0.0, augment: str = "none") -> ImageData:
+    """Load data set ``name``; with ``val_fraction`` > 0, hold that share of the training set
+    out as ``data.val`` (a fixed random subset)."""
+    data = get_source(name)(data_dir=data_dir, download=download, image_size=image_size,
+                            augment=augment)
+    if val_fraction > 0:
+        n = len(data.train)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(VAL_SPLIT_SEED))
+        n_val = max(1, round(n * val_fraction))
+        if isinstance(data.train, TensorSplit):
+            data.val, data.train = data.train.subset(order[:n_val]), data.train.subset(order[n_val:])
+        else:
+            # Streamed sets: validation reads the training folder with the evaluation transform.
+            from torch.utils.data import Subset
+
+            from deepatlas.data.imagenet import imagenet_transforms
+
+            base = data.train
+            evaluated = type(base)(base.root, imagenet_transforms(image_size, train=False))
+            data.val = Subset(evaluated, order[:n_val].tolist())
+            data.train = Subset(base, order[n_val:].tolist())
+    return data

@@ -1,0 +1,190 @@
+"""Semantic segmentation (MAP 6.1): ``task = "segment"``, a U-Net on copy-paste scenes.
+
+Every pixel is classified: background, or the digit class of the object on top. The loss is
+cross-entropy plus the soft Dice loss (Milletari et al. 2016), the usual pair: cross-entropy
+gives every pixel a gradient, Dice keeps the small foreground from being outvoted by the
+background.
+
+Metrics (:func:`deepatlas.losses.dice_iou`, tested against torchmetrics), counted over all of
+a split's pixels:
+
+- ``dice``: foreground Dice, object vs background, whatever the class: the U-Net claim's
+  figure ("Dice > 0.9");
+- ``class_dice`` and ``miou``: mean over the ten digit classes of per-class Dice and IoU;
+- ``loss``: the cross-entropy per pixel.
+
+Model selection on the validation scenes (their own digits and photographs); the test scenes
+are scored for reporting only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from deepatlas.data.image_files import read_pixels
+from deepatlas.data.loaders import TensorBatches
+from deepatlas.data.scenes import SceneData, Scenes, load_scenes
+from deepatlas.errors import UserError
+from deepatlas.losses import dice_iou, overlap_counts, soft_dice_loss
+from deepatlas.models import create_model
+from deepatlas.models.saved import inference_weights
+from deepatlas.train import Context, StepOutput, Task
+from deepatlas.train.distributed import all_reduce_sum
+
+
+def normalise(images: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
+    """uint8 (B, 3, H, W) -> float, per channel ``(x / 255 - mean) / std``."""
+    m = torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, device=images.device).view(1, -1, 1, 1)
+    return (images.float() / 255 - m) / s
+
+
+def label_map(logits: torch.Tensor) -> torch.Tensor:
+    """(B, 1 + K, H, W) logits -> (B, H, W) labels. A pixel is an object when the digit classes
+    together are more likely than background, ``P(background) < 0.5``, and then it is the most
+    likely digit. (Plain argmax would call a pixel background at P = 0.4 when 0.3 + 0.3 of
+    the rest goes to two digits it cannot tell apart yet.)"""
+    probs = logits.float().softmax(1)
+    return torch.where(probs[:, 0] < 0.5, 1 + probs[:, 1:].argmax(1), 0)
+
+
+def segmentation_metrics(counts: torch.Tensor) -> dict[str, float]:
+    """From summed counts (see :meth:`Segment.count`): foreground Dice, mean class Dice and
+    mean class IoU over the classes present, and the mean loss per pixel."""
+    k = (len(counts) - 2) // 3
+    tp, fp, fn = counts[:k], counts[k:2 * k], counts[2 * k:3 * k]
+    dice, iou = dice_iou(tp, fp, fn)
+    # Object vs background: background's false negatives are the foreground's false
+    # positives and vice versa; every other pixel is a foreground hit, whatever its class.
+    fg_fp, fg_fn = fn[0], fp[0]
+    fg_tp = counts[-1] - tp[0] - fg_fp - fg_fn
+    fg_dice, _ = dice_iou(fg_tp, fg_fp, fg_fn)
+    return {"dice": float(fg_dice), "class_dice": float(dice[1:].nanmean()),
+            "miou": float(iou[1:].nanmean()), "loss": float(counts[-2] / counts[-1])}
+
+
+class Segment(Task):
+    name = "segment"
+    uses = {"data.image_size", "train.eval_batch_size", "train.channels_last",
+            "train.limit_eval_examples"}
+    monitor = ("val_dice", "max")
+    primary = "test_dice"
+    image_task = True
+
+    def setup(self, ctx: Context) -> None:
+        cfg, self.ctx = self.config, ctx
+        # Limits compose only the scenes a short run uses (quick lab runs, tests).
+        counts = {}
+        if cfg.train.limit_train_batches:
+            counts["train"] = cfg.train.limit_train_batches * cfg.train.batch_size
+        if cfg.train.limit_eval_examples:
+            counts["val"] = counts["test"] = cfg.train.limit_eval_examples
+        self.data: SceneData = load_scenes(cfg.data.dir, download=cfg.data.download,
+                                           image_size=cfg.data.image_size, counts=counts)
+        pixels = self.data.train.images.float().div(255)
+        self.mean = pixels.mean((0, 2, 3)).tolist()
+        self.std = pixels.std((0, 2, 3)).tolist()
+        per_rank = cfg.train.batch_size // ctx.dist.world_size
+        self.train_loader = TensorBatches(self.data.train.images, self.data.train.masks,
+                                          batch_size=per_rank, seed=cfg.seed, rank=ctx.dist.rank,
+                                          world_size=ctx.dist.world_size)
+        if len(self.train_loader) == 0:
+            raise UserError(f"train.batch_size={cfg.train.batch_size} is larger than the "
+                            f"{len(self.data.train)} training scenes; lower it")
+        options = {k: v for k, v in cfg.model.items() if k != "name"}
+        self.models = {"model": create_model(
+            cfg.model["name"], in_channels=3, image_size=self.data.image_size,
+            num_classes=len(self.data.classes) + 1, **options).to(ctx.device)}
+
+    def training_step(self, batch: Any, group: str) -> StepOutput:
+        images, masks = batch  # (B, 3, H, W) uint8, (B, H, W) int64
+        x = normalise(images, self.mean, self.std).contiguous(memory_format=self.ctx.memory_format)
+        logits = self.train_models["model"](x).float()  # (B, K + 1, H, W)
+        ce = F.cross_entropy(logits, masks)
+        loss = ce + soft_dice_loss(logits, masks)
+        fg = (label_map(logits.detach()) > 0) == (masks > 0)
+        return StepOutput(loss, {"loss": loss.detach(), "ce": ce.detach(),
+                                 "pixel_acc": fg.float().mean()}, n=len(masks))
+
+    @torch.no_grad()
+    def count(self, model: nn.Module, scenes: Scenes) -> torch.Tensor:
+        """This rank's share of ``scenes``: per class TP, FP, FN, then the summed loss and the
+        pixel count, summed over ranks."""
+        ctx, batch = self.ctx, self.config.train.eval_batch_size
+        k = len(self.data.classes) + 1
+        totals = torch.zeros(3 * k + 2, dtype=torch.float64, device=ctx.device)
+        index = torch.arange(ctx.dist.rank, len(scenes), ctx.dist.world_size)
+        model.eval()
+        for chunk in index.split(batch):
+            images = scenes.images[chunk].to(ctx.device)
+            masks = scenes.masks[chunk].to(ctx.device)
+            x = normalise(images, self.mean, self.std).contiguous(
+                memory_format=ctx.memory_format)
+            with ctx.autocast():
+                logits = model(x).float()
+            tp, fp, fn = overlap_counts(label_map(logits), masks, k)
+            totals[:3 * k] += torch.cat([tp, fp, fn]).double()
+            totals[-2] += F.cross_entropy(logits, masks, reduction="sum").double()
+            totals[-1] += masks.numel()
+        return all_reduce_sum(totals, ctx.dist)
+
+    def evaluate(self, models: dict[str, nn.Module]) -> dict[str, float]:
+        out = {}
+        for split in ("val", "test"):
+            for key, value in segmentation_metrics(
+                    self.count(models["model"], getattr(self.data, split))).items():
+                out[f"{split}_{key}"] = value
+        return out
+
+    def describe_data(self) -> dict[str, Any]:
+        d = self.data
+        return {"name": d.name, "classes": d.classes, "in_channels": 3,
+                "image_size": d.image_size, "mean": self.mean, "std": self.std}
+
+    def data_summary(self) -> dict[str, Any]:
+        d = self.data
+        return {"name": d.name, "source": d.source, "train": len(d.train), "val": len(d.val),
+                "test": len(d.test)}
+
+
+# ------------------------------------------------------------------ `deepatlas predict`
+
+PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+           (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+
+
+@torch.inference_mode()
+def segment_image(state: dict[str, Any], path: str, device: torch.device = torch.device("cpu")
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The image at ``path`` as float RGB (H, W, 3) in [0, 1], and the run's label map (H, W):
+    0 background, 1 + class. The image keeps its size: it is padded (edge pixels repeated) to
+    a multiple of the U-Net's 2^depth, and the padding is cut off the map."""
+    config, meta = state["config"], state["data"]
+    options = {k: v for k, v in config["model"].items() if k != "name"}
+    model = create_model(config["model"]["name"], in_channels=3, image_size=meta["image_size"],
+                         num_classes=len(meta["classes"]) + 1, **options)
+    model.load_state_dict(inference_weights(state))
+    model.to(device).eval()
+    rgb = read_pixels(path, 3)  # (H, W, 3) float32
+    h, w = rgb.shape[:2]
+    step = 2 ** int(options.get("depth", 3))
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]  # (1, 3, H, W)
+    x = F.pad(x, (0, -w % step, 0, -h % step), mode="replicate")
+    m = torch.tensor(meta["mean"]).view(1, -1, 1, 1)
+    s = torch.tensor(meta["std"]).view(1, -1, 1, 1)
+    labels = label_map(model(((x - m) / s).to(device)))[0, :h, :w]  # (H, W)
+    return rgb, labels.cpu().numpy()
+
+
+def overlay(rgb: np.ndarray, labels: np.ndarray, opacity: float = 0.55) -> Image.Image:
+    """The label map painted over the image, one colour per class (matplotlib's tab10)."""
+    colours = np.array([(0, 0, 0)] + PALETTE, np.float32) / 255
+    alpha = (labels > 0)[..., None] * opacity
+    blended = rgb * (1 - alpha) + colours[labels] * alpha
+    return Image.fromarray(np.clip(np.rint(blended * 255), 0, 255).astype(np.uint8))
