@@ -97,7 +97,7 @@ BAD_INPUT = [
     (["train", "digits", "--device", "cuda"] if not torch.cuda.is_available() else
      ["train", "digits", "--set", "train.eval_batch_size=0"], "cuda" if not
      torch.cuda.is_available() else "train.eval_batch_size must be >= 1"),
-    (["train", "digits", "--set", "task=detect"], "task must be one of"),
+    (["train", "digits", "--set", "task=detection"], "task must be one of"),
     (["train", "gan-dcgan", "--set", "train.tta=flip"], "train.tta does nothing for task gan"),
     (["train", "karate-gcn", "--set", "data.augment=flip"],
      "data.augment does nothing for task classify-nodes"),

@@ -123,7 +123,9 @@ def tiny_overrides(recipe: str, folder: Path) -> list[str]:
     sets = [s for s in COMMON if task_reads(s.split("=")[0], task)]
     sets += [f"model.{k}={v}" for k, v in SMALL_MODEL.items()
              if k in model_options(config.model["name"])]
-    return sets + TINY_DATA[config.data.name](folder / "data")
+    options = model_options(config.model["name"])  # a set's model.* keys fit some models
+    return sets + [s for s in TINY_DATA[config.data.name](folder / "data")
+                   if not s.startswith("model.") or s.split("=")[0][len("model."):] in options]
 
 
 def _train(cli, recipe: str, out: Path, sets: list[str], *extra: str):

@@ -20,7 +20,7 @@ EXPECTED = {"learned-features", "universal-approximation", "vanishing-gradients"
             "initialisation", "backprop", "optimisers", "regularisation", "convolutions",
             "residual-depth", "attention", "gan-stability", "batchnorm-clipping",
             "early-stopping-augmentation", "compression", "curriculum", "batchnorm-formula",
-            "gpt", "bert", "translation", "segmentation"}
+            "gpt", "bert", "translation", "segmentation", "detection"}
 
 
 @pytest.fixture(scope="module")

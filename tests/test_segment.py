@@ -151,6 +151,14 @@ def test_train_then_predict_writes_the_mask_over_an_image_of_any_size(cli, sourc
     code, _, err = cli("predict", run, tmp_path / "odd.png", tmp_path / "odd.png", "--out",
                        tmp_path / "two.png")
     assert code == 2 and "--out takes one image" in err
+    import json
+
+    code, out, err = cli("eval", run, "--json")  # the test scenes again, scored the same way
+    assert code == 0, err
+    summary = json.loads((run / "summary.json").read_text())
+    assert json.loads(out)["test_dice"] == pytest.approx(summary["test_dice"], abs=1e-9)
+    code, _, err = cli("eval", run, "--predictions", tmp_path / "p.json")
+    assert code == 2 and "--predictions writes a detector's" in err
     (tmp_path / "bad.png").write_text("not an image")
     code, out, err = cli("predict", run, tmp_path / "bad.png", tmp_path / "odd.png", "--json")
     assert code == 2 and "bad.png is not an image" in err and '"image"' in out

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from deepatlas.cli import data as data_cli
+from deepatlas.cli import evaluate as eval_cli
 from deepatlas.cli import predict as predict_cli
 from deepatlas.cli import runs as runs_cli
 from deepatlas.cli import text as text_cli
@@ -75,19 +76,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if "samples" in summary:
         line += f"; samples in {summary['samples']}"
     print(f"{line}; run written to {out}")
-    return 0
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    from deepatlas.compress.evaluate import evaluate_checkpoint
-
-    result = evaluate_checkpoint(args.run, overrides=args.overrides, device=args.device)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(f"{result['checkpoint']} ({result['kind']}): test accuracy "
-              f"{result['test_acc']:.2%}, test loss "
-              f"{result['test_loss']:.4f} on {result['test_images']} {result['data']} images")
     return 0
 
 
@@ -240,13 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("recipes", help="list the recipes")
     _add_train(sub)
-    p = sub.add_parser("eval", help="re-evaluate a saved model on its test set")
-    p.add_argument("run", help="a run directory, checkpoint, INT8 file (deepatlas quantize) or "
-                   "exported model (.pt2, .onnx, .torchscript, .safetensors)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a data key, e.g. data.dir=FOLDER")
+    eval_cli.add_parser(sub)
     predict_cli.add_parser(sub)
 
     p = sub.add_parser("lab", help="the lab: one experiment per claim of the map")
@@ -353,7 +335,7 @@ def _show_defaults(parser: argparse.ArgumentParser) -> None:
                 _show_defaults(child)
 
 
-COMMANDS = {"runs": runs_cli.cmd_runs, "recipes": cmd_recipes, "train": cmd_train, "eval": cmd_eval,
+COMMANDS = {"runs": runs_cli.cmd_runs, "recipes": cmd_recipes, "train": cmd_train, "eval": eval_cli.cmd_eval,
             "predict": predict_cli.cmd_predict, "generate": text_cli.cmd_generate, "translate": text_cli.cmd_translate,
             "lab": cmd_lab, "tour": cmd_tour, "sample": cmd_sample,
             "distill": cmd_distill, "quantize": cmd_quantize, "export": cmd_export,

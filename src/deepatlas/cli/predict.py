@@ -15,8 +15,8 @@ from deepatlas.errors import UserError
 
 def add_parser(sub) -> None:
     """Register ``predict`` on the top-level subparsers."""
-    p = sub.add_parser("predict", help="top classes for image files (or sentences: the "
-                       "polarity from a classify-text run; masks from a segment run)")
+    p = sub.add_parser("predict", help="top classes for image files (sentences: the polarity "
+                       "from a classify-text run; masks or boxes from a segment or detect run)")
     p.add_argument("checkpoint", help="a run directory or a checkpoint file")
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...), or sentences for a "
                    "classify-text run")
@@ -24,12 +24,12 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the answers as JSON")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                    help="where the model runs (default auto: CUDA, MPS, else CPU)")
-    p.add_argument("--out", default=None, help="segment runs: write the mask over the image "
-                   "to this PNG (default: none, print the classes found)")
+    p.add_argument("--out", default=None, help="segment and detect runs: write the mask over "
+                   "the image, or the boxes on it, to this PNG (default: none, print them)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
 
-def _checkpoint_state(run_or_file: str) -> dict[str, Any] | None:
+def checkpoint_state(run_or_file: str) -> dict[str, Any] | None:
     """The training checkpoint a run folder or .pt file holds; None for other model files
     (INT8, exported), which only image classifiers have."""
     path = Path(run_or_file)
@@ -40,48 +40,48 @@ def _checkpoint_state(run_or_file: str) -> dict[str, Any] | None:
     return load_checkpoint(find_checkpoint(path))
 
 
-def _predict_masks(args: argparse.Namespace, state: dict[str, Any]) -> int:
-    """A segmentation run: per image, the classes found and their pixels; with ``--out``, the
-    mask painted over the (one) image."""
+def _predict_pictures(args: argparse.Namespace, state: dict[str, Any], task: str) -> int:
+    """A segment or detect run: per image, what it found (the masks' classes and shares, or
+    the boxes); with ``--out``, the mask or the boxes drawn on the (one) image."""
     from deepatlas.outputs import check_output, write_via_temp
-    from deepatlas.tasks.segment import overlay, segment_image
     from deepatlas.train.distributed import resolve_device
 
+    if task == "segment":
+        from deepatlas.tasks.segment import predict_file
+    else:
+        from deepatlas.tasks.detect import predict_file
     if args.out and len(args.images) != 1:
         raise UserError(f"--out takes one image; got {len(args.images)}")
     out = check_output(args.out, args.force) if args.out else None
-    device, classes = resolve_device(args.device), state["data"]["classes"]
+    device = resolve_device(args.device)
     answers, bad = [], 0
-    for path in args.images:
+    for path in args.images:  # a bad file is reported on its own; the others are answered
         try:
-            rgb, labels = segment_image(state, path, device)
+            answer, line, picture = predict_file(state, path, device)
         except UserError as exc:
             print(f"deepatlas: error: {exc}", file=sys.stderr)
             bad += 1
             continue
-        found = {classes[c - 1]: int((labels == c).sum()) for c in sorted(set(labels.flat)) if c}
-        answers.append({"image": path, "pixels": int(labels.size), "found": found})
+        answers.append(answer)
         if out is not None:
-            write_via_temp(out, lambda tmp: overlay(rgb, labels).save(tmp, format="PNG"))
+            write_via_temp(out, lambda tmp: picture.save(tmp, format="PNG"))
+        if not args.json:
+            print(f"{path}: {line}" + (f"; drawn in {out}" if out is not None else ""))
     if args.json:
         print(json.dumps(answers, indent=2))
-    for a in answers if not args.json else []:
-        parts = ", ".join(f"{c} {n / a['pixels']:.1%}" for c, n in a["found"].items())
-        print(f"{a['image']}: {parts or 'nothing found'} of the pixels"
-              + (f"; mask over the image in {out}" if out is not None else ""))
     return 2 if bad else 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """Run ``deepatlas predict``: classes of images, polarity of sentences, or masks."""
+    """Run ``deepatlas predict``: classes of images, polarity of sentences, masks or boxes."""
     from deepatlas.compress.evaluate import predict_images
 
     if args.top < 1:
         raise UserError(f"--top must be >= 1, got {args.top}")
-    state = _checkpoint_state(args.checkpoint)
+    state = checkpoint_state(args.checkpoint)
     task = state.get("task") if state is not None else "classify-images"
-    if task == "segment":
-        return _predict_masks(args, state)
+    if task in ("segment", "detect"):
+        return _predict_pictures(args, state, task)
     if task == "classify-text":  # the inputs are sentences, not image files
         from deepatlas.tasks.classify_text import classify_sentences
 
@@ -93,8 +93,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"{label} {p:.1%}: {text}")
         return 0
     if args.out:
-        raise UserError("--out is for segmentation runs (the mask over the image); an image "
-                        "classifier prints its answers")
+        raise UserError("--out is for segment and detect runs (the mask or the boxes over the "
+                        "image); an image classifier prints its answers")
     bad = 0
     answers = predict_images(args.checkpoint, args.images, k=args.top, device=args.device)
     if args.json:

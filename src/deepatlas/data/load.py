@@ -20,7 +20,8 @@ def load_data(name: str, *, data_dir: str = "", download: bool = False, image_si
         order = torch.randperm(n, generator=torch.Generator().manual_seed(VAL_SPLIT_SEED))
         n_val = max(1, round(n * val_fraction))
         if isinstance(data.train, TensorSplit):
-            data.val, data.train = data.train.subset(order[:n_val]), data.train.subset(order[n_val:])
+            train = data.train
+            data.val, data.train = train.subset(order[:n_val]), train.subset(order[n_val:])
         else:
             # Streamed sets: validation reads the training folder with the evaluation transform.
             from torch.utils.data import Subset

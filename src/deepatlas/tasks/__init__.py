@@ -17,6 +17,7 @@ from deepatlas.errors import UserError, unknown_name
 from deepatlas.tasks.classify_images import ClassifyImages
 from deepatlas.tasks.classify_nodes import ClassifyNodes
 from deepatlas.tasks.classify_text import ClassifyText
+from deepatlas.tasks.detect import Detect
 from deepatlas.tasks.gan import Gan
 from deepatlas.tasks.language_model import LanguageModel
 from deepatlas.tasks.masked_lm import MaskedLM
@@ -28,7 +29,7 @@ from deepatlas.train.task import ENGINE_KEYS
 
 TASKS: dict[str, type[Task]] = {t.name: t for t in (ClassifyImages, ClassifyNodes, Seq2Seq, Gan,
                                                     LanguageModel, Translation, MaskedLM,
-                                                    ClassifyText, Segment)}
+                                                    ClassifyText, Segment, Detect)}
 
 
 def list_tasks() -> list[str]:

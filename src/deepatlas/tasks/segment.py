@@ -188,3 +188,14 @@ def overlay(rgb: np.ndarray, labels: np.ndarray, opacity: float = 0.55) -> Image
     alpha = (labels > 0)[..., None] * opacity
     blended = rgb * (1 - alpha) + colours[labels] * alpha
     return Image.fromarray(np.clip(np.rint(blended * 255), 0, 255).astype(np.uint8))
+
+
+def predict_file(state: dict[str, Any], path: str, device: torch.device
+                 ) -> tuple[dict[str, Any], str, Image.Image]:
+    """``deepatlas predict`` of one image: the answer (JSON), a line, and the overlay."""
+    rgb, labels = segment_image(state, path, device)
+    classes = state["data"]["classes"]
+    found = {classes[c - 1]: int((labels == c).sum()) for c in sorted(set(labels.flat)) if c}
+    shares = ", ".join(f"{c} {n / labels.size:.1%}" for c, n in found.items())
+    return ({"image": path, "pixels": int(labels.size), "found": found},
+            f"{shares or 'nothing found'} of the pixels", overlay(rgb, labels))

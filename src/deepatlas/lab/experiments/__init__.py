@@ -2,6 +2,6 @@
 
 from deepatlas.lab.experiments import (  # noqa: F401
     attention, backprop, batchnorm_clipping, batchnorm_formula, bert, compression, convolutions,
-    curriculum, early_stopping_augmentation, gan_stability, gpt, initialisation, learned_features,
-    optimisers, regularisation, residual_depth, segmentation, translation,
+    curriculum, detection, early_stopping_augmentation, gan_stability, gpt, initialisation,
+    learned_features, optimisers, regularisation, residual_depth, segmentation, translation,
     universal_approximation, vanishing_gradients)

@@ -1,0 +1,94 @@
+"""The range checks of a run's config that no type can express, each with the fix in its
+message; :func:`deepatlas.config.load_recipe` and ``resume_config`` call :func:`validate`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from deepatlas.errors import UserError, unknown_name
+
+if TYPE_CHECKING:
+    from deepatlas.config import RunConfig
+
+
+def validate(config: RunConfig) -> None:
+    """Range checks that no type can express, with the fix in the message."""
+    checks = [
+        (config.optim.lr > 0, f"optim.lr must be > 0, got {config.optim.lr}"),
+        (config.optim.weight_decay >= 0, "optim.weight_decay must be >= 0"),
+        (0 <= config.optim.momentum < 1, "optim.momentum must be in [0, 1)"),
+        (0 <= config.optim.beta1 < 1 and 0 <= config.optim.beta2 < 1,
+         f"optim.beta1 and optim.beta2 must be in [0, 1), got {config.optim.beta1} and "
+         f"{config.optim.beta2}"),
+        (0 <= config.seed < 2**32, f"seed must be in [0, 2^32), got {config.seed}"),
+        (config.train.epochs >= 1, f"train.epochs must be >= 1, got {config.train.epochs}"),
+        (config.train.batch_size >= 1,
+         f"train.batch_size must be >= 1, got {config.train.batch_size}"),
+        (config.train.eval_batch_size >= 1, "train.eval_batch_size must be >= 1"),
+        (config.train.limit_train_batches >= 0,
+         "train.limit_train_batches must be >= 0 (0 = every batch)"),
+        (config.train.limit_eval_examples >= 0,
+         "train.limit_eval_examples must be >= 0 (0 = every held-out example)"),
+        (config.train.clip_grad_norm >= 0, "train.clip_grad_norm must be >= 0 (0 = off)"),
+        (0 <= config.train.ema_decay < 1, "train.ema_decay must be in [0, 1) (0 = off)"),
+        (config.train.eval_every >= 0, "train.eval_every must be >= 0 (0 = after the last "
+         "epoch only)"),
+        (config.train.early_stopping_patience >= 0, "train.early_stopping_patience must be >= 0"),
+        (config.train.checkpoint_every_epochs >= 1, "train.checkpoint_every_epochs must be >= 1"),
+        (config.train.checkpoint_every_steps >= 0,
+         "train.checkpoint_every_steps must be >= 0 (0 = at epoch ends only)"),
+        (0 <= config.regularize.label_smoothing < 1,
+         f"regularize.label_smoothing must be in [0, 1), got {config.regularize.label_smoothing}"),
+        (config.regularize.mixup_alpha >= 0, "regularize.mixup_alpha must be >= 0 (0 = off)"),
+        (0 <= config.distill.alpha <= 1, f"distill.alpha must be in [0, 1], got "
+         f"{config.distill.alpha}"),
+        (config.distill.temperature > 0, "distill.temperature must be > 0"),
+        (config.gan.critic_steps >= 1, "gan.critic_steps must be >= 1"),
+        (0 <= config.gan.fade_fraction <= 1, "gan.fade_fraction must be in [0, 1]"),
+        (config.gan.image_size in (28, 32), "gan.image_size must be 28 or 32"),
+        (config.gan.fd_samples >= 2, "gan.fd_samples must be >= 2"),
+        (0 <= config.data.val_fraction < 1, "data.val_fraction must be in [0, 1)"),
+        (config.data.num_workers >= 0, "data.num_workers must be >= 0"),
+        (257 <= config.data.vocab_size <= 1_000_000,
+         f"data.vocab_size must be in [257, 1000000] (256 bytes, then merges), got "
+         f"{config.data.vocab_size}"),
+        ((config.data.train_size_start > 0) == (config.data.train_size_end > 0)
+         and config.data.train_size_start <= config.data.train_size_end,
+         "progressive resizing needs 0 < data.train_size_start <= data.train_size_end "
+         f"(got {config.data.train_size_start} and {config.data.train_size_end}); "
+         "set both to 0 to turn it off"),
+        (config.schedule.warmup_epochs >= 0, "schedule.warmup_epochs must be >= 0"),
+        (config.train.monitor not in ("val_acc", "val_loss") or config.data.val_fraction > 0,
+         f"train.monitor={config.train.monitor} needs a validation split: "
+         "add --set data.val_fraction=0.1"),
+    ]
+    from deepatlas.data import list_sources
+    from deepatlas.data.graphs import GRAPH_SOURCES
+    from deepatlas.data.numbers import SEQ2SEQ_SOURCES
+    from deepatlas.models import model_kind
+
+    sources, wanted = {"classify-images": (list_sources(), "image"),
+                       "classify-nodes": (sorted(GRAPH_SOURCES), "graph"),
+                       "seq2seq": (sorted(SEQ2SEQ_SOURCES), "seq2seq"),
+                       "gan": (list_sources(), "gan"),
+                       "language-model": (["austen"], "language"),
+                       "translation": (["bible-en-es"], "seq2seq"),
+                       "masked-lm": (["austen+rt-snippets"], "text"),
+                       "classify-text": (["rt-snippets"], "text"),
+                       "segment": (["digit-scenes"], "dense"),
+                       "detect": (["digit-scenes"], "detect")}[config.task]
+    if config.data.name not in sources:
+        raise unknown_name(f"data set (data.name) for task {config.task}", config.data.name,
+                           sources)
+    kind = model_kind(config.model["name"])
+    if kind != wanted:
+        raise UserError(f"model {config.model['name']!r} is a {kind} model and does not fit "
+                        f"task={config.task}")
+    if config.task == "gan" and model_kind(config.gan.discriminator) != "gan":
+        raise UserError(f"gan.discriminator {config.gan.discriminator!r} is not a GAN model")
+    from deepatlas.models.registry import check_model_options
+
+    check_model_options(config.model["name"], config.model)
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)

@@ -1,0 +1,265 @@
+"""Object detection (MAP 6.1): ``task = "detect"``, the YOLO-style detector on copy-paste scenes.
+
+**Assignment** (which anchor points learn which object), FCOS's centre sampling: a point is a
+positive for an object when it lies inside the object's box *and* within 2.5 strides of its
+centre; a point that qualifies for several objects takes the smallest. Every other point is a
+negative for every class.
+
+**Loss**, as YOLOv8 weighs it (box 7.5, class 0.5):
+
+- class: binary cross-entropy on every (point, class), the target of a positive being the
+  IoU of its predicted box with its object (so that scores rank boxes by quality, which NMS
+  and mAP reward), summed and divided by the sum of the targets;
+- box: the Complete-IoU loss (Zheng et al. 2020; ``torchvision.ops.complete_box_iou_loss``)
+  of each positive's box, weighted by the same target.
+
+**Metrics**: COCO mAP@0.5 and mAP@0.5:0.95 from ``torchmetrics.detection.MeanAveragePrecision``
+(pycocotools underneath), never a hand-written mAP. best.pt is chosen by validation
+mAP@0.5:0.95; the test scenes (their own digits and photographs) are reported only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deepatlas.data.loaders import TensorBatches
+from deepatlas.data.scenes import SceneData, Scenes, load_scenes
+from deepatlas.errors import UserError
+from deepatlas.models import create_model
+from deepatlas.models.detector import postprocess
+from deepatlas.tasks.segment import normalise
+from deepatlas.train import Context, StepOutput, Task
+
+CENTRE_RADIUS = 2.5  # strides: FCOS's centre sampling
+BOX_WEIGHT, CLASS_WEIGHT = 7.5, 0.5  # YOLOv8's defaults
+
+
+def padded_targets(scenes: Scenes, slots: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each scene's boxes (k, 4) and labels (k,) padded to ``slots``: boxes (N, slots, 4) and
+    labels (N, slots), -1 where there is no object; tensors batch where lists do not."""
+    boxes = torch.zeros(len(scenes), slots, 4)
+    labels = torch.full((len(scenes), slots), -1, dtype=torch.int64)
+    for i, (b, c) in enumerate(zip(scenes.boxes, scenes.labels)):
+        boxes[i, :len(b)], labels[i, :len(c)] = b, c
+    return boxes, labels
+
+
+def assign(points: torch.Tensor, strides: torch.Tensor, boxes: torch.Tensor,
+           labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For a batch: each point's object index in its scene (B, N), and whether the point is a
+    positive at all (B, N): centre sampling, then the smallest box. ``boxes`` (B, M, 4),
+    ``labels`` (B, M), -1 for padding."""
+    px, py = points[:, 0].view(1, -1, 1), points[:, 1].view(1, -1, 1)  # (1, N, 1)
+    x1, y1, x2, y2 = (boxes[..., i].unsqueeze(1) for i in range(4))  # (B, 1, M)
+    inside = (px > x1) & (px < x2) & (py > y1) & (py < y2)
+    radius = CENTRE_RADIUS * strides.view(1, -1, 1)
+    near = ((px - (x1 + x2) / 2).abs() < radius) & ((py - (y1 + y2) / 2).abs() < radius)
+    area = ((x2 - x1) * (y2 - y1)).expand(-1, len(points), -1)  # (B, N, M)
+    ok = inside & near & (labels >= 0).unsqueeze(1)
+    area = torch.where(ok, area, torch.inf)
+    smallest, index = area.min(-1)  # (B, N)
+    positive = smallest.isfinite()
+    return torch.where(positive, index, -1), positive
+
+
+def detection_loss(out: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor,
+                   points: torch.Tensor, strides: torch.Tensor
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The loss of predictions ``out`` (B, N, 4 + C) against padded targets (see module)."""
+    from torchvision.ops import box_iou, complete_box_iou_loss
+
+    index, positive = assign(points, strides, boxes, labels)  # (B, N)
+    target_box = boxes.gather(1, index.clamp(min=0).unsqueeze(-1).expand(-1, -1, 4))  # (B, N, 4)
+    target_label = labels.gather(1, index.clamp(min=0))  # (B, N)
+    pred_box, logits = out[..., :4].float(), out[..., 4:].float()
+    quality = torch.zeros(index.shape, device=out.device)  # (B, N): IoU of each positive
+    bi, ni = positive.nonzero(as_tuple=True)
+    if len(bi):
+        pairs = box_iou(pred_box[bi, ni], target_box[bi, ni]).diagonal()
+        quality[bi, ni] = pairs.detach().clamp(min=0.01)  # a floor: a positive is never 0
+    target = torch.zeros_like(logits)  # (B, N, C)
+    target[bi, ni, target_label[bi, ni]] = quality[bi, ni]
+    norm = quality.sum().clamp(min=1.0)
+    cls = F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / norm
+    if len(bi):
+        box = (complete_box_iou_loss(pred_box[bi, ni], target_box[bi, ni], reduction="none")
+               * quality[bi, ni]).sum() / norm
+    else:  # no object in the batch: a zero that keeps the graph
+        box = pred_box.sum() * 0.0
+    loss = BOX_WEIGHT * box + CLASS_WEIGHT * cls
+    return loss, {"box_loss": box.detach(), "cls_loss": cls.detach(),
+                  "positives": positive.sum(1).float().mean()}
+
+
+class Detect(Task):
+    name = "detect"
+    uses = {"data.image_size", "train.eval_batch_size", "train.channels_last",
+            "train.limit_eval_examples"}
+    monitor = ("val_map", "max")
+    primary = "test_map50"
+    image_task = True
+
+    def setup(self, ctx: Context) -> None:
+        cfg, self.ctx = self.config, ctx
+        counts = {}  # limits compose only the scenes a short run uses (lab, tests)
+        if cfg.train.limit_train_batches:
+            counts["train"] = cfg.train.limit_train_batches * cfg.train.batch_size
+        if cfg.train.limit_eval_examples:
+            counts["val"] = counts["test"] = cfg.train.limit_eval_examples
+        self.data: SceneData = load_scenes(cfg.data.dir, download=cfg.data.download,
+                                           image_size=cfg.data.image_size, counts=counts)
+        pixels = self.data.train.images.float().div(255)
+        self.mean = pixels.mean((0, 2, 3)).tolist()
+        self.std = pixels.std((0, 2, 3)).tolist()
+        slots = max(len(b) for s in (self.data.train, self.data.val, self.data.test)
+                    for b in s.boxes)
+        boxes, labels = padded_targets(self.data.train, max(slots, 1))
+        per_rank = cfg.train.batch_size // ctx.dist.world_size
+        self.train_loader = TensorBatches(self.data.train.images, boxes, labels,
+                                          batch_size=per_rank, seed=cfg.seed,
+                                          rank=ctx.dist.rank, world_size=ctx.dist.world_size)
+        if len(self.train_loader) == 0:
+            raise UserError(f"train.batch_size={cfg.train.batch_size} is larger than the "
+                            f"{len(self.data.train)} training scenes; lower it")
+        options = {k: v for k, v in cfg.model.items() if k != "name"}
+        model = create_model(cfg.model["name"], in_channels=3, image_size=self.data.image_size,
+                             num_classes=len(self.data.classes), **options).to(ctx.device)
+        self.models = {"model": model}
+        size = self.data.image_size
+        self.points, self.strides = model.anchor_points(size, size, device=ctx.device)
+
+    def training_step(self, batch: Any, group: str) -> StepOutput:
+        images, boxes, labels = batch  # (B, 3, H, W) uint8, (B, M, 4), (B, M)
+        x = normalise(images, self.mean, self.std).contiguous(
+            memory_format=self.ctx.memory_format)
+        out = self.train_models["model"](x)  # (B, N, 4 + C)
+        loss, logs = detection_loss(out, boxes, labels, self.points, self.strides)
+        return StepOutput(loss, {"loss": loss.detach(), **logs}, n=len(images))
+
+    @torch.no_grad()
+    def average_precision(self, model: nn.Module, scenes: Scenes,
+                          keep: list[tuple[int, dict[str, torch.Tensor]]] | None = None
+                          ) -> dict[str, float]:
+        """COCO mAP@0.5:0.95 and mAP@0.5 of ``model`` on ``scenes`` (torchmetrics; under DDP
+        each rank scores its share and torchmetrics gathers them). ``keep`` collects each
+        scene's (index, detections)."""
+        from torchmetrics.detection import MeanAveragePrecision
+
+        ctx, batch = self.ctx, self.config.train.eval_batch_size
+        metric = MeanAveragePrecision(iou_type="bbox")
+        index = torch.arange(ctx.dist.rank, len(scenes), ctx.dist.world_size)
+        model.eval()
+        for chunk in index.split(batch):
+            x = normalise(scenes.images[chunk].to(ctx.device), self.mean, self.std).contiguous(
+                memory_format=ctx.memory_format)
+            with ctx.autocast():
+                out = model(x)
+            found = [{k: v.cpu() for k, v in d.items()} for d in postprocess(out)]
+            metric.update(found, [{"boxes": scenes.boxes[i], "labels": scenes.labels[i]}
+                                  for i in chunk.tolist()])
+            if keep is not None:
+                keep.extend(zip(chunk.tolist(), found))
+        result = metric.compute()
+        return {"map": float(result["map"]), "map50": float(result["map_50"])}
+
+    def evaluate(self, models: dict[str, nn.Module]) -> dict[str, float]:
+        out = {}
+        for split in ("val", "test"):
+            for key, value in self.average_precision(models["model"],
+                                                     getattr(self.data, split)).items():
+                out[f"{split}_{key}"] = value
+        return out
+
+    def describe_data(self) -> dict[str, Any]:
+        d = self.data
+        return {"name": d.name, "classes": d.classes, "in_channels": 3,
+                "image_size": d.image_size, "mean": self.mean, "std": self.std}
+
+    def data_summary(self) -> dict[str, Any]:
+        d = self.data
+        return {"name": d.name, "source": d.source, "train": len(d.train), "val": len(d.val),
+                "test": len(d.test)}
+
+
+# ------------------------------------------------------------------ `deepatlas eval`
+
+def coco_files(scenes: Scenes, found: list[tuple[int, dict[str, torch.Tensor]]],
+               classes: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The test scenes as a COCO ground-truth file, and ``found`` in COCO's results format
+    (``[{"image_id", "category_id", "bbox": [x, y, w, h], "score"}]``), so that pycocotools
+    (``COCO(gt).loadRes(results)``, ``COCOeval``) scores them exactly as the run did."""
+    size = int(scenes.images.shape[-1])
+    images, annotations = [], []
+    for i, (boxes, labels) in enumerate(zip(scenes.boxes, scenes.labels)):
+        images.append({"id": i, "width": size, "height": size, "file_name": f"scene-{i}.png"})
+        for (x1, y1, x2, y2), label in zip(boxes.tolist(), labels.tolist()):
+            annotations.append({"id": len(annotations) + 1, "image_id": i,
+                                "category_id": int(label), "bbox": [x1, y1, x2 - x1, y2 - y1],
+                                "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
+    truth = {"images": images, "annotations": annotations,
+             "categories": [{"id": c, "name": name} for c, name in enumerate(classes)]}
+    results = [{"image_id": i, "category_id": int(c), "score": round(float(p), 5),
+                "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)]}
+               for i, d in found for (x1, y1, x2, y2), c, p in
+               zip(d["boxes"].tolist(), d["labels"].tolist(), d["scores"].tolist())]
+    return truth, results
+
+
+# ------------------------------------------------------------------ `deepatlas predict`
+
+@torch.inference_mode()
+def detect_image(state: dict[str, Any], path: str, device: torch.device = torch.device("cpu"),
+                 score_threshold: float = 0.3) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The image at ``path`` as uint8 (3, H, W), and its detections above ``score_threshold``
+    (boxes xyxy in its pixels, scores, labels). The image keeps its size: it is padded (edge
+    pixels repeated) to a multiple of 16, which cannot move a box."""
+    import numpy as np
+
+    from deepatlas.data.image_files import read_pixels
+    from deepatlas.models.saved import inference_weights
+
+    config, meta = state["config"], state["data"]
+    options = {k: v for k, v in config["model"].items() if k != "name"}
+    model = create_model(config["model"]["name"], in_channels=3, image_size=meta["image_size"],
+                         num_classes=len(meta["classes"]), **options)
+    model.load_state_dict(inference_weights(state))
+    model.to(device).eval()
+    rgb = torch.from_numpy(np.ascontiguousarray(read_pixels(path, 3))).permute(2, 0, 1)
+    h, w = rgb.shape[1:]
+    x = F.pad(rgb[None], (0, -w % 16, 0, -h % 16), mode="replicate")
+    m = torch.tensor(meta["mean"]).view(1, -1, 1, 1)
+    s = torch.tensor(meta["std"]).view(1, -1, 1, 1)
+    found = postprocess(model(((x - m) / s).to(device)), score_threshold)[0]
+    return (rgb * 255).round().to(torch.uint8), {k: v.cpu() for k, v in found.items()}
+
+
+def draw_detections(image: torch.Tensor, found: dict[str, torch.Tensor], classes: list[str]
+                    ) -> torch.Tensor:
+    """The boxes drawn on ``image`` (uint8 (3, H, W)) with "class score" labels
+    (``torchvision.utils.draw_bounding_boxes``)."""
+    from torchvision.utils import draw_bounding_boxes
+
+    if not len(found["boxes"]):
+        return image  # nothing found: the image as it was
+    names = [f"{classes[c]} {p:.2f}" for c, p in zip(found["labels"].tolist(),
+                                                     found["scores"].tolist())]
+    return draw_bounding_boxes(image, found["boxes"], names, colors="red", width=1)
+
+
+def predict_file(state: dict[str, Any], path: str, device: torch.device
+                 ) -> tuple[dict[str, Any], str, Any]:
+    """``deepatlas predict`` of one image: the answer (JSON), a line, and the boxes drawn."""
+    from PIL import Image
+
+    image, found = detect_image(state, path, device)
+    classes = state["data"]["classes"]
+    boxes = [{"class": classes[c], "score": round(p, 4), "box": [round(v, 1) for v in b]}
+             for c, p, b in zip(found["labels"].tolist(), found["scores"].tolist(),
+                                found["boxes"].tolist())]
+    line = ", ".join(f"{d['class']} {d['score']:.2f} at {d['box']}" for d in boxes)
+    drawn = draw_detections(image, found, classes).permute(1, 2, 0).numpy()
+    return {"image": path, "detections": boxes}, line or "nothing found", Image.fromarray(drawn)

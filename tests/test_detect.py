@@ -1,0 +1,136 @@
+"""Detection (MAP 6.1): box encoding, anchor points, centre-sampling assignment, the loss,
+mAP through torchmetrics, and every registered detector's shapes and gradients."""
+
+import pytest
+import torch
+
+from deepatlas.models import create_model, list_models
+from deepatlas.models.detector import anchor_points, decode, encode, postprocess
+from deepatlas.tasks.detect import assign, detection_loss
+
+
+def test_encode_then_decode_is_the_identity():
+    g = torch.Generator().manual_seed(0)
+    points = torch.rand(50, 2, generator=g) * 64
+    boxes = torch.cat([points - torch.rand(50, 2, generator=g) * 10,
+                       points + torch.rand(50, 2, generator=g) * 10], 1)
+    distances = encode(points, boxes)
+    assert (distances >= 0).all()  # a point inside its box is at a non-negative distance
+    torch.testing.assert_close(decode(points, distances), boxes)
+
+
+def test_anchor_points_are_cell_centres_level_by_level():
+    points, strides = anchor_points([(2, 2), (1, 1)], (8, 16))
+    assert points.tolist() == [[4, 4], [12, 4], [4, 12], [12, 12], [8, 8]]
+    assert strides.tolist() == [8, 8, 8, 8, 16]
+
+
+def test_assignment_takes_points_near_the_centre_and_the_smallest_box():
+    points, strides = anchor_points([(8, 8), (4, 4)], (8, 16))
+    big = torch.tensor([0.0, 0.0, 64.0, 64.0])
+    small = torch.tensor([24.0, 24.0, 40.0, 40.0])
+    boxes = torch.stack([big, small, torch.zeros(4)])[None]  # (1, 3, 4), the last is padding
+    labels = torch.tensor([[1, 2, -1]])
+    index, positive = assign(points, strides, boxes, labels)
+    centre = ((points - 32).abs() < 8).all(1) & (strides == 8)  # the four stride-8 centre cells
+    assert (index[0, centre] == 1).all()  # the small box wins where both qualify
+    assert (index[0] != 2).all()  # padding is never assigned
+    far = ((points - 32).abs() > 2.5 * strides[:, None]).any(1)
+    assert not positive[0, far].any()  # centre sampling: never far from an object's centre
+
+
+def test_the_loss_is_lower_for_right_predictions_and_has_a_gradient():
+    points, strides = anchor_points([(8, 8), (4, 4)], (8, 16))
+    boxes = torch.tensor([[[8.0, 8.0, 40.0, 40.0]]])
+    labels = torch.tensor([[3]])
+    index, positive = assign(points, strides, boxes, labels)
+    right = torch.full((1, len(points), 4 + 5), -6.0)
+    right[..., :4] = torch.tensor([0.0, 0.0, 1.0, 1.0])
+    right[positive, :4] = boxes[0, 0]
+    right[positive, 4 + 3] = 6.0
+    wrong = right.clone()
+    wrong[positive, :4] = torch.tensor([30.0, 30.0, 60.0, 60.0])
+    wrong[positive, 4 + 3], wrong[positive, 4 + 1] = -6.0, 6.0
+    wrong.requires_grad_(True)
+    loss_right, _ = detection_loss(right, boxes, labels, points, strides)
+    loss_wrong, logs = detection_loss(wrong, boxes, labels, points, strides)
+    assert loss_right < loss_wrong and logs["positives"] > 0
+    loss_wrong.backward()
+    assert wrong.grad.abs().sum() > 0
+
+
+def test_map_through_torchmetrics_of_one_perfect_box_and_one_miss():
+    from torchmetrics.detection import MeanAveragePrecision
+
+    out = torch.full((1, 3, 4 + 2), -9.0)  # three anchor points, two classes
+    out[0, 0, :4] = torch.tensor([2.0, 2.0, 20.0, 20.0])  # exactly the first object
+    out[0, 0, 4] = 9.0
+    metric = MeanAveragePrecision(iou_type="bbox")
+    metric.update(postprocess(out), [{"boxes": torch.tensor([[2.0, 2.0, 20.0, 20.0],
+                                                             [30.0, 30.0, 50.0, 50.0]]),
+                                      "labels": torch.tensor([0, 1])}])
+    result = metric.compute()
+    # Class 0: found exactly (AP 1); class 1: missed (AP 0); mAP is their mean.
+    assert result["map_50"].item() == pytest.approx(0.5)
+    assert result["map"].item() == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("name", list_models("detect"))
+def test_every_detector_outputs_boxes_and_logits_and_trains_every_parameter(name):
+    torch.manual_seed(0)
+    model = create_model(name, in_channels=3, image_size=32, num_classes=5, width=8)
+    out = model(torch.randn(2, 3, 32, 32))
+    points, _ = model.anchor_points(32, 32)
+    assert out.shape == (2, len(points), 4 + 5) and torch.isfinite(out).all()
+    assert (out[..., 2:4] >= out[..., :2]).all()  # x2 >= x1, y2 >= y1: distances are >= 0
+    out.square().mean().backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"{name}.{pname}"
+    with pytest.raises(ValueError, match="divisible by 16"):
+        model(torch.randn(1, 3, 40, 40))
+
+
+def test_train_then_predict_draws_boxes_on_an_image_of_any_size(cli, tmp_path):
+    from PIL import Image
+
+    from fakedata import make_scene_sources
+
+    sources = make_scene_sources(tmp_path / "sources")
+    run = tmp_path / "run"
+    code, out, err = cli("train", "detect-scenes", "--out", run, "--no-progress", "--set",
+                         f"data.dir={sources}", "--set", "data.image_size=32", "--set",
+                         "model.width=4", "--set", "train.epochs=1", "--set",
+                         "train.batch_size=8", "--set", "train.limit_train_batches=3",
+                         "--set", "train.limit_eval_examples=8", "--set",
+                         "train.tensorboard=false")
+    assert code == 0, err
+    assert "test_map50" in out
+    Image.new("RGB", (37, 21), (40, 90, 200)).save(tmp_path / "odd.png")
+    code, out, err = cli("predict", run, tmp_path / "odd.png", "--out", tmp_path / "boxes.png",
+                         "--json")
+    assert code == 0, err
+    assert '"detections"' in out
+    with Image.open(tmp_path / "boxes.png") as drawn:
+        assert drawn.size == (37, 21)
+
+    # eval scores the test scenes again, as training did, and --predictions writes them in
+    # COCO's format: pycocotools' own COCOeval gives the same mAP.
+    import json
+
+    code, out, err = cli("eval", run, "--json", "--predictions", tmp_path / "dets.json")
+    assert code == 0, err
+    result = json.loads(out)
+    summary = json.loads((run / "summary.json").read_text())
+    assert result["test_map50"] == pytest.approx(summary["test_map50"], abs=1e-9)
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    truth = COCO(str(tmp_path / "dets.truth.json"))
+    found = json.loads((tmp_path / "dets.json").read_text())
+    if found:  # an untrained detector may find nothing above the threshold
+        scored = COCOeval(truth, truth.loadRes(str(tmp_path / "dets.json")), "bbox")
+        scored.evaluate(), scored.accumulate(), scored.summarize()
+        assert scored.stats[0] == pytest.approx(result["test_map"], abs=1e-6)
+        assert scored.stats[1] == pytest.approx(result["test_map50"], abs=1e-6)
+    code, _, err = cli("eval", run, "--predictions", tmp_path / "dets.json")
+    assert code == 2 and "exists; pass --force" in err
