@@ -26,13 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepatlas.data.loaders import TensorBatches
-from deepatlas.data.scenes import SceneData, Scenes, load_scenes
-from deepatlas.errors import UserError
+from deepatlas.data.scenes import Scenes
 from deepatlas.models import create_model
 from deepatlas.models.detector import postprocess
-from deepatlas.tasks.segment import normalise
-from deepatlas.train import Context, StepOutput, Task
+from deepatlas.tasks.scene_task import SceneTask
+from deepatlas.train import Context, StepOutput
 
 CENTRE_RADIUS = 2.5  # strides: FCOS's centre sampling
 BOX_WEIGHT, CLASS_WEIGHT = 7.5, 0.5  # YOLOv8's defaults
@@ -95,55 +93,33 @@ def detection_loss(out: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor,
                   "positives": positive.sum(1).float().mean()}
 
 
-class Detect(Task):
+class Detect(SceneTask):
     name = "detect"
-    uses = {"data.image_size", "train.eval_batch_size", "train.channels_last",
-            "train.limit_eval_examples"}
     monitor = ("val_map", "max")
     primary = "test_map50"
-    image_task = True
 
     def setup(self, ctx: Context) -> None:
-        cfg, self.ctx = self.config, ctx
-        counts = {}  # limits compose only the scenes a short run uses (lab, tests)
-        if cfg.train.limit_train_batches:
-            counts["train"] = cfg.train.limit_train_batches * cfg.train.batch_size
-        if cfg.train.limit_eval_examples:
-            counts["val"] = counts["test"] = cfg.train.limit_eval_examples
-        self.data: SceneData = load_scenes(cfg.data.dir, download=cfg.data.download,
-                                           image_size=cfg.data.image_size, counts=counts)
-        pixels = self.data.train.images.float().div(255)
-        self.mean = pixels.mean((0, 2, 3)).tolist()
-        self.std = pixels.std((0, 2, 3)).tolist()
-        slots = max(len(b) for s in (self.data.train, self.data.val, self.data.test)
-                    for b in s.boxes)
-        boxes, labels = padded_targets(self.data.train, max(slots, 1))
-        per_rank = cfg.train.batch_size // ctx.dist.world_size
-        self.train_loader = TensorBatches(self.data.train.images, boxes, labels,
-                                          batch_size=per_rank, seed=cfg.seed,
-                                          rank=ctx.dist.rank, world_size=ctx.dist.world_size)
-        if len(self.train_loader) == 0:
-            raise UserError(f"train.batch_size={cfg.train.batch_size} is larger than the "
-                            f"{len(self.data.train)} training scenes; lower it")
-        options = {k: v for k, v in cfg.model.items() if k != "name"}
-        model = create_model(cfg.model["name"], in_channels=3, image_size=self.data.image_size,
-                             num_classes=len(self.data.classes), **options).to(ctx.device)
+        data = self.load_scenes(ctx)
+        slots = max([len(b) for s in (data.train, data.val, data.test) for b in s.boxes] + [1])
+        self.train_loader = self.batches(data.train.images, *padded_targets(data.train, slots))
+        options = {k: v for k, v in self.config.model.items() if k != "name"}
+        model = create_model(self.config.model["name"], in_channels=3,
+                             image_size=data.image_size, num_classes=len(data.classes),
+                             **options).to(ctx.device)
         self.models = {"model": model}
-        size = self.data.image_size
+        size = data.image_size
         self.points, self.strides = model.anchor_points(size, size, device=ctx.device)
 
     def training_step(self, batch: Any, group: str) -> StepOutput:
         images, boxes, labels = batch  # (B, 3, H, W) uint8, (B, M, 4), (B, M)
-        x = normalise(images, self.mean, self.std).contiguous(
-            memory_format=self.ctx.memory_format)
-        out = self.train_models["model"](x)  # (B, N, 4 + C)
+        out = self.train_models["model"](self.inputs(images))  # (B, N, 4 + C)
         loss, logs = detection_loss(out, boxes, labels, self.points, self.strides)
         return StepOutput(loss, {"loss": loss.detach(), **logs}, n=len(images))
 
     @torch.no_grad()
-    def average_precision(self, model: nn.Module, scenes: Scenes,
-                          keep: list[tuple[int, dict[str, torch.Tensor]]] | None = None
-                          ) -> dict[str, float]:
+    def score(self, model: nn.Module, scenes: Scenes,
+              keep: list[tuple[int, dict[str, torch.Tensor]]] | None = None
+              ) -> dict[str, float]:
         """COCO mAP@0.5:0.95 and mAP@0.5 of ``model`` on ``scenes`` (torchmetrics; under DDP
         each rank scores its share and torchmetrics gathers them). ``keep`` collects each
         scene's (index, detections)."""
@@ -154,10 +130,8 @@ class Detect(Task):
         index = torch.arange(ctx.dist.rank, len(scenes), ctx.dist.world_size)
         model.eval()
         for chunk in index.split(batch):
-            x = normalise(scenes.images[chunk].to(ctx.device), self.mean, self.std).contiguous(
-                memory_format=ctx.memory_format)
             with ctx.autocast():
-                out = model(x)
+                out = model(self.inputs(scenes.images[chunk].to(ctx.device)))
             found = [{k: v.cpu() for k, v in d.items()} for d in postprocess(out)]
             metric.update(found, [{"boxes": scenes.boxes[i], "labels": scenes.labels[i]}
                                   for i in chunk.tolist()])
@@ -165,24 +139,6 @@ class Detect(Task):
                 keep.extend(zip(chunk.tolist(), found))
         result = metric.compute()
         return {"map": float(result["map"]), "map50": float(result["map_50"])}
-
-    def evaluate(self, models: dict[str, nn.Module]) -> dict[str, float]:
-        out = {}
-        for split in ("val", "test"):
-            for key, value in self.average_precision(models["model"],
-                                                     getattr(self.data, split)).items():
-                out[f"{split}_{key}"] = value
-        return out
-
-    def describe_data(self) -> dict[str, Any]:
-        d = self.data
-        return {"name": d.name, "classes": d.classes, "in_channels": 3,
-                "image_size": d.image_size, "mean": self.mean, "std": self.std}
-
-    def data_summary(self) -> dict[str, Any]:
-        d = self.data
-        return {"name": d.name, "source": d.source, "train": len(d.train), "val": len(d.val),
-                "test": len(d.test)}
 
 
 # ------------------------------------------------------------------ `deepatlas eval`

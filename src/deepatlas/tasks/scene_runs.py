@@ -44,7 +44,7 @@ def evaluate_scene_run(state: dict[str, Any], device: torch.device, overrides: l
         metrics = segmentation_metrics(task.count(model, test))
         return {**result, **{f"test_{k}": v for k, v in metrics.items()}}
     found: list = []
-    metrics = task.average_precision(model, test, keep=found)
+    metrics = task.score(model, test, keep=found)
     result.update({f"test_{k}": v for k, v in metrics.items()})
     if predictions is not None:
         truth, results = coco_files(test, found, task.data.classes)

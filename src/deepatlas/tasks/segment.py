@@ -28,21 +28,13 @@ from PIL import Image
 from torch import nn
 
 from deepatlas.data.image_files import read_pixels
-from deepatlas.data.loaders import TensorBatches
-from deepatlas.data.scenes import SceneData, Scenes, load_scenes
-from deepatlas.errors import UserError
+from deepatlas.data.scenes import Scenes
 from deepatlas.losses import dice_iou, overlap_counts, soft_dice_loss
 from deepatlas.models import create_model
 from deepatlas.models.saved import inference_weights
-from deepatlas.train import Context, StepOutput, Task
+from deepatlas.tasks.scene_task import SceneTask
+from deepatlas.train import Context, StepOutput
 from deepatlas.train.distributed import all_reduce_sum
-
-
-def normalise(images: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
-    """uint8 (B, 3, H, W) -> float, per channel ``(x / 255 - mean) / std``."""
-    m = torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
-    s = torch.tensor(std, device=images.device).view(1, -1, 1, 1)
-    return (images.float() / 255 - m) / s
 
 
 def label_map(logits: torch.Tensor) -> torch.Tensor:
@@ -69,43 +61,22 @@ def segmentation_metrics(counts: torch.Tensor) -> dict[str, float]:
             "miou": float(iou[1:].nanmean()), "loss": float(counts[-2] / counts[-1])}
 
 
-class Segment(Task):
+class Segment(SceneTask):
     name = "segment"
-    uses = {"data.image_size", "train.eval_batch_size", "train.channels_last",
-            "train.limit_eval_examples"}
     monitor = ("val_dice", "max")
     primary = "test_dice"
-    image_task = True
 
     def setup(self, ctx: Context) -> None:
-        cfg, self.ctx = self.config, ctx
-        # Limits compose only the scenes a short run uses (quick lab runs, tests).
-        counts = {}
-        if cfg.train.limit_train_batches:
-            counts["train"] = cfg.train.limit_train_batches * cfg.train.batch_size
-        if cfg.train.limit_eval_examples:
-            counts["val"] = counts["test"] = cfg.train.limit_eval_examples
-        self.data: SceneData = load_scenes(cfg.data.dir, download=cfg.data.download,
-                                           image_size=cfg.data.image_size, counts=counts)
-        pixels = self.data.train.images.float().div(255)
-        self.mean = pixels.mean((0, 2, 3)).tolist()
-        self.std = pixels.std((0, 2, 3)).tolist()
-        per_rank = cfg.train.batch_size // ctx.dist.world_size
-        self.train_loader = TensorBatches(self.data.train.images, self.data.train.masks,
-                                          batch_size=per_rank, seed=cfg.seed, rank=ctx.dist.rank,
-                                          world_size=ctx.dist.world_size)
-        if len(self.train_loader) == 0:
-            raise UserError(f"train.batch_size={cfg.train.batch_size} is larger than the "
-                            f"{len(self.data.train)} training scenes; lower it")
-        options = {k: v for k, v in cfg.model.items() if k != "name"}
+        data = self.load_scenes(ctx)
+        self.train_loader = self.batches(data.train.images, data.train.masks)
+        options = {k: v for k, v in self.config.model.items() if k != "name"}
         self.models = {"model": create_model(
-            cfg.model["name"], in_channels=3, image_size=self.data.image_size,
-            num_classes=len(self.data.classes) + 1, **options).to(ctx.device)}
+            self.config.model["name"], in_channels=3, image_size=data.image_size,
+            num_classes=len(data.classes) + 1, **options).to(ctx.device)}
 
     def training_step(self, batch: Any, group: str) -> StepOutput:
         images, masks = batch  # (B, 3, H, W) uint8, (B, H, W) int64
-        x = normalise(images, self.mean, self.std).contiguous(memory_format=self.ctx.memory_format)
-        logits = self.train_models["model"](x).float()  # (B, K + 1, H, W)
+        logits = self.train_models["model"](self.inputs(images)).float()  # (B, K + 1, H, W)
         ce = F.cross_entropy(logits, masks)
         loss = ce + soft_dice_loss(logits, masks)
         fg = (label_map(logits.detach()) > 0) == (masks > 0)
@@ -122,35 +93,17 @@ class Segment(Task):
         index = torch.arange(ctx.dist.rank, len(scenes), ctx.dist.world_size)
         model.eval()
         for chunk in index.split(batch):
-            images = scenes.images[chunk].to(ctx.device)
             masks = scenes.masks[chunk].to(ctx.device)
-            x = normalise(images, self.mean, self.std).contiguous(
-                memory_format=ctx.memory_format)
             with ctx.autocast():
-                logits = model(x).float()
+                logits = model(self.inputs(scenes.images[chunk].to(ctx.device))).float()
             tp, fp, fn = overlap_counts(label_map(logits), masks, k)
             totals[:3 * k] += torch.cat([tp, fp, fn]).double()
             totals[-2] += F.cross_entropy(logits, masks, reduction="sum").double()
             totals[-1] += masks.numel()
         return all_reduce_sum(totals, ctx.dist)
 
-    def evaluate(self, models: dict[str, nn.Module]) -> dict[str, float]:
-        out = {}
-        for split in ("val", "test"):
-            for key, value in segmentation_metrics(
-                    self.count(models["model"], getattr(self.data, split))).items():
-                out[f"{split}_{key}"] = value
-        return out
-
-    def describe_data(self) -> dict[str, Any]:
-        d = self.data
-        return {"name": d.name, "classes": d.classes, "in_channels": 3,
-                "image_size": d.image_size, "mean": self.mean, "std": self.std}
-
-    def data_summary(self) -> dict[str, Any]:
-        d = self.data
-        return {"name": d.name, "source": d.source, "train": len(d.train), "val": len(d.val),
-                "test": len(d.test)}
+    def score(self, model: nn.Module, scenes: Scenes) -> dict[str, float]:
+        return segmentation_metrics(self.count(model, scenes))
 
 
 # ------------------------------------------------------------------ `deepatlas predict`

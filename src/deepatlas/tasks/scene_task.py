@@ -1,0 +1,79 @@
+"""What the tasks on copy-paste scenes share (``segment``, ``detect``): composing the scenes
+(:mod:`deepatlas.data.scenes`), their normalisation, the batches, the per-split evaluation and
+the data description saved in checkpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from deepatlas.data.loaders import TensorBatches
+from deepatlas.data.scenes import SceneData, Scenes, load_scenes
+from deepatlas.errors import UserError
+from deepatlas.train import Context, Task
+
+
+def normalise(images: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
+    """uint8 (B, 3, H, W) -> float, per channel ``(x / 255 - mean) / std``."""
+    m = torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, device=images.device).view(1, -1, 1, 1)
+    return (images.float() / 255 - m) / s
+
+
+class SceneTask(Task):
+    """A task on the ``digit-scenes`` set. Subclasses build their model and loader in
+    ``setup`` after :meth:`load_scenes`, and score one split in :meth:`score`."""
+
+    uses = {"data.image_size", "train.eval_batch_size", "train.channels_last",
+            "train.limit_eval_examples"}
+    image_task = True
+
+    def load_scenes(self, ctx: Context) -> SceneData:
+        """Compose the scenes (limits compose only what a short run uses: the lab, tests) and
+        the training set's per-channel mean and std."""
+        cfg, self.ctx = self.config, ctx
+        counts = {}
+        if cfg.train.limit_train_batches:
+            counts["train"] = cfg.train.limit_train_batches * cfg.train.batch_size
+        if cfg.train.limit_eval_examples:
+            counts["val"] = counts["test"] = cfg.train.limit_eval_examples
+        self.data = load_scenes(cfg.data.dir, download=cfg.data.download,
+                                image_size=cfg.data.image_size, counts=counts)
+        pixels = self.data.train.images.float().div(255)
+        self.mean = pixels.mean((0, 2, 3)).tolist()
+        self.std = pixels.std((0, 2, 3)).tolist()
+        return self.data
+
+    def batches(self, *tensors: torch.Tensor) -> TensorBatches:
+        """Shuffled training batches of ``tensors`` (scenes first), this rank's share."""
+        cfg, dist = self.config, self.ctx.dist
+        loader = TensorBatches(*tensors, batch_size=cfg.train.batch_size // dist.world_size,
+                               seed=cfg.seed, rank=dist.rank, world_size=dist.world_size)
+        if len(loader) == 0:
+            raise UserError(f"train.batch_size={cfg.train.batch_size} is larger than the "
+                            f"{len(tensors[0])} training scenes; lower it")
+        return loader
+
+    def inputs(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 scenes on the device -> the model's normalised input."""
+        return normalise(images, self.mean, self.std).contiguous(
+            memory_format=self.ctx.memory_format)
+
+    def score(self, model: nn.Module, scenes: Scenes) -> dict[str, float]:
+        raise NotImplementedError
+
+    def evaluate(self, models: dict[str, nn.Module]) -> dict[str, float]:
+        return {f"{split}_{key}": value for split in ("val", "test")
+                for key, value in self.score(models["model"], getattr(self.data, split)).items()}
+
+    def describe_data(self) -> dict[str, Any]:
+        d = self.data
+        return {"name": d.name, "classes": d.classes, "in_channels": 3,
+                "image_size": d.image_size, "mean": self.mean, "std": self.std}
+
+    def data_summary(self) -> dict[str, Any]:
+        d = self.data
+        return {"name": d.name, "source": d.source, "train": len(d.train), "val": len(d.val),
+                "test": len(d.test)}
