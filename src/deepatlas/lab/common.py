@@ -76,3 +76,17 @@ def save(fig, path: Path) -> str:
     finally:
         pyplot().close(fig)
     return path.name
+
+
+def without_data(*names: str):
+    """A "not measurable here" Result that names the command fetching whichever of the package
+    sets ``names`` is not installed; None when all are."""
+    from deepatlas.data.fetch import installed
+    from deepatlas.data.packages import get_set
+    from deepatlas.lab.registry import Result
+
+    missing = [n for n in names if not installed(get_set(n).folder())]
+    if not missing:
+        return None
+    return Result({}, "not measurable here", f"{', '.join(missing)} not installed: deepatlas "
+                  f"data get {' and '.join(missing)}", [], reason="no data")

@@ -18,7 +18,7 @@ interval; the record says so). Needs the ``austen`` and ``rt-snippets`` sets.
 
 from __future__ import annotations
 
-from deepatlas.lab.common import pyplot, save
+from deepatlas.lab.common import pyplot, save, without_data
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import compare, verdict
 
@@ -35,15 +35,11 @@ SETS = ("austen", "rt-snippets")
                        "bert-sentiment, bert-sentiment-scratch; deepatlas predict RUN 'text'")
 def run(ctx: Context) -> Result:
     from deepatlas.config import load_recipe
-    from deepatlas.data.fetch import installed
-    from deepatlas.data.packages import get_set
     from deepatlas.tasks import fit
 
-    missing = [s for s in SETS if not installed(get_set(s).folder())]
-    if missing:
-        return Result({}, "not measurable here",
-                      f"{', '.join(missing)} not installed: deepatlas data get "
-                      f"{' and '.join(missing)}", [], reason="no data")
+    absent = without_data(*SETS)
+    if absent is not None:
+        return absent
     common = ["data.download=false", "train.tensorboard=false"]
     pretrain_steps = ctx.size(300, 10, smoke=4)
     pretrained = ctx.out / "pretrain"

@@ -19,7 +19,7 @@ code, not evidence).
 
 from __future__ import annotations
 
-from deepatlas.lab.common import pyplot, save
+from deepatlas.lab.common import pyplot, save, without_data
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import compare, verdict
 
@@ -37,15 +37,11 @@ SETS = ("mnist-10k", "photos")
                        "segment-scenes")
 def run(ctx: Context) -> Result:
     from deepatlas.config import load_recipe
-    from deepatlas.data.fetch import installed
-    from deepatlas.data.packages import get_set
     from deepatlas.tasks import fit
 
-    missing = [s for s in SETS if not installed(get_set(s).folder())]
-    if missing:
-        return Result({}, "not measurable here",
-                      f"{', '.join(missing)} not installed: deepatlas data get "
-                      f"{' and '.join(missing)}", [], reason="no data")
+    absent = without_data(*SETS)
+    if absent is not None:
+        return absent
     common = ["data.download=false", "train.tensorboard=false",
               f"train.epochs={ctx.size(4, 1, smoke=1)}"]
     limit = ctx.size(0, 30, smoke=4)  # quick: 30 batches of 32 scenes, a test of the code
