@@ -10,6 +10,7 @@ generated from one committed file:
 - ``recipes``: ``results/recipes/RECIPE.json`` (a ``deepatlas train RECIPE`` run's
   ``summary.json``);
 - ``gpt-peer``: ``results/benchmarks/gpt-peer-*.json`` (``benchmarks/gpt_peer.py``);
+- ``unet-peer``: ``results/benchmarks/unet-peer-*.json`` (``benchmarks/unet_peer.py``);
 - ``tour``: ``results/tour-summary.json`` (``deepatlas tour --out ...``'s ``summary.json``);
 - ``throughput``: ``results/benchmarks/throughput-*.json`` (``benchmarks/throughput.py``);
 - ``time-to-accuracy``: ``results/benchmarks/time-to-accuracy-*.json``
@@ -131,8 +132,8 @@ def recipes() -> str:
         r = json.loads(path.read_text())
         primary, value = r["primary"], r[r["primary"]]
         shown = f"{value:.2%}" if primary.endswith("acc") else f"{value:.3f}"
-        others = [f"{k} {r[k]:.3f}" for k in ("test_nats_per_char", "test_class_dice", "test_miou")
-                  if k in r]
+        others = [f"{k} {r[k]:.3f}" for k in ("test_nats_per_char", "test_class_dice", "test_miou",
+                                              "test_map") if k in r]
         monitor = r.get("monitor") or "(last epoch)"
         monitor = monitor[0] if isinstance(monitor, list) else monitor
         lines.append(f"| `{r['recipe']}` | {primary} {shown}"
@@ -163,7 +164,25 @@ def gpt_peer() -> str:
     return "\n".join(lines)
 
 
-BLOCKS = {"recipes": recipes, "gpt-peer": gpt_peer, "tour": tour, "throughput": throughput, "time-to-accuracy": time_to_accuracy}
+def unet_peer() -> str:
+    t = _one("unet-peer-*.json")
+    rows = t["rows"]
+    lines = [f"`python benchmarks/unet_peer.py --epochs {t['epochs']}`: both through the same "
+             f"Trainer and `segment-scenes` recipe, {t['epochs']} epochs each, on "
+             f"{t.get('cpu_threads')} threads ({t.get('cpu')}, torch {t.get('torch')}, "
+             f"segmentation_models_pytorch {t['smp']}). File: "
+             "`results/benchmarks/unet-peer-*.json`.", "",
+             "| model | parameters | test foreground Dice | class Dice | mIoU | training time |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for name, r in rows.items():
+        lines.append(f"| {name} | {r['num_params']:,} | {r['test_dice']:.3f} | "
+                     f"{r['test_class_dice']:.3f} | {r['test_miou']:.3f} | "
+                     f"{r['wall_s'] / 60:.1f} min |")
+    return "\n".join(lines)
+
+
+BLOCKS = {"recipes": recipes, "gpt-peer": gpt_peer, "tour": tour, "throughput": throughput,
+          "time-to-accuracy": time_to_accuracy, "unet-peer": unet_peer}
 
 
 def render(readme: str) -> str:

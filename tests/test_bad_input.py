@@ -155,6 +155,15 @@ BAD_INPUT = [
     (["lab", "run", "attention", "--out", "{root}/a-file/lab"], "cannot create the folder"),
     (["lab", "run", "attention", "--out", "/proc/deepatlas-lab"], "cannot create the folder"),
     (["tour", "--out", "{root}/a-file/tour"], "cannot create the folder"),
+    # The text commands and data get, on runs and names they do not take.
+    (["generate", "{run}", "--prompt", "hi"], "is not a language-model run"),
+    (["generate", "{run}", "--prompt", "hi", "--max-tokens", "0"], "--max-tokens must be >= 1"),
+    (["translate", "{run}", "hello"], "is not a translation run"),
+    (["translate", "{root}/nope", "hello"], "no such checkpoint file or run directory"),
+    (["data", "get", "nosuch"], "unknown data set 'nosuch'"),
+    (["predict", "{run}", "{root}/colour.png", "--out", "{root}/m.png"],
+     "--out is for segment and detect runs"),
+    (["eval", "{run}", "--predictions", "{root}/p.json"], "--predictions writes a detector's"),
     # Concurrency: a folder another deepatlas process is writing.
     (["train", "digits", "--out", "{held}"], "is in use by another deepatlas process"),
     (["lab", "run", "attention", "--out", "{held}"], "is in use by another deepatlas process"),
