@@ -37,7 +37,10 @@ def checkpoint_state(run_or_file: str) -> dict[str, Any] | None:
         return None
     from deepatlas.train.checkpoint import find_checkpoint, load_checkpoint
 
-    return load_checkpoint(find_checkpoint(path))
+    try:
+        return load_checkpoint(find_checkpoint(path))
+    except UserError:  # an INT8 .pt, or damage: the image classifiers' loader says which
+        return None
 
 
 def _predict_pictures(args: argparse.Namespace, state: dict[str, Any], task: str) -> int:
