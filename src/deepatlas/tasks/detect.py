@@ -29,7 +29,7 @@ from torch import nn
 from deepatlas.data.scenes import Scenes
 from deepatlas.models import create_model
 from deepatlas.models.detector import postprocess
-from deepatlas.tasks.scene_task import SceneTask
+from deepatlas.tasks.scene_task import SceneTask, run_saved_model
 from deepatlas.train import Context, StepOutput
 
 CENTRE_RADIUS = 2.5  # strides: FCOS's centre sampling
@@ -173,23 +173,8 @@ def detect_image(state: dict[str, Any], path: str, device: torch.device = torch.
     """The image at ``path`` as uint8 (3, H, W), and its detections above ``score_threshold``
     (boxes xyxy in its pixels, scores, labels). The image keeps its size: it is padded (edge
     pixels repeated) to a multiple of 16, which cannot move a box."""
-    import numpy as np
-
-    from deepatlas.data.image_files import read_pixels
-    from deepatlas.models.saved import inference_weights
-
-    config, meta = state["config"], state["data"]
-    options = {k: v for k, v in config["model"].items() if k != "name"}
-    model = create_model(config["model"]["name"], in_channels=3, image_size=meta["image_size"],
-                         num_classes=len(meta["classes"]), **options)
-    model.load_state_dict(inference_weights(state))
-    model.to(device).eval()
-    rgb = torch.from_numpy(np.ascontiguousarray(read_pixels(path, 3))).permute(2, 0, 1)
-    h, w = rgb.shape[1:]
-    x = F.pad(rgb[None], (0, -w % 16, 0, -h % 16), mode="replicate")
-    m = torch.tensor(meta["mean"]).view(1, -1, 1, 1)
-    s = torch.tensor(meta["std"]).view(1, -1, 1, 1)
-    found = postprocess(model(((x - m) / s).to(device)), score_threshold)[0]
+    rgb, out = run_saved_model(state, path, device, len(state["data"]["classes"]), 16)
+    found = postprocess(out, score_threshold)[0]
     return (rgb * 255).round().to(torch.uint8), {k: v.cpu() for k, v in found.items()}
 
 

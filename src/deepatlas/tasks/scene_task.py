@@ -22,6 +22,33 @@ def normalise(images: torch.Tensor, mean: list[float], std: list[float]) -> torc
     return (images.float() / 255 - m) / s
 
 
+@torch.inference_mode()
+def run_saved_model(state: dict[str, Any], path: str, device: torch.device, num_classes: int,
+                    multiple: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A saved scene run's model (inference weights) on the image at ``path``: the image as
+    float (3, H, W) in [0, 1], and the model's output. The image keeps its size: it is padded
+    (edge pixels repeated) to a ``multiple`` of the model's, which the caller cuts off."""
+    import numpy as np
+    import torch.nn.functional as F
+
+    from deepatlas.data.image_files import read_pixels
+    from deepatlas.models import create_model
+    from deepatlas.models.saved import inference_weights
+
+    config, meta = state["config"], state["data"]
+    options = {k: v for k, v in config["model"].items() if k != "name"}
+    model = create_model(config["model"]["name"], in_channels=3, image_size=meta["image_size"],
+                         num_classes=num_classes, **options)
+    model.load_state_dict(inference_weights(state))
+    model.to(device).eval()
+    rgb = torch.from_numpy(np.ascontiguousarray(read_pixels(path, 3))).permute(2, 0, 1)
+    h, w = rgb.shape[1:]
+    x = F.pad(rgb[None], (0, -w % multiple, 0, -h % multiple), mode="replicate")
+    m = torch.tensor(meta["mean"]).view(1, -1, 1, 1)
+    s = torch.tensor(meta["std"]).view(1, -1, 1, 1)
+    return rgb, model(((x - m) / s).to(device))
+
+
 class SceneTask(Task):
     """A task on the ``digit-scenes`` set. Subclasses build their model and loader in
     ``setup`` after :meth:`load_scenes`, and score one split in :meth:`score`."""

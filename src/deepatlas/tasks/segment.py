@@ -27,12 +27,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from deepatlas.data.image_files import read_pixels
 from deepatlas.data.scenes import Scenes
 from deepatlas.losses import dice_iou, overlap_counts, soft_dice_loss
 from deepatlas.models import create_model
-from deepatlas.models.saved import inference_weights
-from deepatlas.tasks.scene_task import SceneTask
+from deepatlas.tasks.scene_task import SceneTask, run_saved_model
 from deepatlas.train import Context, StepOutput
 from deepatlas.train.distributed import all_reduce_sum
 
@@ -118,21 +116,12 @@ def segment_image(state: dict[str, Any], path: str, device: torch.device = torch
     """The image at ``path`` as float RGB (H, W, 3) in [0, 1], and the run's label map (H, W):
     0 background, 1 + class. The image keeps its size: it is padded (edge pixels repeated) to
     a multiple of the U-Net's 2^depth, and the padding is cut off the map."""
-    config, meta = state["config"], state["data"]
-    options = {k: v for k, v in config["model"].items() if k != "name"}
-    model = create_model(config["model"]["name"], in_channels=3, image_size=meta["image_size"],
-                         num_classes=len(meta["classes"]) + 1, **options)
-    model.load_state_dict(inference_weights(state))
-    model.to(device).eval()
-    rgb = read_pixels(path, 3)  # (H, W, 3) float32
-    h, w = rgb.shape[:2]
-    step = 2 ** int(options.get("depth", 3))
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]  # (1, 3, H, W)
-    x = F.pad(x, (0, -w % step, 0, -h % step), mode="replicate")
-    m = torch.tensor(meta["mean"]).view(1, -1, 1, 1)
-    s = torch.tensor(meta["std"]).view(1, -1, 1, 1)
-    labels = label_map(model(((x - m) / s).to(device)))[0, :h, :w]  # (H, W)
-    return rgb, labels.cpu().numpy()
+    depth = int(state["config"]["model"].get("depth", 3))
+    rgb, logits = run_saved_model(state, path, device, len(state["data"]["classes"]) + 1,
+                                  2 ** depth)
+    h, w = rgb.shape[1:]
+    labels = label_map(logits)[0, :h, :w]  # (H, W)
+    return rgb.permute(1, 2, 0).numpy(), labels.cpu().numpy()
 
 
 def overlay(rgb: np.ndarray, labels: np.ndarray, opacity: float = 0.55) -> Image.Image:
