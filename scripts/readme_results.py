@@ -11,6 +11,7 @@ generated from one committed file:
   ``summary.json``);
 - ``gpt-peer``: ``results/benchmarks/gpt-peer-*.json`` (``benchmarks/gpt_peer.py``);
 - ``unet-peer``: ``results/benchmarks/unet-peer-*.json`` (``benchmarks/unet_peer.py``);
+- ``upscale``: ``results/recipes/upscale-psnr.json`` and ``upscale-esrgan.json``;
 - ``tour``: ``results/tour-summary.json`` (``deepatlas tour --out ...``'s ``summary.json``);
 - ``throughput``: ``results/benchmarks/throughput-*.json`` (``benchmarks/throughput.py``);
 - ``time-to-accuracy``: ``results/benchmarks/time-to-accuracy-*.json``
@@ -133,7 +134,8 @@ def recipes() -> str:
         primary, value = r["primary"], r[r["primary"]]
         shown = f"{value:.2%}" if primary.endswith("acc") else f"{value:.3f}"
         others = [f"{k} {r[k]:.3f}" for k in ("test_nats_per_char", "test_class_dice", "test_miou",
-                                              "test_map") if k in r]
+                                              "test_map", "test_bicubic_psnr", "test_ssim",
+                                              "test_bicubic_ssim") if k in r]
         monitor = r.get("monitor") or "(last epoch)"
         monitor = monitor[0] if isinstance(monitor, list) else monitor
         lines.append(f"| `{r['recipe']}` | {primary} {shown}"
@@ -181,8 +183,30 @@ def unet_peer() -> str:
     return "\n".join(lines)
 
 
+def upscale() -> str:
+    """ESRGAN's two stages beside bicubic: ``results/recipes/upscale-*.json``."""
+    runs = {name: json.loads((RESULTS / "recipes" / f"{name}.json").read_text())
+            for name in ("upscale-psnr", "upscale-esrgan")}
+    first = runs["upscale-psnr"]
+    lines = ["Measured (`results/recipes/upscale-psnr.json` and `upscale-esrgan.json`), x4 on "
+             f"the {len(first['data']['test'])} test photographs "
+             f"({', '.join(first['data']['test'])}), Y channel, 4 px border cropped:", "",
+             "| method | test Y-PSNR (dB) | test SSIM | validation Y-PSNR (dB) | training |",
+             "| --- | --- | --- | --- | --- |",
+             f"| bicubic (PIL) | {first['test_bicubic_psnr']:.2f} | "
+             f"{first['test_bicubic_ssim']:.4f} | {first['val_bicubic_psnr']:.2f} | none |"]
+    for name, label in (("upscale-psnr", "RRDB, L1 (stage 1)"),
+                        ("upscale-esrgan", "ESRGAN: + perceptual + RaGAN (stage 2)")):
+        r = runs[name]
+        lines.append(f"| {label}, `{name}` | {r['test_psnr']:.2f} ({r['test_gain']:+.2f}) | "
+                     f"{r['test_ssim']:.4f} | {r['val_psnr']:.2f} ({r['val_gain']:+.2f}) | "
+                     f"{r['epochs']} epochs, {r['wall_s'] / 60:.1f} min, "
+                     f"{r.get('cpu_threads', '?')} threads, {r.get('cpu', '?')} |")
+    return "\n".join(lines)
+
+
 BLOCKS = {"recipes": recipes, "gpt-peer": gpt_peer, "tour": tour, "throughput": throughput,
-          "time-to-accuracy": time_to_accuracy, "unet-peer": unet_peer}
+          "time-to-accuracy": time_to_accuracy, "unet-peer": unet_peer, "upscale": upscale}
 
 
 def render(readme: str) -> str:

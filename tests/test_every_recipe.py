@@ -84,6 +84,16 @@ def _scenes(folder: Path) -> list[str]:
             "train.batch_size=8", "train.limit_train_batches=4", "train.limit_eval_examples=16"]
 
 
+def _photos(folder: Path) -> list[str]:
+    """photos, installed (index.tsv and PNGs), for super-resolution; the GAN stage starts
+    from scratch here (tests/test_upscale.py starts it from a stage-1 run)."""
+    from fakedata import make_scene_sources
+
+    return [f"data.dir={make_scene_sources(folder)}", "upscale.photo_side=64",
+            "upscale.patch=16", "upscale.patches=16", "train.batch_size=4", "model.blocks=1",
+            "model.growth=4", "train.init_from="]
+
+
 # data.name -> how to make a tiny copy in its real format (returns --set overrides)
 TINY_DATA = {
     "digits": lambda folder: ["train.batch_size=256"],
@@ -103,6 +113,7 @@ TINY_DATA = {
     "austen+rt-snippets": _bert_text,
     "rt-snippets": _rt,
     "digit-scenes": _scenes,
+    "photos": _photos,
 }
 SMALL_MODEL = {"width": 8, "depth": 8, "hidden": 8, "d_model": 16, "heads": 2, "layers": 1,
                "z_dim": 16}
@@ -111,7 +122,8 @@ SMALL_MODEL = {"width": 8, "depth": 8, "hidden": 8, "d_model": 16, "heads": 2, "
 # One epoch of 4+ steps, checkpointed every 2 and cut at step 3: a mid-epoch resume, the hard
 # case (tests/test_faults.py covers epoch ends and real SIGKILLs at random moments).
 COMMON = ["train.epochs=1", "train.tensorboard=false", "train.checkpoint_every_steps=2",
-          "train.eval_every=0", "gan.fd_samples=32", "gan.discriminator_width=8"]
+          "train.eval_every=0", "gan.fd_samples=32", "gan.discriminator_width=8",
+          "upscale.discriminator_width=8"]
 
 
 def tiny_overrides(recipe: str, folder: Path) -> list[str]:

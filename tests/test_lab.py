@@ -20,7 +20,8 @@ EXPECTED = {"learned-features", "universal-approximation", "vanishing-gradients"
             "initialisation", "backprop", "optimisers", "regularisation", "convolutions",
             "residual-depth", "attention", "gan-stability", "batchnorm-clipping",
             "early-stopping-augmentation", "compression", "curriculum", "batchnorm-formula",
-            "gpt", "bert", "translation", "segmentation", "detection"}
+            "gpt", "bert", "translation", "segmentation", "detection",
+            "super-resolution"}
 
 
 @pytest.fixture(scope="module")

@@ -105,10 +105,40 @@ def test_scenes_are_reproducible_exact_and_disjoint(sources):
             for x0, y0, x1, y1 in boxes.long().tolist():
                 outside[y0:y1, x0:x1] = False
             assert (mask[outside] == 0).all()
-    photos = [p.name for p in (sources / "photos").glob("*.png")]
-    split = scenes.split_photos([Path(p) for p in photos])
-    assert sorted(sum(split.values(), [])) == sorted(Path(p) for p in photos)
+    from deepatlas.data.photos import split_by_photograph
+
+    names = [p.name for p in (sources / "photos").glob("*.png")]
+    split = split_by_photograph([Path(p) for p in names])
+    assert sorted(sum(split.values(), [])) == sorted(Path(p) for p in names)
     assert all(len(v) >= 1 for v in split.values())
+
+
+def test_copy_paste_epochs_are_fresh_scenes_the_same_on_every_pass(sources):
+    """data.augment=copy-paste: epoch 0 trains on the set's scenes, each later epoch on new
+    ones, and a resumed epoch (set_epoch again, in another loader) sees the same batches."""
+    from deepatlas.data import scenes
+    from deepatlas.tasks.scene_task import CopyPasteEpochs
+
+    data = scenes.load_scenes(str(sources), image_size=32, counts={"train": 24, "val": 4,
+                                                                    "test": 4})
+
+    def tensors(s):
+        return s.images, s.masks
+
+    def epoch_images(loader, epoch):
+        loader.set_epoch(epoch)
+        return torch.cat([images for images, _ in loader.iterate(0)])
+
+    loader = CopyPasteEpochs(data, tensors, batch_size=8, seed=0)
+    first, second = epoch_images(loader, 0), epoch_images(loader, 1)
+    assert len(loader) == 3
+    assert sorted(first.flatten(1).sum(1).tolist()) == sorted(
+        data.train.images.flatten(1).sum(1).tolist())  # epoch 0: the set itself, shuffled
+    assert not torch.equal(first, second)
+    resumed = CopyPasteEpochs(data, tensors, batch_size=8, seed=0)
+    assert torch.equal(epoch_images(resumed, 1), second)
+    resumed.set_epoch(1)
+    assert torch.equal(torch.cat([i for i, _ in resumed.iterate(1)]), second[8:])
 
 
 def test_compose_pastes_an_opaque_object_exactly():

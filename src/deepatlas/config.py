@@ -24,7 +24,8 @@ class DataConfig:
     name: str = "digits"  # a data source from deepatlas.data (see `deepatlas recipes`)
     dir: str = ""  # where the files are; "" searches $DEEPATLAS_DATA, then the Debian path
     download: bool = False  # let torchvision download MNIST/Fashion-MNIST/CIFAR when online
-    augment: str = "none"  # none | flip | crop | crop-flip | source (MAP 5.2; see data/augment.py)
+    augment: str = "none"  # none | flip | crop | crop-flip | source (MAP 5.2; data/augment.py)
+    # | copy-paste (scene tasks: fresh scenes every epoch)
     image_size: int = 224  # crop size for streamed sets (ImageNet); in-memory sets keep theirs
     train_size_start: int = 0  # progressive resizing: training crops grow from this size...
     train_size_end: int = 0  # ...to this one (FFCV: 160 -> 192, test at 224); 0 = off
@@ -71,7 +72,7 @@ class TrainConfig:
     checkpoint_every_steps: int = 0  # also save last.pt every N steps (0: at epoch ends only)
     checkpoint_every_epochs: int = 1  # save last.pt every N epochs (and always after the last)
     deterministic: bool = False  # torch.use_deterministic_algorithms(True)
-    init_from: str = ""  # fine-tuning: a pretrained run or checkpoint (task classify-text)
+    init_from: str = ""  # start from a run or checkpoint: classify-text (BERT), upscale (ESRGAN)
     tensorboard: bool = True
 
 
@@ -105,6 +106,20 @@ class GanConfig:
 
 
 @dataclass
+class UpscaleConfig:
+    """task = "upscale" (MAP 6.1, ESRGAN): ``model.*`` is the generator, these keys the rest."""
+    photo_side: int = 512  # HR photographs are shrunk to this longest side (px) once
+    patch: int = 64  # side (HR px) of the training crops; the LR input is patch / scale
+    patches: int = 8000  # training crops in the fixed, seeded bank (an epoch is one pass)
+    eval_images: int = 0  # > 0: score only this many validation and test photos (quick runs)
+    l1_weight: float = 1.0  # eta * ||G(x) - y||_1: alone, the PSNR-oriented stage
+    perceptual_weight: float = 0.0  # ESRGAN's GAN stage: 1 (random-weight VGG features)
+    gan_weight: float = 0.0  # lambda * L_G^Ra; > 0 turns on the discriminator (stage 2: 0.005)
+    discriminator: str = "esrgan-discriminator"  # a registered model of kind "upscale-critic"
+    discriminator_width: int = 32
+
+
+@dataclass
 class RunConfig:
     recipe: str = "custom"
     description: str = ""
@@ -118,20 +133,22 @@ class RunConfig:
     regularize: RegularizeConfig = field(default_factory=RegularizeConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     gan: GanConfig = field(default_factory=GanConfig)
+    upscale: UpscaleConfig = field(default_factory=UpscaleConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-SECTIONS = ("data", "model", "optim", "schedule", "train", "regularize", "distill", "gan")
+SECTIONS = ("data", "model", "optim", "schedule", "train", "regularize", "distill", "gan",
+            "upscale")
 TOP_LEVEL = ("recipe", "description", "task", "seed")
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "task": ("classify-images", "classify-nodes", "seq2seq", "gan", "language-model",
-             "translation", "masked-lm", "classify-text", "segment", "detect"),
+             "translation", "masked-lm", "classify-text", "segment", "detect", "upscale"),
     "data.tokenizer": ("char", "bpe"),
     "gan.loss": ("nonsaturating", "minimax", "wgan-gp"),
-    "data.augment": ("none", "flip", "crop", "crop-flip", "source"),
+    "data.augment": ("none", "flip", "crop", "crop-flip", "source", "copy-paste"),
     "optim.name": ("sgd", "adamw", "sgd-plain", "momentum", "adam"),
     "schedule.name": ("cosine", "onecycle", "constant"),
     "train.precision": ("auto", "fp32", "bf16", "fp16"),
@@ -183,7 +200,7 @@ def coerce(key: str, value: Any, kind: type) -> Any:
 def _section_fields(section: str) -> dict[str, type]:
     cls = {"data": DataConfig, "optim": OptimConfig, "schedule": ScheduleConfig,
            "train": TrainConfig, "regularize": RegularizeConfig, "distill": DistillConfig,
-           "gan": GanConfig}[section]
+           "gan": GanConfig, "upscale": UpscaleConfig}[section]
     hints = {"str": str, "int": int, "float": float, "bool": bool}
     return {f.name: hints[f.type] if isinstance(f.type, str) else f.type
             for f in dataclasses.fields(cls)}

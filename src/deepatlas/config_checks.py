@@ -47,6 +47,22 @@ def validate(config: RunConfig) -> None:
         (0 <= config.gan.fade_fraction <= 1, "gan.fade_fraction must be in [0, 1]"),
         (config.gan.image_size in (28, 32), "gan.image_size must be 28 or 32"),
         (config.gan.fd_samples >= 2, "gan.fd_samples must be >= 2"),
+        (config.upscale.patch >= 8 and config.upscale.patches >= 1
+         and config.upscale.photo_side >= config.upscale.patch,
+         "upscale.patch must be >= 8 px, upscale.patches >= 1, and upscale.photo_side >= "
+         "upscale.patch"),
+        (config.upscale.eval_images >= 0, "upscale.eval_images must be >= 0 (0 = all)"),
+        (config.upscale.gan_weight == 0 or config.upscale.patch >= 16,
+         f"upscale.patch={config.upscale.patch} is too small for the discriminator, which "
+         "halves it four times: use >= 16 with upscale.gan_weight > 0"),
+        (min(config.upscale.l1_weight, config.upscale.perceptual_weight,
+             config.upscale.gan_weight) >= 0
+         and config.upscale.l1_weight + config.upscale.perceptual_weight > 0,
+         "upscale.l1_weight, perceptual_weight and gan_weight must be >= 0, and l1 or "
+         "perceptual > 0 (the GAN term alone ignores the image's content)"),
+        (config.data.augment != "copy-paste" or config.task in ("segment", "detect"),
+         "data.augment=copy-paste composes fresh copy-paste scenes every epoch: it is for "
+         "tasks segment and detect"),
         (0 <= config.data.val_fraction < 1, "data.val_fraction must be in [0, 1)"),
         (config.data.num_workers >= 0, "data.num_workers must be >= 0"),
         (257 <= config.data.vocab_size <= 1_000_000,
@@ -76,7 +92,8 @@ def validate(config: RunConfig) -> None:
                        "masked-lm": (["austen+rt-snippets"], "text"),
                        "classify-text": (["rt-snippets"], "text"),
                        "segment": (["digit-scenes"], "dense"),
-                       "detect": (["digit-scenes"], "detect")}[config.task]
+                       "detect": (["digit-scenes"], "detect"),
+                       "upscale": (["photos"], "upscale")}[config.task]
     if config.data.name not in sources:
         raise unknown_name(f"data set (data.name) for task {config.task}", config.data.name,
                            sources)
@@ -86,6 +103,9 @@ def validate(config: RunConfig) -> None:
                         f"task={config.task}")
     if config.task == "gan" and model_kind(config.gan.discriminator) != "gan":
         raise UserError(f"gan.discriminator {config.gan.discriminator!r} is not a GAN model")
+    if config.task == "upscale" and model_kind(config.upscale.discriminator) != "upscale-critic":
+        raise UserError(f"upscale.discriminator {config.upscale.discriminator!r} is not an "
+                        "upscale-critic model (esrgan-discriminator)")
     from deepatlas.models.registry import check_model_options
 
     check_model_options(config.model["name"], config.model)

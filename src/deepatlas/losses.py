@@ -1,4 +1,5 @@
-"""Losses of the map (MAP 3.3): label smoothing and soft-target cross-entropy (for Mixup)."""
+"""Losses of the map: label smoothing and soft targets (MAP 3.3), the GAN losses (4.3), Dice
+and IoU (6.1, segmentation), and ESRGAN's relativistic and perceptual losses (6.1)."""
 
 from __future__ import annotations
 
@@ -131,3 +132,74 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0)
     dims = (0, 2, 3)
     dice = (2 * (p * y).sum(dims) + eps) / (p.sum(dims) + y.sum(dims) + eps)
     return 1 - dice.mean()
+
+
+def relativistic_discriminator_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor
+                                    ) -> torch.Tensor:
+    """ESRGAN's relativistic average discriminator (Jolicoeur-Martineau 2018):
+    ``D_Ra(x_r, x_f) = sigmoid(C(x_r) - E[C(x_f)])``, and
+    ``L_D = -E log D_Ra(x_r, x_f) - E log(1 - D_Ra(x_f, x_r))``: is a real image more
+    realistic than the fakes on average, and a fake less than the reals?"""
+    real_rel = real_scores - fake_scores.mean()
+    fake_rel = fake_scores - real_scores.mean()
+    return (F.binary_cross_entropy_with_logits(real_rel, torch.ones_like(real_rel))
+            + F.binary_cross_entropy_with_logits(fake_rel, torch.zeros_like(fake_rel)))
+
+
+def relativistic_generator_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor
+                                ) -> torch.Tensor:
+    """The generator's side, symmetric: ``L_G = -E log(1 - D_Ra(x_r, x_f)) - E log D_Ra(x_f,
+    x_r)``. Unlike a standard GAN's, both terms reach the generator: the first, about real
+    images, through ``E[C(x_f)]`` (the real scores themselves do not depend on it)."""
+    return relativistic_discriminator_loss(fake_scores, real_scores)
+
+
+def _random_vgg19_prefix() -> torch.nn.Sequential:
+    """VGG19's layers conv1_1 .. conv2_2 (before its ReLU), randomly initialised as torchvision
+    initialises VGG, from seed 0. Built alone: the whole VGG19 has 143 M parameters."""
+    nn = torch.nn
+    layers = [nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(inplace=True),
+              nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2),
+              nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(inplace=True),
+              nn.Conv2d(128, 128, 3, padding=1)]
+    generator = torch.Generator().manual_seed(0)
+    for layer in layers:
+        if isinstance(layer, nn.Conv2d):
+            fan_out = layer.out_channels * 9
+            with torch.no_grad():
+                layer.weight.normal_(0, (2 / fan_out) ** 0.5, generator=generator)
+                layer.bias.zero_()
+    return nn.Sequential(*layers)
+
+
+class PerceptualLoss(torch.nn.Module):
+    """``L_percep = || phi(SR) - phi(HR) ||_1``, with ``phi`` a VGG19 prefix before its
+    activation (ESRGAN compares features before the ReLU, where they are denser).
+
+    ESRGAN's ``phi`` is ImageNet-pretrained VGG19 up to conv5_4. Pretrained weights cannot be
+    downloaded here, so ``phi`` is the same architecture up to conv2_2 (VGG19's first 8
+    layers) with **random, fixed weights** (seed 0, torchvision's VGG initialisation: Kaiming
+    normal, fan-out, zero biases). Random conv
+    features still measure local structure: He, Wang and Hopcroft (NeurIPS 2016) synthesised
+    textures as well from random-weight VGG features as from trained ones. What they lack is
+    ImageNet's semantics, so this loss asks for matching edges and textures, not for
+    "realistic grass". A user with the weights can pass any ``features`` module."""
+
+    def __init__(self, features: torch.nn.Module | None = None) -> None:
+        super().__init__()
+        if features is None:
+            features = _random_vgg19_prefix()
+        self.features = features.eval().requires_grad_(False)
+        # ImageNet's statistics, as VGG's input expects
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    def train(self, mode: bool = True) -> "PerceptualLoss":
+        return super().train(False)  # frozen: never leaves eval mode
+
+    def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        """``sr`` and ``hr`` (B, 3, H, W) in [0, 1]."""
+        phi_sr = self.features((sr - self.mean) / self.std)
+        with torch.no_grad():
+            phi_hr = self.features((hr - self.mean) / self.std)
+        return F.l1_loss(phi_sr, phi_hr)

@@ -1,6 +1,7 @@
 """``deepatlas eval RUN``: a saved model scored again on its test set. Image classifiers
 (checkpoints, INT8 files, exported models) report accuracy; segment runs Dice and IoU; detect
-runs COCO mAP, and ``--predictions`` writes their detections for pycocotools."""
+runs COCO mAP, and ``--predictions`` writes their detections for pycocotools; upscale runs
+Y-PSNR and SSIM beside bicubic."""
 
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                         f"format); this is a {task} run")
     if task in ("segment", "detect"):
         return _eval_scene_run(args, state)
+    if task == "upscale":
+        return _eval_upscale_run(args, state)
     from deepatlas.compress.evaluate import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.run, overrides=args.overrides, device=args.device)
@@ -68,4 +71,19 @@ def _eval_scene_run(args: argparse.Namespace, state: dict) -> int:
         print(f"{args.run}: test foreground Dice {result['test_dice']:.3f}, class Dice "
               f"{result['test_class_dice']:.3f}, mIoU {result['test_miou']:.3f} on "
               f"{result['test_images']} {result['data']} scenes")
+    return 0
+
+
+def _eval_upscale_run(args: argparse.Namespace, state: dict) -> int:
+    from deepatlas.tasks.upscale import evaluate_upscale_run
+    from deepatlas.train.distributed import resolve_device
+
+    r = evaluate_upscale_run(state, resolve_device(args.device), args.overrides)
+    if args.json:
+        print(json.dumps(r, indent=2))
+    else:
+        print(f"{args.run}: test Y-PSNR {r['test_psnr']:.2f} dB (bicubic "
+              f"{r['test_bicubic_psnr']:.2f}, {r['test_gain']:+.2f}), SSIM {r['test_ssim']:.4f} "
+              f"(bicubic {r['test_bicubic_ssim']:.4f}) on {r['test_images']} {r['data']} "
+              "photographs")
     return 0

@@ -20,6 +20,7 @@ from deepatlas.cli import evaluate as eval_cli
 from deepatlas.cli import predict as predict_cli
 from deepatlas.cli import runs as runs_cli
 from deepatlas.cli import text as text_cli
+from deepatlas.cli import upscale as upscale_cli
 from deepatlas.errors import UserError
 
 
@@ -230,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     eval_cli.add_parser(sub)
     predict_cli.add_parser(sub)
+    upscale_cli.add_parser(sub)
 
     p = sub.add_parser("lab", help="the lab: one experiment per claim of the map")
     lab = p.add_subparsers(dest="lab_command", required=True)
@@ -336,7 +338,7 @@ def _show_defaults(parser: argparse.ArgumentParser) -> None:
 
 
 COMMANDS = {"runs": runs_cli.cmd_runs, "recipes": cmd_recipes, "train": cmd_train, "eval": eval_cli.cmd_eval,
-            "predict": predict_cli.cmd_predict, "generate": text_cli.cmd_generate, "translate": text_cli.cmd_translate,
+            "predict": predict_cli.cmd_predict, "upscale": upscale_cli.cmd_upscale, "generate": text_cli.cmd_generate, "translate": text_cli.cmd_translate,
             "lab": cmd_lab, "tour": cmd_tour, "sample": cmd_sample,
             "distill": cmd_distill, "quantize": cmd_quantize, "export": cmd_export,
             "data": data_cli.cmd_data}

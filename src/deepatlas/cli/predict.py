@@ -85,6 +85,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     task = state.get("task") if state is not None else "classify-images"
     if task in ("segment", "detect"):
         return _predict_pictures(args, state, task)
+    if task == "upscale":
+        raise UserError(f"{args.checkpoint} is an upscale run: enlarge an image with "
+                        "deepatlas upscale RUN IMAGE --out BIG.png")
     if task == "classify-text":  # the inputs are sentences, not image files
         from deepatlas.tasks.classify_text import classify_sentences
 

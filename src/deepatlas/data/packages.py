@@ -177,3 +177,14 @@ def load_set(name: str, *, download: bool = True, progress: Progress = _stderr) 
     """What the set's task needs (see each set's loader), fetched on first use."""
     spec = get_set(name)
     return spec.load(ensure(name, download=download, progress=progress))
+
+
+def set_folder(data_dir: str, name: str, download: bool) -> Path:
+    """Set ``name``'s folder: ``data_dir/name`` when ``data_dir`` is given, else the cache."""
+    if data_dir:
+        folder = Path(data_dir).expanduser() / name
+        if not folder.is_dir():
+            raise UserError(f"data.dir={data_dir} holds no {name}/ folder; get the set with "
+                            f"deepatlas data get {name}, or drop data.dir")
+        return folder
+    return ensure(name, download=download)

@@ -17,7 +17,10 @@ import csv
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
+
 from deepatlas.data.fetch import DamagedPackage, Progress, sha256, unpack
+from deepatlas.errors import UserError
 
 MATE = "usr/share/backgrounds/mate/nature/"
 PLASMA = "usr/share/wallpapers/"
@@ -104,3 +107,16 @@ def load(folder: Path) -> list[Photo]:
     with (folder / "index.tsv").open(newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f, delimiter="\t"))[1:]
     return [Photo(folder / r[0], int(r[1]), int(r[2]), r[3], r[4]) for r in rows]
+
+
+def split_by_photograph(paths: list[Path]) -> dict[str, list[Path]]:
+    """Photographs by split, for every task on ``photos`` (copy-paste scenes, super-resolution):
+    by name in a fixed shuffled order, about a sixth each for validation and test (4 and 4 of
+    23), at least one each, the rest for training."""
+    order = sorted(paths, key=lambda p: p.name)
+    np.random.default_rng(0).shuffle(order)
+    k = max(1, round(len(order) / 6))
+    if len(order) < 3:
+        raise UserError(f"splitting by photograph needs at least 3 photographs (one per split), "
+                        f"found {len(order)}")
+    return {"test": order[:k], "val": order[k:2 * k], "train": order[2 * k:]}

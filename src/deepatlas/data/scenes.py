@@ -9,6 +9,9 @@ grey level is the alpha) and the backgrounds are random crops of the 23 ``photos
 - **Disjoint splits.** Train, validation and test use different digits (mnist-10k's own
   8,000 / 2,000 split, with a tenth of the 8,000 held out for validation) and different
   photographs (split by photograph), so a test scene shares nothing with training.
+- **Copy-paste as augmentation.** ``SceneData.compose_train(epoch)`` composes a fresh set of
+  training scenes from the same digits and photographs, so a task can see new scenes every
+  epoch (``data.augment = "copy-paste"``), as the paper uses it.
 - **Reproducible.** A scene is a function of (split, index, seed): numpy's PCG64 seeded with
   them. :func:`compose` is deterministic; nothing is cached on disk.
 - **Occlusion.** Up to ``max_objects`` digits per scene, each 45-75% of the scene's side; a
@@ -21,6 +24,7 @@ grey level is the alpha) and the backgrounds are random crops of the 23 ``photos
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,10 +33,12 @@ import torch
 from PIL import Image
 
 from deepatlas.data import mnist10k, photos
+from deepatlas.data.packages import set_folder
 from deepatlas.errors import UserError
 
 SPLITS = ("train", "val", "test")
 SCENES = {"train": 4000, "val": 500, "test": 1000}  # scenes per split, fixed
+MAX_OBJECTS = 3  # digits per scene, at most
 PHOTO_SIDE = 384  # photographs are shrunk to this longest side once, then cropped
 CLASSES = [str(d) for d in range(10)]
 
@@ -64,6 +70,9 @@ class SceneData:
     test: Scenes
     source: str
     in_channels: int = 3
+    # compose_train(epoch): as many fresh training scenes (same digits and photographs, new
+    # draws), for copy-paste as augmentation; epoch 0 is ``train`` itself
+    compose_train: Callable[[int], Scenes] | None = None
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -84,10 +93,11 @@ def _crop(photo: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def compose(objects: np.ndarray, object_labels: np.ndarray, backgrounds: list[np.ndarray],
-            n: int, *, size: int = 64, max_objects: int = 3, scale: tuple[float, float] =
-            (0.45, 0.75), seed: int = 0) -> Scenes:
+            n: int, *, size: int = 64, max_objects: int = MAX_OBJECTS,
+            scale: tuple[float, float] = (0.45, 0.75), seed: int | Sequence[int] = 0) -> Scenes:
     """``n`` scenes of ``size`` px from ``objects`` (M, h, w) uint8 grey (the alpha) with their
-    ``object_labels``, pasted onto crops of ``backgrounds`` ((H, W, 3) uint8 each)."""
+    ``object_labels``, pasted onto crops of ``backgrounds`` ((H, W, 3) uint8 each); ``seed``
+    is numpy's (an int or a sequence of ints)."""
     if len(objects) == 0 or not backgrounds:
         raise UserError("copy-paste scenes need at least one object and one background photo")
     rng = np.random.default_rng(seed)
@@ -133,36 +143,11 @@ def compose(objects: np.ndarray, object_labels: np.ndarray, backgrounds: list[np
                   torch.from_numpy(masks), all_boxes, all_labels)
 
 
-def split_photos(paths: list[Path]) -> dict[str, list[Path]]:
-    """Photographs by split, by name in a fixed shuffled order: about a sixth each for
-    validation and test (4 and 4 of 23), at least one each, the rest for training."""
-    order = sorted(paths, key=lambda p: p.name)
-    np.random.default_rng(0).shuffle(order)
-    k = max(1, round(len(order) / 6))
-    if len(order) < 3:
-        raise UserError(f"copy-paste scenes need at least 3 photographs (one per split), "
-                        f"found {len(order)}")
-    return {"test": order[:k], "val": order[k:2 * k], "train": order[2 * k:]}
-
-
 def _read_photo(path: Path) -> np.ndarray:
     with Image.open(path) as img:
         img = img.convert("RGB")
         img.thumbnail((PHOTO_SIDE, PHOTO_SIDE), Image.BILINEAR)
         return np.asarray(img)
-
-
-def _folder(data_dir: str, name: str, download: bool) -> Path:
-    """Set ``name``'s folder: ``data_dir/name`` when ``data_dir`` is given, else the cache."""
-    if data_dir:
-        folder = Path(data_dir).expanduser() / name
-        if not folder.is_dir():
-            raise UserError(f"data.dir={data_dir} holds no {name}/ folder; get the set with "
-                            f"deepatlas data get {name}, or drop data.dir")
-        return folder
-    from deepatlas.data.packages import ensure
-
-    return ensure(name, download=download)
 
 
 def load_scenes(data_dir: str = "", download: bool = True, image_size: int = 64,
@@ -173,7 +158,7 @@ def load_scenes(data_dir: str = "", download: bool = True, image_size: int = 64,
     5,500 default scenes takes about 15 s on 2 cores, so the last sets composed are kept in
     memory for the next run in the same process (the lab trains several)."""
     counts = {**SCENES, **(counts or {})}
-    folders = tuple(_folder(data_dir, n, download) for n in ("mnist-10k", "photos"))
+    folders = tuple(set_folder(data_dir, n, download) for n in ("mnist-10k", "photos"))
     return _composed(folders, image_size, seed, tuple(sorted(counts.items())))
 
 
@@ -186,12 +171,18 @@ def _composed(folders: tuple[Path, Path], image_size: int, seed: int,
     train_idx, test_idx = mnist10k.split(labels)
     val_idx = train_idx[::10]  # every tenth training digit: a fixed, class-mixed tenth
     objects = {"train": np.setdiff1d(train_idx, val_idx), "val": val_idx, "test": test_idx}
-    by_split = split_photos([p.path for p in photos.load(photos_dir)])
-    splits = {}
+    by_split = photos.split_by_photograph([p.path for p in photos.load(photos_dir)])
+    splits, inputs = {}, {}
     for s, name in enumerate(SPLITS):
         backgrounds = [_read_photo(p) for p in by_split[name]]
         index = objects[name]
-        splits[name] = compose(images[index, 0].numpy(), labels[index].numpy(), backgrounds,
-                               counts[name], size=image_size, seed=seed * 10 + s)
+        inputs[name] = (images[index, 0].numpy(), labels[index].numpy(), backgrounds)
+        splits[name] = compose(*inputs[name], counts[name], size=image_size, seed=seed * 10 + s)
+
+    def compose_train(epoch: int) -> Scenes:
+        if epoch == 0:
+            return splits["train"]
+        return compose(*inputs["train"], counts["train"], size=image_size, seed=(seed, 0, epoch))
+
     return SceneData("digit-scenes", CLASSES, image_size, splits["train"], splits["val"],
-                     splits["test"], f"{digits_dir} on {photos_dir}")
+                     splits["test"], f"{digits_dir} on {photos_dir}", compose_train=compose_train)

@@ -1,7 +1,7 @@
 """Models by name: ``create_model("resnet", depth=20, num_classes=10)``; see ``list_models()``."""
 
-from deepatlas.models import (airbench, bert, cnn, detector, gan, gpt, graph,  # noqa: F401
-                              mlp, mobilenet, resnet, sequence, transformer,
+from deepatlas.models import (airbench, bert, cnn, detector, esrgan, gan, gpt,  # noqa: F401
+                              graph, mlp, mobilenet, resnet, sequence, transformer,
                               unet)  # (registers them)
 from deepatlas.models.registry import (create_model, list_models, model_kind, model_options,
                                        register_model)

@@ -24,12 +24,13 @@ from deepatlas.tasks.masked_lm import MaskedLM
 from deepatlas.tasks.segment import Segment
 from deepatlas.tasks.seq2seq import Seq2Seq
 from deepatlas.tasks.translation import Translation
+from deepatlas.tasks.upscale import Upscale
 from deepatlas.train import Callback, Task, Trainer
 from deepatlas.train.task import ENGINE_KEYS
 
 TASKS: dict[str, type[Task]] = {t.name: t for t in (ClassifyImages, ClassifyNodes, Seq2Seq, Gan,
                                                     LanguageModel, Translation, MaskedLM,
-                                                    ClassifyText, Segment, Detect)}
+                                                    ClassifyText, Segment, Detect, Upscale)}
 
 
 def list_tasks() -> list[str]:
@@ -78,4 +79,4 @@ def fit(config: RunConfig, out_dir: str | Path, *, device: str = "auto", resume:
 
 
 __all__ = ["TASKS", "ClassifyImages", "ClassifyNodes", "ClassifyText", "Gan", "LanguageModel",
-           "MaskedLM", "Seq2Seq", "Translation", "create_task", "fit", "list_tasks", "unused_keys"]
+           "MaskedLM", "Seq2Seq", "Translation", "Upscale", "create_task", "fit", "list_tasks", "unused_keys"]

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepatlas.data.scenes import Scenes
+from deepatlas.data.scenes import MAX_OBJECTS, Scenes
 from deepatlas.models import create_model
 from deepatlas.models.detector import postprocess
 from deepatlas.tasks.scene_task import SceneTask, run_saved_model
@@ -100,8 +100,8 @@ class Detect(SceneTask):
 
     def setup(self, ctx: Context) -> None:
         data = self.load_scenes(ctx)
-        slots = max([len(b) for s in (data.train, data.val, data.test) for b in s.boxes] + [1])
-        self.train_loader = self.batches(data.train.images, *padded_targets(data.train, slots))
+        self.train_loader = self.batches(
+            lambda scenes: (scenes.images, *padded_targets(scenes, MAX_OBJECTS)))
         options = {k: v for k, v in self.config.model.items() if k != "name"}
         model = create_model(self.config.model["name"], in_channels=3,
                              image_size=data.image_size, num_classes=len(data.classes),

@@ -4,6 +4,7 @@ the data description saved in checkpoints."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -49,11 +50,37 @@ def run_saved_model(state: dict[str, Any], path: str, device: torch.device, num_
     return rgb, model(((x - m) / s).to(device))
 
 
+class CopyPasteEpochs:
+    """Training batches whose scenes are composed anew every epoch: copy-paste as augmentation,
+    as Dwibedi et al. use it (``data.augment = "copy-paste"``). Epoch 0 is the set's own
+    training scenes; epoch ``e`` composes as many from the same digits and photographs with
+    seed ``(seed, 0, e)``, so a resumed epoch sees exactly the scenes it saw before."""
+
+    def __init__(self, data: SceneData, tensors: Callable[[Scenes], tuple[torch.Tensor, ...]],
+                 **batches: Any) -> None:
+        self.data, self.tensors, self.batches = data, tensors, batches
+        self.epoch = -1
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.loader = TensorBatches(*self.tensors(self.data.compose_train(epoch)),
+                                        **self.batches)
+            self.epoch = epoch
+        self.loader.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def iterate(self, start: int = 0):
+        return self.loader.iterate(start)
+
+
 class SceneTask(Task):
     """A task on the ``digit-scenes`` set. Subclasses build their model and loader in
     ``setup`` after :meth:`load_scenes`, and score one split in :meth:`score`."""
 
-    uses = {"data.image_size", "train.eval_batch_size", "train.channels_last",
+    uses = {"data.image_size", "data.augment", "train.eval_batch_size", "train.channels_last",
             "train.limit_eval_examples"}
     image_task = True
 
@@ -73,14 +100,22 @@ class SceneTask(Task):
         self.std = pixels.std((0, 2, 3)).tolist()
         return self.data
 
-    def batches(self, *tensors: torch.Tensor) -> TensorBatches:
-        """Shuffled training batches of ``tensors`` (scenes first), this rank's share."""
+    def batches(self, tensors: Callable[[Scenes], tuple[torch.Tensor, ...]]
+                ) -> TensorBatches | CopyPasteEpochs:
+        """Shuffled training batches of ``tensors(scenes)`` (the scenes' images first), this
+        rank's share; with ``data.augment = "copy-paste"``, of fresh scenes every epoch."""
         cfg, dist = self.config, self.ctx.dist
-        loader = TensorBatches(*tensors, batch_size=cfg.train.batch_size // dist.world_size,
-                               seed=cfg.seed, rank=dist.rank, world_size=dist.world_size)
+        if cfg.data.augment not in ("none", "copy-paste"):
+            raise UserError(f"data.augment={cfg.data.augment} does not apply to scenes; task "
+                            f"{self.name} takes none or copy-paste (fresh scenes every epoch)")
+        kwargs = {"batch_size": cfg.train.batch_size // dist.world_size, "seed": cfg.seed,
+                  "rank": dist.rank, "world_size": dist.world_size}
+        loader = (CopyPasteEpochs(self.data, tensors, **kwargs)
+                  if cfg.data.augment == "copy-paste"
+                  else TensorBatches(*tensors(self.data.train), **kwargs))
         if len(loader) == 0:
             raise UserError(f"train.batch_size={cfg.train.batch_size} is larger than the "
-                            f"{len(tensors[0])} training scenes; lower it")
+                            f"{len(self.data.train)} training scenes; lower it")
         return loader
 
     def inputs(self, images: torch.Tensor) -> torch.Tensor:

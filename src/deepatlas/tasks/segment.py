@@ -66,7 +66,7 @@ class Segment(SceneTask):
 
     def setup(self, ctx: Context) -> None:
         data = self.load_scenes(ctx)
-        self.train_loader = self.batches(data.train.images, data.train.masks)
+        self.train_loader = self.batches(lambda scenes: (scenes.images, scenes.masks))
         options = {k: v for k, v in self.config.model.items() if k != "name"}
         self.models = {"model": create_model(
             self.config.model["name"], in_channels=3, image_size=data.image_size,
