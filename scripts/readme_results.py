@@ -200,7 +200,8 @@ def upscale() -> str:
         r = runs[name]
         lines.append(f"| {label}, `{name}` | {r['test_psnr']:.2f} ({r['test_gain']:+.2f}) | "
                      f"{r['test_ssim']:.4f} | {r['val_psnr']:.2f} ({r['val_gain']:+.2f}) | "
-                     f"{r['epochs']} epochs, {r['wall_s'] / 60:.1f} min, "
+                     f"{r['epochs']} epoch{'s' if r['epochs'] != 1 else ''}, "
+                     f"{r['wall_s'] / 60:.1f} min, "
                      f"{r.get('cpu_threads', '?')} threads, {r.get('cpu', '?')} |")
     return "\n".join(lines)
 

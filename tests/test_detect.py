@@ -134,3 +134,24 @@ def test_train_then_predict_draws_boxes_on_an_image_of_any_size(cli, tmp_path):
         assert scored.stats[1] == pytest.approx(result["test_map50"], abs=1e-6)
     code, _, err = cli("eval", run, "--predictions", tmp_path / "dets.json")
     assert code == 2 and "exists; pass --force" in err
+
+    # export: ONNX (checked against PyTorch inside export), which onnxruntime runs alone;
+    # predict refuses the exported file, pointing back to the run
+    code, out, err = cli("export", run, "--format", "onnx", "--out", tmp_path / "det.onnx")
+    assert code == 0, err
+    import onnxruntime
+
+    from deepatlas.compress.export import _saved_detector
+    from deepatlas.train import load_checkpoint
+
+    session = onnxruntime.InferenceSession(str(tmp_path / "det.onnx"))
+    x = torch.randn(3, 3, 32, 32)
+    (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    with torch.no_grad():
+        expected = _saved_detector(load_checkpoint(run / "best.pt"))(x)
+    assert got.shape == tuple(expected.shape) == (3, 20, 14)  # 16 + 4 points, 4 + 10 values
+    torch.testing.assert_close(torch.from_numpy(got), expected, atol=1e-3, rtol=1e-4)
+    code, _, err = cli("predict", tmp_path / "det.onnx", tmp_path / "odd.png")
+    assert code == 2 and "is an exported detect model" in err
+    code, _, err = cli("export", run, "--format", "torchscript")
+    assert code == 2 and "exports as onnx or pt2" in err

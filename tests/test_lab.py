@@ -220,3 +220,23 @@ def test_segmentation_trains_both_arms_on_the_fake_scenes(tour):
     out, _ = tour
     record = json.loads((out / "segmentation" / "result.json").read_text())
     assert record["verdict"] != "not measurable here" and record["seeds"] == [0]
+
+
+def test_super_resolution_trains_both_stages_on_the_fake_photos(tour):
+    m = metrics(tour, "super-resolution")
+    assert m["target_gain_db"] == 1.0
+    assert m["gain_over_bicubic_db_mean"] == pytest.approx(
+        m["psnr_stage_test_psnr_mean"] - m["bicubic_test_psnr"])
+    assert 0 < m["gan_stage_test_ssim"] <= 1
+    out, _ = tour
+    record = json.loads((out / "super-resolution" / "result.json").read_text())
+    assert record["verdict"] != "not measurable here" and record["seeds"] == [0]
+    assert (out / "super-resolution" / "crops.png").stat().st_size > 1000
+
+
+def test_detection_times_onnx_runtime_beside_eager_pytorch(tour):
+    m = metrics(tour, "detection")
+    assert m["fps_320"] > 0 and m["onnx_fps_320"] > 0  # the suite installs onnxruntime
+    out, _ = tour
+    record = json.loads((out / "detection" / "result.json").read_text())
+    assert [e["judged"] for e in record["effects"]] == [False, True]

@@ -4,7 +4,6 @@ and the two stages with `deepatlas upscale` and `eval` on a tiny trained run."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

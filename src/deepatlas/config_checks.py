@@ -92,7 +92,7 @@ def validate(config: RunConfig) -> None:
                        "masked-lm": (["austen+rt-snippets"], "text"),
                        "classify-text": (["rt-snippets"], "text"),
                        "segment": (["digit-scenes"], "dense"),
-                       "detect": (["digit-scenes"], "detect"),
+                       "detect": (["digit-scenes", "yolo-folder", "coco-json"], "detect"),
                        "upscale": (["photos"], "upscale")}[config.task]
     if config.data.name not in sources:
         raise unknown_name(f"data set (data.name) for task {config.task}", config.data.name,

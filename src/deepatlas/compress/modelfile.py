@@ -74,7 +74,19 @@ def _onnx_runner(path: Path) -> tuple[_Runner, Any]:
 
 
 def load_model_file(run_or_file: str | Path, command: str = "this command") -> LoadedModel:
-    """Read a run directory, a checkpoint, an INT8 file or an exported model."""
+    """Read a run directory, a checkpoint, an INT8 file or an exported image classifier (an
+    exported detector is refused: ``command`` serves classifiers)."""
+    loaded = read_model_file(run_or_file, command)
+    task = loaded.meta.get("config", {}).get("task", "classify-images")
+    if task != "classify-images":
+        raise UserError(f"{loaded.path} is an exported {task} model; deepatlas {command} "
+                        f"reads it from its run folder, and the file runs in onnxruntime or "
+                        "torch.export without deepatlas")
+    return loaded
+
+
+def read_model_file(run_or_file: str | Path, command: str = "this command") -> LoadedModel:
+    """Read a run directory, a checkpoint, an INT8 file or an exported model of any task."""
     from deepatlas.train.checkpoint import find_checkpoint
 
     path = find_checkpoint(run_or_file)

@@ -64,7 +64,9 @@ def run_tour(out_dir: str | Path, quick: bool = True, seed: int = 0,
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     chosen = [exp for exp in list_experiments() if not only or exp.name in only]
-    side_by_side = [exp for exp in chosen if not exp.timed] if jobs > 1 else []
+    untimed = [exp for exp in chosen if not exp.timed]
+    jobs = max(1, min(jobs, len(untimed)))  # one experiment alone gets every core
+    side_by_side = untimed if jobs > 1 else []
     records: dict[str, dict[str, Any]] = {}
 
     def done(exp, record: dict[str, Any]) -> None:

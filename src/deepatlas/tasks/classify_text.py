@@ -36,20 +36,10 @@ def pretrained_encoder(run_or_file: str, model_options: dict[str, Any]
     """(tokeniser, encoder weights, path) of a masked-lm run, after checking that its model
     is the one this recipe builds."""
     from deepatlas.models.saved import inference_weights
-    from deepatlas.train.checkpoint import find_checkpoint, load_checkpoint
+    from deepatlas.train.checkpoint import load_pretrained
 
-    path = find_checkpoint(run_or_file)
-    state = load_checkpoint(path)
-    if state.get("task") != MaskedLM.name:
-        raise UserError(f"train.init_from={run_or_file} is a {state.get('task')} run; "
-                        "fine-tuning starts from a masked-lm run (deepatlas train bert-pretrain)")
-    theirs = state["config"]["model"]
-    differ = [k for k in sorted(set(theirs) | set(model_options))
-              if k != "dropout" and theirs.get(k) != model_options.get(k)]
-    if differ:
-        k = differ[0]
-        raise UserError(f"model.{k} is {model_options.get(k)!r} here but {theirs.get(k)!r} in "
-                        f"the pretrained {path}; fine-tuning keeps its architecture")
+    state, path = load_pretrained(run_or_file, MaskedLM.name, "deepatlas train bert-pretrain",
+                                  model_options, ignore=("dropout",))
     weights = {k: v for k, v in inference_weights(state).items()
                if not k.startswith(("pooler.", "classifier."))}
     return tokenizer_from_json(state["data"]["tokenizer"]), weights, str(path)

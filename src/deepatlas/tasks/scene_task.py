@@ -50,6 +50,11 @@ def run_saved_model(state: dict[str, Any], path: str, device: torch.device, num_
     return rgb, model(((x - m) / s).to(device))
 
 
+def first(scenes: Scenes, n: int) -> Scenes:
+    """The first ``n`` scenes."""
+    return Scenes(scenes.images[:n], scenes.masks[:n], scenes.boxes[:n], scenes.labels[:n])
+
+
 class CopyPasteEpochs:
     """Training batches whose scenes are composed anew every epoch: copy-paste as augmentation,
     as Dwibedi et al. use it (``data.augment = "copy-paste"``). Epoch 0 is the set's own
@@ -77,7 +82,8 @@ class CopyPasteEpochs:
 
 
 class SceneTask(Task):
-    """A task on the ``digit-scenes`` set. Subclasses build their model and loader in
+    """A task on scenes: ``digit-scenes``, or a ``yolo-folder`` or ``coco-json`` of your own
+    (detection only: they have boxes, not masks). Subclasses build their model and loader in
     ``setup`` after :meth:`load_scenes`, and score one split in :meth:`score`."""
 
     uses = {"data.image_size", "data.augment", "train.eval_batch_size", "train.channels_last",
@@ -93,8 +99,17 @@ class SceneTask(Task):
             counts["train"] = cfg.train.limit_train_batches * cfg.train.batch_size
         if cfg.train.limit_eval_examples:
             counts["val"] = counts["test"] = cfg.train.limit_eval_examples
-        self.data = load_scenes(cfg.data.dir, download=cfg.data.download,
-                                image_size=cfg.data.image_size, counts=counts)
+        if cfg.data.name == "digit-scenes":
+            self.data = load_scenes(cfg.data.dir, download=cfg.data.download,
+                                    image_size=cfg.data.image_size, counts=counts)
+        else:  # your own boxes: a YOLO or COCO folder
+            from deepatlas.data import box_folders
+
+            read = {"yolo-folder": box_folders.load_yolo_folder,
+                    "coco-json": box_folders.load_coco_folder}[cfg.data.name]
+            self.data = read(cfg.data.dir, cfg.data.image_size)
+            for split, n in counts.items():  # the same limits as composing fewer scenes
+                setattr(self.data, split, first(getattr(self.data, split), n))
         pixels = self.data.train.images.float().div(255)
         self.mean = pixels.mean((0, 2, 3)).tolist()
         self.std = pixels.std((0, 2, 3)).tolist()
@@ -110,6 +125,9 @@ class SceneTask(Task):
                             f"{self.name} takes none or copy-paste (fresh scenes every epoch)")
         kwargs = {"batch_size": cfg.train.batch_size // dist.world_size, "seed": cfg.seed,
                   "rank": dist.rank, "world_size": dist.world_size}
+        if cfg.data.augment == "copy-paste" and self.data.compose_train is None:
+            raise UserError(f"data.augment=copy-paste composes new digit-scenes; {cfg.data.name} "
+                            "is a fixed set of images: use data.augment=none")
         loader = (CopyPasteEpochs(self.data, tensors, **kwargs)
                   if cfg.data.augment == "copy-paste"
                   else TensorBatches(*tensors(self.data.train), **kwargs))

@@ -95,20 +95,10 @@ def pretrained_generator(run_or_file: str, model_config: dict[str, Any]
     """The generator weights of an upscale run (stage 1 for stage 2), after checking that its
     model is the one this recipe builds."""
     from deepatlas.models.saved import inference_weights
-    from deepatlas.train.checkpoint import find_checkpoint, load_checkpoint
+    from deepatlas.train.checkpoint import load_pretrained
 
-    path = find_checkpoint(run_or_file)
-    state = load_checkpoint(path)
-    if state.get("task") != Upscale.name:
-        raise UserError(f"train.init_from={run_or_file} is a {state.get('task')} run; the GAN "
-                        "stage starts from an upscale run (deepatlas train upscale-psnr)")
-    theirs = state["config"]["model"]
-    differ = [k for k in sorted(set(theirs) | set(model_config)) if theirs.get(k) !=
-              model_config.get(k)]
-    if differ:
-        k = differ[0]
-        raise UserError(f"model.{k} is {model_config.get(k)!r} here but {theirs.get(k)!r} in "
-                        f"{path}; the GAN stage keeps the stage-1 architecture")
+    state, path = load_pretrained(run_or_file, Upscale.name, "deepatlas train upscale-psnr",
+                                  model_config)
     return inference_weights(state), str(path)
 
 

@@ -95,3 +95,24 @@ def load_checkpoint(path: str | Path, formats: tuple[str, ...] = (FORMAT,)) -> d
                         + (f"; it is a {found} file, which this command does not take"
                            if found else ""))
     return state
+
+
+def load_pretrained(run_or_file: str | Path, task: str, train_it: str,
+                    model_config: dict[str, Any], ignore: tuple[str, ...] = ()
+                    ) -> tuple[dict[str, Any], Path]:
+    """The checkpoint ``train.init_from`` names, and its path, after checking that it is a
+    ``task`` run (else the message says how to make one: ``train_it``) whose model is the one
+    this recipe builds (keys in ``ignore``, dropout say, may differ)."""
+    path = find_checkpoint(run_or_file)
+    state = load_checkpoint(path)
+    if state.get("task") != task:
+        raise UserError(f"train.init_from={run_or_file} is a {state.get('task')} run; this "
+                        f"recipe starts from a {task} run ({train_it})")
+    theirs = state["config"]["model"]
+    differ = [k for k in sorted(set(theirs) | set(model_config))
+              if k not in ignore and theirs.get(k) != model_config.get(k)]
+    if differ:
+        k = differ[0]
+        raise UserError(f"model.{k} is {model_config.get(k)!r} here but {theirs.get(k)!r} in "
+                        f"the pretrained {path}; starting from it keeps its architecture")
+    return state, path

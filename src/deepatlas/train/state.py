@@ -17,9 +17,10 @@ from deepatlas.train.checkpoint import load_checkpoint, save_checkpoint
 from deepatlas.train.runtime import rng_state, set_rng_state
 
 if TYPE_CHECKING:
+    from deepatlas.train.callbacks import EarlyStopping
     from deepatlas.train.trainer import Trainer
 
-__all__ = ["checkpoint_state", "load_checkpoint", "restore", "save_checkpoint"]
+__all__ = ["checkpoint_state", "load_checkpoint", "restore", "run_summary", "save_checkpoint"]
 
 
 def checkpoint_state(trainer: "Trainer") -> dict[str, Any]:
@@ -90,3 +91,39 @@ def restore(trainer: "Trainer", state: dict[str, Any]) -> None:
         if type(callback).__name__ in state["callbacks"]:
             callback.load_state_dict(state["callbacks"][type(callback).__name__])
     set_rng_state(state["rng"], trainer.device)
+
+
+def run_summary(trainer: "Trainer", stopper: "EarlyStopping | None") -> dict[str, Any]:
+    """The run's summary.json (before the task's own ``finish`` fields): the last evaluation's
+    metrics, the best monitored epoch's, how the run went, the data, hardware and versions."""
+    import torch
+
+    from deepatlas.train.runinfo import machine_info
+
+    task = trainer.task
+    # The last evaluation (a task may add its primary metric only in finish()).
+    evaluated = [m for m in trainer.history
+                 if task.primary in m or any(k.startswith(("val_", "test_")) for k in m)]
+    final = evaluated[-1] if evaluated else {}
+    best_epoch = trainer.checkpointer.best_epoch
+    best = next((m for m in trainer.history if m["epoch"] == best_epoch), {})
+    skip = ("epoch", "lr", "wall_s")
+    return {
+        "recipe": trainer.config.recipe,
+        "task": task.name,
+        "primary": task.primary,
+        **{k: v for k, v in final.items() if k not in skip},
+        "monitor": trainer.checkpointer.monitor,
+        "best_monitored_epoch": best_epoch or trainer.epoch,
+        "best": {k: v for k, v in best.items() if k not in skip},
+        "epochs": trainer.epoch,
+        "stopped_early": bool(stopper is not None and stopper.stopped_epoch),
+        "wall_s": trainer.elapsed_before + time.perf_counter() - trainer.t0,
+        "num_params": trainer.num_params,
+        "precision": str(trainer.amp_dtype or torch.float32).replace("torch.", ""),
+        "world_size": trainer.dist.world_size,
+        "seed": trainer.config.seed,
+        "data": task.data_summary(),
+        "out_dir": str(trainer.out_dir),
+        **machine_info(trainer.device),
+    }

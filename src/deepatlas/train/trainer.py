@@ -35,7 +35,6 @@ from deepatlas.train.distributed import (DistEnv, all_reduce_sum, init_distribut
 from deepatlas.train.optim import OptimizerGroupState
 from deepatlas.train.progress import EpochProgress, format_metrics
 from deepatlas.train.rundir import clear_stopped, mark_stopped, prepare_out_dir
-from deepatlas.train.runinfo import machine_info
 from deepatlas.train.runtime import autocast_dtype, seed_everything, to_device
 from deepatlas.train.task import Context, Task
 
@@ -396,33 +395,8 @@ class Trainer:
               f"{format_metrics(shown)}  {m['wall_s']:.1f}s", flush=True)
 
     def _finish(self, stopper: EarlyStopping | None) -> dict[str, Any]:
-        task = self.task
-        # The last evaluation (a task may add its primary metric only in finish()).
-        evaluated = [m for m in self.history
-                     if task.primary in m or any(k.startswith(("val_", "test_")) for k in m)]
-        final = evaluated[-1] if evaluated else {}
-        best = next((m for m in self.history if m["epoch"] == self.checkpointer.best_epoch), {})
-        skip = ("epoch", "lr", "wall_s")
-        summary = {
-            "recipe": self.config.recipe,
-            "task": task.name,
-            "primary": task.primary,
-            **{k: v for k, v in final.items() if k not in skip},
-            "monitor": self.checkpointer.monitor,
-            "best_monitored_epoch": self.checkpointer.best_epoch or self.epoch,
-            "best": {k: v for k, v in best.items() if k not in skip},
-            "epochs": self.epoch,
-            "stopped_early": bool(stopper is not None and stopper.stopped_epoch),
-            "wall_s": self.elapsed_before + time.perf_counter() - self.t0,
-            "num_params": self.num_params,
-            "precision": str(self.amp_dtype or torch.float32).replace("torch.", ""),
-            "world_size": self.dist.world_size,
-            "seed": self.config.seed,
-            "data": task.data_summary(),
-            "out_dir": str(self.out_dir),
-            **machine_info(self.device),
-        }
+        summary = run_state.run_summary(self, stopper)
         if self.dist.is_main:
-            summary.update(task.finish(self.history, self.inference_models()))
+            summary.update(self.task.finish(self.history, self.inference_models()))
             (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary

@@ -52,7 +52,8 @@ def run(ctx: Context) -> Result:
     common = ["data.download=false", "train.tensorboard=false"]
     if ctx.size(False, True, smoke=True):  # a test of the code: a few batches, one photo each
         common += [f"upscale.patches={ctx.size(0, 96, smoke=32)}", "upscale.eval_images=1",
-                   "upscale.photo_side=256", "train.epochs=1"]
+                   "upscale.photo_side=256", "train.epochs=1",
+                   f"upscale.patch={ctx.size(64, 64, smoke=16)}"]  # the suite's photos: 64 px
     seeds = [ctx.seed + s for s in range(ctx.size(3, 2, smoke=1))]
     psnr, gains, ssim = [], [], []
     for seed in seeds:
