@@ -80,11 +80,17 @@ def pretraining_text(data_dir: str = "", download: bool = True) -> dict[str, lis
             "val": paragraphs(val) + sentiment["val"].texts}
 
 
-def sequences(tokenizer, texts: list[str], context: int) -> list[list[int]]:
-    """``[CLS] tokens [SEP]``, each text cut into pieces of at most ``context - 2`` tokens."""
+def sequences(tokenizer, texts: list[str], context: int, first_only: bool = False
+              ) -> list[list[int]]:
+    """``[CLS] tokens [SEP]``, each text cut into pieces of at most ``context - 2`` tokens
+    (``first_only``: its first piece only, one row per text). Encoded in one batch where the
+    tokeniser can (BPE's Rust threads: several times faster than one text at a time)."""
+    batch = getattr(tokenizer, "encode_batch", None)
+    encoded = batch(texts) if batch is not None else [tokenizer.encode(t) for t in texts]
     out = []
-    for text in texts:
-        ids = tokenizer.encode(text)
+    for ids in encoded:
         for i in range(0, max(1, len(ids)), context - 2):
             out.append([CLS, *ids[i:i + context - 2], SEP])
+            if first_only:
+                break
     return out

@@ -74,7 +74,7 @@ class ClassifyText(Task):
         self.context = model.cfg.context
         self.models = {"model": model.to(ctx.device)}
         # A sentence longer than the context keeps its first context - 2 tokens.
-        self.rows = {s: [sequences(self.tokenizer, [t], self.context)[0] for t in p.texts]
+        self.rows = {s: sequences(self.tokenizer, p.texts, self.context, first_only=True)
                      for s, p in self.splits.items()}
         per_rank = cfg.train.batch_size // ctx.dist.world_size
         self.train_loader = SequenceBatches(self.rows["train"], per_rank,
@@ -131,7 +131,7 @@ def classify_sentences(run_or_file: str, texts: list[str]) -> list[tuple[str, fl
     model, tokenizer, state = load_text_run(
         run_or_file, ClassifyText.name, "predict on sentences reads `deepatlas train "
         "bert-sentiment` runs", source_vocabulary=True, num_classes=len(CLASSES))
-    rows = [sequences(tokenizer, [t], state["data"]["context"])[0] for t in texts]
+    rows = sequences(tokenizer, texts, state["data"]["context"], first_only=True)
     with torch.no_grad():
         probs = model(pad(rows)).softmax(1)  # (N, 2)
     return [(CLASSES[int(p.argmax())], float(p.max())) for p in probs]
