@@ -141,12 +141,8 @@ def _check_images(state: dict[str, Any], meta: dict[str, Any]) -> torch.Tensor:
 
 def _saved_detector(state: dict[str, Any]) -> nn.Module:
     """A detect run's model with its inference weights, in eval mode."""
-    from deepatlas.models import create_model
-    from deepatlas.models.saved import inference_weights
+    from deepatlas.models.saved import saved_model
 
-    config, data = state["config"], state["data"]
-    options = {k: v for k, v in config["model"].items() if k != "name"}
-    model = create_model(config["model"]["name"], in_channels=3, image_size=data["image_size"],
-                         num_classes=len(data["classes"]), **options)
-    model.load_state_dict(inference_weights(state))
-    return model.eval()
+    data = state["data"]
+    return saved_model(state, in_channels=3, image_size=data["image_size"],
+                       num_classes=len(data["classes"]))

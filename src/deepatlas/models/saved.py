@@ -21,6 +21,15 @@ def inference_weights(state: dict[str, Any]) -> dict[str, torch.Tensor]:
     return state["model"]
 
 
+def saved_model(state: dict[str, Any], **data_args: Any) -> nn.Module:
+    """Any task's model from a saved state: ``config.model`` built with ``data_args`` (the
+    data's shape: in_channels, image_size, num_classes), its inference weights, eval mode."""
+    options = {k: v for k, v in state["config"]["model"].items() if k != "name"}
+    model = create_model(state["config"]["model"]["name"], **data_args, **options)
+    model.load_state_dict(inference_weights(state))
+    return model.eval()
+
+
 def build_model(state: dict[str, Any], command: str = "this command") -> nn.Module:
     """The untrained image classifier a saved state's config and data shape describe."""
     config, meta = state["config"], state["data"]

@@ -9,25 +9,18 @@ from typing import Any
 
 import torch
 
-from deepatlas.config import apply_overrides, from_dict
-from deepatlas.models.saved import inference_weights
 from deepatlas.tasks.detect import Detect, coco_files
 from deepatlas.tasks.segment import Segment, segmentation_metrics
-from deepatlas.train import Context
-from deepatlas.train.distributed import DistEnv
+from deepatlas.train.task import rebuild_task
 
 
 def _rebuild(state: dict[str, Any], device: torch.device, overrides: list[str]
              ) -> Detect | Segment:
     """The run's task, set up on its data with its trained weights (the inference ones)."""
-    config = from_dict(state["config"])
-    apply_overrides(config, [*overrides, "train.limit_train_batches=1"])  # few train scenes:
-    task = {"detect": Detect, "segment": Segment}[config.task](config)  # only test is scored
-    task.setup(Context(config, device, DistEnv(), None, torch.contiguous_format, Path(".")))
+    task_class = {"detect": Detect, "segment": Segment}[state["config"]["task"]]
+    # few training scenes: only the test ones are scored
+    task = rebuild_task(task_class, state, device, [*overrides, "train.limit_train_batches=1"])
     task.mean, task.std = state["data"]["mean"], state["data"]["std"]  # the training set's
-    model = task.models["model"]
-    model.load_state_dict(inference_weights(state))
-    task.train_models = task.models
     return task
 
 

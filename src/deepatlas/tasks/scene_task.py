@@ -33,15 +33,11 @@ def run_saved_model(state: dict[str, Any], path: str, device: torch.device, num_
     import torch.nn.functional as F
 
     from deepatlas.data.image_files import read_pixels
-    from deepatlas.models import create_model
-    from deepatlas.models.saved import inference_weights
+    from deepatlas.models.saved import saved_model
 
-    config, meta = state["config"], state["data"]
-    options = {k: v for k, v in config["model"].items() if k != "name"}
-    model = create_model(config["model"]["name"], in_channels=3, image_size=meta["image_size"],
-                         num_classes=num_classes, **options)
-    model.load_state_dict(inference_weights(state))
-    model.to(device).eval()
+    meta = state["data"]
+    model = saved_model(state, in_channels=3, image_size=meta["image_size"],
+                        num_classes=num_classes).to(device)
     rgb = torch.from_numpy(np.ascontiguousarray(read_pixels(path, 3))).permute(2, 0, 1)
     h, w = rgb.shape[1:]
     x = F.pad(rgb[None], (0, -w % multiple, 0, -h % multiple), mode="replicate")

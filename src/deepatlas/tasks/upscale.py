@@ -24,7 +24,6 @@ Every figure stands beside **bicubic** enlargement, scored the same way.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -248,13 +247,9 @@ class Upscale(Task):
 
 def load_generator(state: dict[str, Any], device: torch.device) -> nn.Module:
     """A saved upscale run's generator (inference weights), in eval mode on ``device``."""
-    from deepatlas.models.saved import inference_weights
+    from deepatlas.models.saved import saved_model
 
-    config = state["config"]
-    options = {k: v for k, v in config["model"].items() if k != "name"}
-    model = create_model(config["model"]["name"], in_channels=3, **options)
-    model.load_state_dict(inference_weights(state))
-    return model.to(device).eval()
+    return saved_model(state, in_channels=3).to(device)
 
 
 def upscale_file(state: dict[str, Any], path: str, device: torch.device, tile: int = 192
@@ -276,18 +271,13 @@ def evaluate_upscale_run(state: dict[str, Any], device: torch.device, overrides:
                          ) -> dict[str, Any]:
     """``deepatlas eval`` of a saved upscale run: its test photographs, prepared again from
     the run's own config, scored as training scored them, beside bicubic."""
-    from deepatlas.config import apply_overrides, from_dict
-    from deepatlas.models.saved import inference_weights
-    from deepatlas.train.distributed import DistEnv
+    from deepatlas.train.task import rebuild_task
 
-    config = from_dict(state["config"])
     # only the generator is scored: no critic, no perceptual features, one batch of patches
-    apply_overrides(config, [*overrides, "train.limit_train_batches=1", "train.init_from=",
-                             "upscale.gan_weight=0", "upscale.perceptual_weight=0"])
-    task = Upscale(config)
-    task.setup(Context(config, device, DistEnv(), None, torch.contiguous_format, Path(".")))
+    task = rebuild_task(Upscale, state, device, [
+        *overrides, "train.limit_train_batches=1", "train.init_from=", "upscale.gan_weight=0",
+        "upscale.perceptual_weight=0"])
     generator = task.models["generator"]
-    generator.load_state_dict(inference_weights(state))
     scores = {**task.score(generator, task.data.test), **task.bicubic["test"]}
     scores["gain"] = scores["psnr"] - scores["bicubic_psnr"]
     return {"task": task.name, "data": task.data.name, "test_images": len(task.data.test),

@@ -149,3 +149,20 @@ ENGINE_KEYS = {
     "train.early_stopping_min_delta", "train.monitor", "train.checkpoint_every_steps", "train.checkpoint_every_epochs",
     "train.deterministic", "train.tensorboard",
 }
+
+
+def rebuild_task(task_class: type[Task], state: dict[str, Any], device: torch.device,
+                 overrides: list[str]) -> Task:
+    """For ``deepatlas eval`` of a saved run: ``task_class`` set up on the data of the run's
+    own config (with ``overrides``), one process, the inference weights in its
+    ``ema_model``."""
+    from deepatlas.config import apply_overrides, from_dict
+    from deepatlas.models.saved import inference_weights
+
+    config = from_dict(state["config"])
+    apply_overrides(config, overrides)
+    task = task_class(config)
+    task.setup(Context(config, device, DistEnv(), None, torch.contiguous_format, Path(".")))
+    task.models[task.ema_model].load_state_dict(inference_weights(state))
+    task.train_models = task.models
+    return task
