@@ -166,3 +166,32 @@ def make_scene_sources(folder: Path, digits: int = 200, photos: int = 3, seed: i
         rows.append(f"{name}\t64\t48\tfake\tCC0\tmade by the test")
     (photos_dir / "index.tsv").write_text("\n".join(rows) + "\n")
     return folder
+
+
+def make_adult(folder: Path, n_train: int = 400, n_test: int = 200, seed: int = 0) -> Path:
+    """The installed form of `deepatlas data get adult`: FOLDER/adult/train.csv and test.csv
+    (header, then UCI's columns, "" for unknown), random rows in which income depends on
+    education and sex, so a predictor has something to learn and something to be fair about."""
+    import csv
+
+    from deepatlas.data.adult import COLUMNS
+
+    rng = np.random.default_rng(seed)
+    out = folder / "adult"
+    out.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("test", n_test)):
+        with (out / f"{split}.csv").open("w", newline="") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(COLUMNS)
+            for _ in range(n):
+                sex = rng.choice(["Male", "Female"])
+                education = int(rng.integers(1, 17))
+                rich = education + 4 * (sex == "Male") + rng.normal(0, 1.5) > 12
+                writer.writerow([int(rng.integers(17, 90)), rng.choice(["Private", "", "State-gov"]),
+                                 int(rng.integers(10_000, 500_000)), "Bachelors", education,
+                                 rng.choice(["Never-married", "Married-civ-spouse"]),
+                                 rng.choice(["Sales", "Exec-managerial"]), "Husband",
+                                 rng.choice(["White", "Black"]), sex, 0, 0,
+                                 int(rng.integers(10, 60)), "United-States",
+                                 ">50K" if rich else "<=50K"])
+    return folder

@@ -25,7 +25,7 @@ from deepatlas.models import model_options
 from deepatlas.tasks import TASKS
 from deepatlas.tasks import _reads as task_reads
 from deepatlas.train import load_checkpoint
-from fakedata import make_cifar, make_image_folder, make_mnist
+from fakedata import make_adult, make_cifar, make_image_folder, make_mnist
 
 
 def _idx(folder: Path) -> list[str]:
@@ -107,13 +107,16 @@ TINY_DATA = {
                                 "data.train_size_start=0", "data.train_size_end=0",
                                 "data.num_workers=0", "train.eval_batch_size=8"],
     "karate": lambda folder: ["train.epochs=4", "train.checkpoint_every_epochs=1"],
-    "number-words": lambda folder: ["train.batch_size=1800"],
+    "number-words": lambda folder: ["train.batch_size=64", "train.limit_train_batches=5"],
     "austen": _austen,
     "bible-en-es": _bible,
     "austen+rt-snippets": _bert_text,
     "rt-snippets": _rt,
     "digit-scenes": _scenes,
     "photos": _photos,
+    "fashion-mnist-binary": lambda folder: [f"data.dir={make_mnist(folder, 500, 60)}",
+                                            "train.batch_size=16"],  # 2 of 10 classes: ~90
+    "adult": lambda folder: [f"data.dir={make_adult(folder)}", "train.batch_size=32"],
 }
 SMALL_MODEL = {"width": 8, "depth": 8, "hidden": 8, "d_model": 16, "heads": 2, "layers": 1,
                "z_dim": 16}

@@ -120,6 +120,15 @@ class UpscaleConfig:
 
 
 @dataclass
+class FairnessConfig:
+    """task = "debias" (MAP 7.3, adversarial debiasing): the adversary and its weight."""
+    protected: str = "sex"  # the attribute the adversary predicts: sex or race
+    constraint: str = "equalized-odds"  # the adversary sees (y_hat, y); or demographic-parity
+    adversary: bool = True  # false: the plain predictor, the baseline
+    alpha: float = 1.0  # weight of -grad L_A in the predictor's update (Zhang et al.'s alpha)
+
+
+@dataclass
 class RunConfig:
     recipe: str = "custom"
     description: str = ""
@@ -134,18 +143,20 @@ class RunConfig:
     distill: DistillConfig = field(default_factory=DistillConfig)
     gan: GanConfig = field(default_factory=GanConfig)
     upscale: UpscaleConfig = field(default_factory=UpscaleConfig)
+    fairness: FairnessConfig = field(default_factory=FairnessConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
 SECTIONS = ("data", "model", "optim", "schedule", "train", "regularize", "distill", "gan",
-            "upscale")
+            "upscale", "fairness")
 TOP_LEVEL = ("recipe", "description", "task", "seed")
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "task": ("classify-images", "classify-nodes", "seq2seq", "gan", "language-model",
-             "translation", "masked-lm", "classify-text", "segment", "detect", "upscale"),
+             "translation", "masked-lm", "classify-text", "segment", "detect", "upscale",
+             "debias"),
     "data.tokenizer": ("char", "bpe"),
     "gan.loss": ("nonsaturating", "minimax", "wgan-gp"),
     "data.augment": ("none", "flip", "crop", "crop-flip", "source", "copy-paste"),
@@ -153,6 +164,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "schedule.name": ("cosine", "onecycle", "constant"),
     "train.precision": ("auto", "fp32", "bf16", "fp16"),
     "train.tta": ("none", "flip", "flip-translate"),
+    "fairness.protected": ("sex", "race"),
+    "fairness.constraint": ("equalized-odds", "demographic-parity"),
 }
 
 
@@ -200,7 +213,7 @@ def coerce(key: str, value: Any, kind: type) -> Any:
 def _section_fields(section: str) -> dict[str, type]:
     cls = {"data": DataConfig, "optim": OptimConfig, "schedule": ScheduleConfig,
            "train": TrainConfig, "regularize": RegularizeConfig, "distill": DistillConfig,
-           "gan": GanConfig, "upscale": UpscaleConfig}[section]
+           "gan": GanConfig, "upscale": UpscaleConfig, "fairness": FairnessConfig}[section]
     hints = {"str": str, "int": int, "float": float, "bool": bool}
     return {f.name: hints[f.type] if isinstance(f.type, str) else f.type
             for f in dataclasses.fields(cls)}

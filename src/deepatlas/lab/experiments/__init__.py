@@ -2,6 +2,7 @@
 
 from deepatlas.lab.experiments import (  # noqa: F401
     attention, backprop, batchnorm_clipping, batchnorm_formula, bert, compression, convolutions,
-    curriculum, detection, early_stopping_augmentation, gan_stability, gpt, initialisation,
-    learned_features, optimisers, regularisation, residual_depth, segmentation,
-    super_resolution, translation, universal_approximation, vanishing_gradients)
+    curriculum, detection, early_stopping_augmentation, fairness, gan_stability, gpt,
+    initialisation, learned_features, optimisers, quantum, regularisation, residual_depth,
+    segmentation, spiking, super_resolution, translation, universal_approximation,
+    vanishing_gradients)

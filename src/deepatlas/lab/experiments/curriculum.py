@@ -69,6 +69,8 @@ def run(ctx: Context) -> Result:
             continue
         overrides = ["train.tensorboard=false", f"seed={ctx.seed}",
                      *(quick_overrides if ctx.quick else [])]
+        if ctx.smoke and step != "digits":  # the suite's size: the code path, 10 batches
+            overrides.append("train.limit_train_batches=10")
         config = load_recipe(recipe, overrides)
         summary = fit(config, ctx.out / step, progress=False)
         acc = float(summary[summary["primary"]])
