@@ -122,6 +122,65 @@ img = torch.randn(2, 3, 10, 10)
 record("DeformableConv2d at init", "F.conv2d",
        (deform(img) - F.conv2d(img, deform.weight, deform.bias, padding=1)).abs().max())
 
+# 7.1 LIF neuron (snnTorch keeps beta and its spikes in float32: beta = 0.75 is exact there)
+try:
+    import snntorch
+    from snntorch import surrogate
+
+    currents = (torch.rand(30, 4, 16) * 0.8).requires_grad_()
+    lif = dnn.LIF(beta=0.75, threshold=1.0)
+    lif.record = True
+    spikes = lif(currents)
+    leaky, mem, theirs, trace = snntorch.Leaky(beta=0.75, spike_grad=surrogate.atan()), None, [], []
+    mem = leaky.init_leaky()
+    for current in currents:
+        spk, mem = leaky(current, mem)
+        theirs.append(spk)
+        trace.append(mem)
+    theirs, trace = torch.stack(theirs), torch.stack(trace)
+    record("LIF membrane trace", "snntorch.Leaky", (lif.trace - trace).abs().max())
+    record("LIF spikes", "snntorch.Leaky", (spikes - theirs).abs().max())
+    ours_grad, = torch.autograd.grad(spikes.sum(), currents)
+    their_grad, = torch.autograd.grad(theirs.sum(), currents)
+    record("LIF arctan surrogate gradient", "snntorch.Leaky (float32 spikes)",
+           (ours_grad - their_grad).abs().max())
+except ImportError:
+    print("snntorch is not installed (pip install -e '.[test]'): LIF rows skipped")
+
+# 7.5 variational quantum circuit
+try:
+    import pennylane as qml
+
+    from deepatlas.models import create_model
+
+    n, depth = 4, 3
+    vqc = create_model("vqc", in_channels=1, image_size=4, num_classes=2, qubits=n, layers=depth)
+    weights = (torch.rand(depth, n, 2) * 6.3).requires_grad_()
+    angles = torch.rand(3, n) * 3.14
+    ours = vqc.expectations(angles, weights, torch.complex128)
+    device = qml.device("default.qubit", wires=n)
+
+    @qml.qnode(device, interface="torch", diff_method="backprop")
+    def circuit(a, w):
+        for wire in range(n):
+            qml.RY(a[wire], wires=wire)
+        for layer in w:
+            for wire in range(n):
+                qml.RY(layer[wire, 0], wires=wire)
+                qml.RZ(layer[wire, 1], wires=wire)
+            for wire in range(n):
+                qml.CNOT(wires=[wire, (wire + 1) % n])
+        return [qml.expval(qml.PauliZ(i)) for i in range(2)]
+
+    w2 = weights.detach().clone().requires_grad_()
+    theirs = torch.stack([torch.stack(circuit(a, w2)) for a in angles])
+    record("VQC <Z> expectations", "PennyLane default.qubit", (ours - theirs).abs().max())
+    g1, = torch.autograd.grad(ours.sum(), weights)
+    g2, = torch.autograd.grad(theirs.sum(), w2)
+    record("VQC gradients", "PennyLane default.qubit (backprop)", (g1 - g2).abs().max())
+except ImportError:
+    print("pennylane is not installed (pip install -e '.[test]'): VQC rows skipped")
+
 width = max(len(r[0]) for r in rows)
 print(f"{'component':<{width}}  {'reference':<42}  max |error|")
 for name, reference, error in rows:

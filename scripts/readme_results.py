@@ -12,6 +12,7 @@ generated from one committed file:
 - ``gpt-peer``: ``results/benchmarks/gpt-peer-*.json`` (``benchmarks/gpt_peer.py``);
 - ``unet-peer``: ``results/benchmarks/unet-peer-*.json`` (``benchmarks/unet_peer.py``);
 - ``upscale``: ``results/recipes/upscale-psnr.json`` and ``upscale-esrgan.json``;
+- ``directions``: MAP 7's experiments in ``results/tour-summary.json``;
 - ``tour``: ``results/tour-summary.json`` (``deepatlas tour --out ...``'s ``summary.json``);
 - ``throughput``: ``results/benchmarks/throughput-*.json`` (``benchmarks/throughput.py``);
 - ``time-to-accuracy``: ``results/benchmarks/time-to-accuracy-*.json``
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -206,8 +208,51 @@ def upscale() -> str:
     return "\n".join(lines)
 
 
+def directions() -> str:
+    """MAP 7's measured figures, from the experiments' records in ``results/tour-summary.json``."""
+    s = json.loads((RESULTS / "tour-summary.json").read_text())
+    found = {e["id"]: e for e in s["experiments"]}
+    lines = ["| MAP | experiment | measured here (mean of the seeds) | anchor | time | verdict |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    rows = {
+        "spiking-networks": (
+            "7.1", lambda m: f"test accuracy {m['test_acc_mean']:.2%} ± "
+                             f"{m['test_acc_std'] * 100:.2f} in {m['train_wall_s_mean'] / 60:.1f}"
+                             f" min of training; {m['spikes_per_image_mean']:,.0f} spikes per "
+                             f"image; estimated energy {m['energy_ratio_mean']:.2f}x the ANN "
+                             "twin's",
+            "SpikingJelly's conv SNN: 93.1% at T = 4 after 64 epochs; target >= 88% in 10 min"),
+        "fairness": (
+            "7.3", lambda m: f"accuracy {m['baseline_acc_mean']:.3f} -> "
+                             f"{m['debiased_acc_mean']:.3f}, average odds difference "
+                             f"{m['baseline_average_odds_difference_mean']:+.3f} -> "
+                             f"{m['debiased_average_odds_difference_mean']:+.3f}; fairlearn's "
+                             f"peer: accuracy {m['fairlearn_acc_mean']:.3f} (MLP), "
+                             f"{m['fairlearn-linear_acc_mean']:.3f} (logistic), AOD "
+                             f"{m['fairlearn-linear_average_odds_difference_mean']:+.3f} "
+                             "(logistic)",
+            "AIF360's demo: 0.805 -> 0.792, AOD -0.291 -> -0.054"),
+        "quantum-circuits": (
+            "7.5", lambda m: f"8-qubit circuit, 67 parameters: test accuracy "
+                             f"{m['vqc_test_acc_mean']:.2%}; classical peer, 68 parameters: "
+                             f"{m['pca-mlp_test_acc_mean']:.2%}; barren plateau: gradient "
+                             f"variance x{math.exp(-m['plateau_decay_per_qubit']):.2f} per "
+                             f"qubit (R² {m['plateau_r2']:.2f})",
+            "target >= 95%; McClean et al.: variance ~ 2^-n (x0.5 per qubit)"),
+    }
+    for name, (map_id, figure, anchor) in rows.items():
+        if name not in found:
+            continue
+        e = found[name]
+        shown = figure(e["metrics"]) if e["metrics"] else e["details"]
+        lines.append(f"| {map_id} | `{name}` | {shown} | {anchor} | {e['wall_s'] / 60:.1f} min, "
+                     f"{len(e['seeds'])} seeds | {e['verdict']} |")
+    return "\n".join(lines)
+
+
 BLOCKS = {"recipes": recipes, "gpt-peer": gpt_peer, "tour": tour, "throughput": throughput,
-          "time-to-accuracy": time_to_accuracy, "unet-peer": unet_peer, "upscale": upscale}
+          "time-to-accuracy": time_to_accuracy, "unet-peer": unet_peer, "upscale": upscale,
+          "directions": directions}
 
 
 def render(readme: str) -> str:

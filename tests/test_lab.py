@@ -21,7 +21,7 @@ EXPECTED = {"learned-features", "universal-approximation", "vanishing-gradients"
             "residual-depth", "attention", "gan-stability", "batchnorm-clipping",
             "early-stopping-augmentation", "compression", "curriculum", "batchnorm-formula",
             "gpt", "bert", "translation", "segmentation", "detection",
-            "super-resolution"}
+            "super-resolution", "spiking-networks", "fairness", "quantum-circuits"}
 
 
 @pytest.fixture(scope="module")
