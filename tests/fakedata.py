@@ -187,7 +187,8 @@ def make_adult(folder: Path, n_train: int = 400, n_test: int = 200, seed: int = 
                 sex = rng.choice(["Male", "Female"])
                 education = int(rng.integers(1, 17))
                 rich = education + 4 * (sex == "Male") + rng.normal(0, 1.5) > 12
-                writer.writerow([int(rng.integers(17, 90)), rng.choice(["Private", "", "State-gov"]),
+                age, work = int(rng.integers(17, 90)), rng.choice(["Private", "", "State-gov"])
+                writer.writerow([age, work,
                                  int(rng.integers(10_000, 500_000)), "Bachelors", education,
                                  rng.choice(["Never-married", "Married-civ-spouse"]),
                                  rng.choice(["Sales", "Exec-managerial"]), "Husband",

@@ -72,6 +72,13 @@ BAD_INPUT = [
     (["train", "digits", "--set", "optim.lr=abc"], "optim.lr expects a number"),
     (["train", "digits", "--set", "train.batch_size=5000"], "larger than the 1293 training"),
     (["train", "digits", "--resume"], "--resume needs --out DIR"),
+    (["train", "digits", "--set", "model.name=vqc", "--set", "model.qubits=40"],
+     "40 qubits need"),  # refused before the 2^40 amplitudes are allocated
+    (["train", "digits", "--set", "model.name=snn-conv", "--set",
+      "model.surrogate=sigmoidish"], "unknown surrogate gradient 'sigmoidish'"),
+    (["train", "debias-adult", "--set", "fairness.protected=age"],
+     "fairness.protected must be one of sex, race"),
+    (["train", "digits", "--set", "data.train_examples=99999"], "more than the"),
     (["train", "digits", "--set", "train.deterministic=maybe"], "expects true or false"),
     (["train", "digits", "--set", "optim.lr=-0.1"], "optim.lr must be > 0"),
     (["train", "digits", "--set", "train.batch_size=0"], "train.batch_size must be >= 1"),

@@ -9,7 +9,7 @@ from deepatlas.data import augment_batch, load_data, make_loader
 from deepatlas.data.augment import random_crop
 from deepatlas.data.idx import read_idx
 from deepatlas.errors import UserError
-from fakedata import make_cifar, make_image_folder, write_idx
+from fakedata import make_cifar, make_image_folder, make_mnist, write_idx
 
 
 def test_digits_split_is_fixed_and_stratified():
@@ -18,6 +18,27 @@ def test_digits_split_is_fixed_and_stratified():
     assert torch.equal(a.test.images, b.test.images)
     assert a.train.images.dtype == torch.uint8 and a.train.images.max() == 255
     assert torch.bincount(a.test.labels).min() >= 35  # every digit about 36 times
+
+
+def test_train_examples_are_nested_subsets_after_the_validation_split():
+    full = load_data("digits", val_fraction=0.1)
+    small, large = (load_data("digits", val_fraction=0.1, train_examples=n) for n in (100, 400))
+    assert len(small.train) == 100 and len(large.train) == 400
+    assert torch.equal(small.val.images, full.val.images)  # the held-out split never moves
+    rows = {tuple(img.flatten().tolist()) for img in large.train.images}
+    assert all(tuple(img.flatten().tolist()) in rows for img in small.train.images)
+    with pytest.raises(UserError, match=r"more than the \d+ training images of digits"):
+        load_data("digits", train_examples=10**6)
+
+
+def test_binary_fashion_mnist_keeps_two_classes(tmp_path):
+    from deepatlas.data.source import get_source
+
+    folder = make_mnist(tmp_path / "fm", n_train=200, n_test=60)
+    data = get_source("fashion-mnist-binary")(data_dir=str(folder))
+    assert data.classes == ["T-shirt/top", "Trouser"] and data.num_classes == 2
+    assert set(data.train.labels.tolist()) == {0, 1} and set(data.test.labels.tolist()) <= {0, 1}
+    assert 0 < len(data.train) < 200
 
 
 def test_mnist_reads_generated_idx_files(mnist_dir):

@@ -7,8 +7,6 @@ import torch
 
 from deepatlas.trust.debias import Adversary, fairness_metrics, projected_update
 
-pytest.importorskip("fairlearn")
-
 
 def test_projected_update_removes_the_adversarys_direction():
     torch.manual_seed(0)

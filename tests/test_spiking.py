@@ -11,11 +11,8 @@ from deepatlas.errors import UserError
 from deepatlas.models import create_model
 from deepatlas.nn.spiking import LIF, latency_code, rate_code, spike
 
-snntorch = pytest.importorskip("snntorch")
-from snntorch import surrogate  # noqa: E402
-
-
 def _snntorch_run(currents, beta, threshold, spike_grad):
+    snntorch = pytest.importorskip("snntorch")
     leaky = snntorch.Leaky(beta=beta, threshold=threshold, spike_grad=spike_grad)
     mem = leaky.init_leaky()
     spikes, trace = [], []
@@ -26,9 +23,11 @@ def _snntorch_run(currents, beta, threshold, spike_grad):
     return torch.stack(spikes), torch.stack(trace)
 
 
-@pytest.mark.parametrize("name, theirs", [("arctan", surrogate.atan(alpha=2.0)),
-                                          ("fast-sigmoid", surrogate.fast_sigmoid(slope=25))])
-def test_lif_equals_snntorch_leaky(name, theirs):
+@pytest.mark.parametrize("name", ["arctan", "fast-sigmoid"])
+def test_lif_equals_snntorch_leaky(name):
+    surrogate = pytest.importorskip("snntorch.surrogate")
+    theirs = {"arctan": surrogate.atan(alpha=2.0),
+              "fast-sigmoid": surrogate.fast_sigmoid(slope=25)}[name]
     torch.manual_seed(0)
     currents = (torch.rand(30, 4, 16, dtype=torch.float64) * 0.8).requires_grad_()
     lif = LIF(beta=0.75, threshold=1.0, surrogate=name)  # exact in float32, as snnTorch keeps it
@@ -76,3 +75,20 @@ def test_ann_macs_equal_a_flop_count_of_the_ann_twin():
     cost = model.synaptic_operations([float(s) for s in model.spikes_fired], 28)
     assert cost["ann_macs"] == counter.get_total_flops() / 2  # a MAC is 2 FLOPs
     assert math.isclose(cost["ann_energy_nj"], cost["ann_macs"] * 4.6e-3)
+
+
+def test_spike_counts_are_the_nonzero_inputs_of_the_weight_layers():
+    torch.manual_seed(0)
+    model = create_model("snn-conv", in_channels=1, image_size=28, num_classes=10, width=8,
+                         hidden=16, timesteps=3).eval()
+    seen = {}
+    for name in ("conv", "fc", "readout"):
+        layer = getattr(model, name)
+        layer = layer[0] if isinstance(layer, torch.nn.Sequential) else layer
+        layer.register_forward_hook(
+            lambda m, inputs, out, name=name: seen.__setitem__(name, (inputs[0] != 0).sum()))
+    x = torch.rand(5, 1, 28, 28) * 4
+    model(x)
+    counted = [float(seen[n]) / 5 for n in ("conv", "fc", "readout")]
+    assert counted == pytest.approx([float(s) for s in model.spikes_fired])
+    assert counted[0] > 0  # the test inputs make the first layer fire

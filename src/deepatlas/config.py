@@ -30,6 +30,7 @@ class DataConfig:
     train_size_start: int = 0  # progressive resizing: training crops grow from this size...
     train_size_end: int = 0  # ...to this one (FFCV: 160 -> 192, test at 224); 0 = off
     val_fraction: float = 0.1  # share of the training set held out (seeded) to choose best.pt
+    train_examples: int = 0  # > 0: train on this many images only (a fixed, nested subset)
     num_workers: int = 2  # DataLoader workers for streamed sets
     tokenizer: str = "char"  # char | bpe: how text tasks cut text into tokens (MAP 6.2)
     vocab_size: int = 512  # bpe's vocabulary size, bytes and merges together

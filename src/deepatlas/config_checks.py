@@ -65,6 +65,7 @@ def validate(config: RunConfig) -> None:
          "data.augment=copy-paste composes fresh copy-paste scenes every epoch: it is for "
          "tasks segment and detect"),
         (0 <= config.data.val_fraction < 1, "data.val_fraction must be in [0, 1)"),
+        (config.data.train_examples >= 0, "data.train_examples must be >= 0 (0 = all)"),
         (config.data.num_workers >= 0, "data.num_workers must be >= 0"),
         (257 <= config.data.vocab_size <= 1_000_000,
          f"data.vocab_size must be in [257, 1000000] (256 bytes, then merges), got "
@@ -103,6 +104,9 @@ def validate(config: RunConfig) -> None:
     if kind != wanted:
         raise UserError(f"model {config.model['name']!r} is a {kind} model and does not fit "
                         f"task={config.task}")
+    if config.task == "debias" and config.model["name"] != "mlp":
+        raise UserError(f"task debias reads a table of features: model.name must be mlp, got "
+                        f"{config.model['name']!r}")
     if config.task == "gan" and model_kind(config.gan.discriminator) != "gan":
         raise UserError(f"gan.discriminator {config.gan.discriminator!r} is not a GAN model")
     if config.task == "upscale" and model_kind(config.upscale.discriminator) != "upscale-critic":

@@ -5,14 +5,18 @@ from __future__ import annotations
 import torch
 
 from deepatlas.data.source import ImageData, TensorSplit, get_source
+from deepatlas.errors import UserError
 
 VAL_SPLIT_SEED = 0  # the validation split never moves with the run's seed
 
 
 def load_data(name: str, *, data_dir: str = "", download: bool = False, image_size: int = 224,
-              val_fraction: float = 0.0, augment: str = "none") -> ImageData:
+              val_fraction: float = 0.0, augment: str = "none",
+              train_examples: int = 0) -> ImageData:
     """Load data set ``name``; with ``val_fraction`` > 0, hold that share of the training set
-    out as ``data.val`` (a fixed random subset)."""
+    out as ``data.val`` (a fixed random subset); with ``train_examples`` > 0, train on that
+    many of the rest only: the first ones of a fixed order, so a smaller subset is always part
+    of a larger one (data-scaling curves)."""
     data = get_source(name)(data_dir=data_dir, download=download, image_size=image_size,
                             augment=augment)
     if val_fraction > 0:
@@ -32,4 +36,14 @@ def load_data(name: str, *, data_dir: str = "", download: bool = False, image_si
             evaluated = type(base)(base.root, imagenet_transforms(image_size, train=False))
             data.val = Subset(evaluated, order[:n_val].tolist())
             data.train = Subset(base, order[n_val:].tolist())
+    if train_examples > 0:
+        if not isinstance(data.train, TensorSplit):
+            raise UserError("data.train_examples needs an in-memory data set (MNIST, "
+                            "Fashion-MNIST, CIFAR, digits), not a streamed one")
+        n = len(data.train)
+        if train_examples > n:
+            raise UserError(f"data.train_examples={train_examples} is more than the {n} "
+                            f"training images of {name}; use at most {n} (0 = all)")
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(VAL_SPLIT_SEED + 1))
+        data.train = data.train.subset(order[:train_examples])
     return data

@@ -1,8 +1,8 @@
 """Models by name: ``create_model("resnet", depth=20, num_classes=10)``; see ``list_models()``."""
 
-from deepatlas.models import (airbench, bert, cnn, detector, esrgan, gan, gpt,  # noqa: F401
-                              graph, mlp, mobilenet, quantum, resnet, sequence, snn,
-                              transformer, unet)  # (registers them)
+from deepatlas.models import (airbench, analog, bert, cnn, detector, esrgan,  # noqa: F401
+                              gan, gpt, graph, mlp, mobilenet, quantum, resnet, sequence,
+                              snn, transformer, unet)  # (registers them)
 from deepatlas.models.registry import (create_model, list_models, model_kind, model_options,
                                        register_model)
 

@@ -2,11 +2,13 @@
 
 Both read an image through the same fixed front end, :class:`PCAFeatures`: the image's
 projection on the first ``k`` principal components of the training images, standardised
-(z = (P (x - mu)) / sigma). The quantum model then encodes feature i as the angle of qubit i
-(angle encoding, RY(z_i) |0>) and runs ``layers`` layers of trainable rotations RY(a) RZ(b) on
-every qubit followed by a ring of CNOTs (the hardware-efficient ansatz of Kandala et al.
-2017). Class k reads out <Z_k>: logit_k = s <Z_k> + c_k, with one learned scale s, because
-an expectation lies in [-1, 1] and cross-entropy needs logits of either sign and any size.
+(z = (P (x - mu)) / sigma). The quantum model then encodes feature i as the angle of qubit i,
+theta_i = pi sigmoid(z_i) in (0, pi) (angle encoding, RY(theta_i) |0>: one-to-one on the
+Bloch sphere's meridian, where RY(z_i) would wrap around), and runs ``layers`` layers of
+trainable rotations, RY(a) then RZ(b) on every qubit, followed by a ring of CNOTs (the
+hardware-efficient ansatz of Kandala et al. 2017). Class k reads out <Z_k>:
+logit_k = s <Z_k> + c_k, with one learned scale s, because an expectation lies in [-1, 1] and
+cross-entropy needs logits of either sign and any size.
 
 Its trainable rotations start near zero (N(0, 0.1^2)), so the untrained circuit is close to
 the identity: Grant et al. (2019) start so to keep away from the barren plateaus that random
@@ -58,7 +60,8 @@ class PCAFeatures(nn.Module):
         self.scale.copy_(projected.std(0).clamp_min(1e-6))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return ((x.flatten(1).to(self.mean.dtype) - self.mean) @ self.components.T) / self.scale  # (B, k)
+        centred = x.flatten(1).to(self.mean.dtype) - self.mean  # (B, D)
+        return (centred @ self.components.T) / self.scale  # (B, k)
 
 
 class VariationalClassifier(nn.Module):
@@ -86,12 +89,14 @@ class VariationalClassifier(nn.Module):
         """<Z_k> for k < num_classes after encoding ``angles`` (B, n): (B, K)."""
         weights = self.weights if weights is None else weights
         n = self.qubits
-        state = q.zero_state(len(angles), n, dtype, angles.device)
+        gates = n + len(weights) * 2 * n  # encodings, rotations, CNOTs: autograd keeps each
+        states = gates + 2 if torch.is_grad_enabled() else q.STATE_COPIES
+        state = q.zero_state(len(angles), n, dtype, angles.device, states)
         for wire in range(n):
             state = q.apply_gate(state, q.ry(angles[:, wire], dtype), wire)  # RY(z_i) |0>
         for layer in weights:  # (n, 2)
             rotations = q.rz(layer[:, 1], dtype) @ q.ry(layer[:, 0], dtype)  # (n, 2, 2)
-            for wire in range(n):  # RZ(b) RY(a): one 2x2 matrix, one pass over the state
+            for wire in range(n):  # RY(a), then RZ(b): one matrix RZ RY, one pass
                 state = q.apply_gate(state, rotations[wire], wire)
             for wire in range(n if n > 2 else n - 1):  # the ring: 0->1, ..., (n-1)->0
                 state = q.cnot(state, wire, (wire + 1) % n)

@@ -54,19 +54,23 @@ def model_options(name: str) -> dict[str, type]:
 
 def check_model_options(name: str, values: dict[str, Any]) -> None:
     """The ranges every model declares by its options' types: an int option is a count
-    (width, depth, heads, layers, ...) and must be >= 1; a float ``dropout`` is in [0, 1) and
-    any other float option is > 0; ``heads`` must divide ``d_model``."""
+    (width, depth, heads, layers, ...) and must be >= 1; a float ``dropout`` is in [0, 1), a
+    float whose default is 0 (a strength that may be off) is >= 0, and any other float option
+    is > 0; ``heads`` must divide ``d_model``."""
     options = model_options(name)
+    defaults = {p.name: p.default for p in inspect.signature(_MODELS[name]).parameters.values()}
     for key, value in values.items():
         kind = options.get(key)
         if kind is int and not isinstance(value, bool) and value < 1:
             raise UserError(f"model.{key} must be >= 1, got {value}")
         if kind is float and key == "dropout" and not 0 <= value < 1:
             raise UserError(f"model.dropout must be in [0, 1), got {value}")
-        if kind is float and key != "dropout" and not value > 0:
+        # A float whose default is 0 is a strength that may be off (train_noise); others > 0.
+        if kind is float and key != "dropout" and defaults.get(key) == 0 and value < 0:
+            raise UserError(f"model.{key} must be >= 0 (0 = off), got {value}")
+        if kind is float and key != "dropout" and defaults.get(key) != 0 and not value > 0:
             raise UserError(f"model.{key} must be > 0, got {value}")
     if "heads" in options and "d_model" in options:
-        defaults = {p.name: p.default for p in inspect.signature(_MODELS[name]).parameters.values()}
         heads, width = (values.get(k, defaults[k]) for k in ("heads", "d_model"))
         if isinstance(heads, int) and isinstance(width, int) and heads >= 1 and width % heads:
             raise UserError(f"model.d_model={width} must be a multiple of model.heads={heads}")

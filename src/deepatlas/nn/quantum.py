@@ -26,13 +26,16 @@ import torch
 
 from deepatlas.errors import UserError
 
-# Autograd keeps every gate's output for the backward pass; a few copies of the state live at
-# once even without it. The register check counts this many states.
+# States alive at once without autograd: the input, the output and an einsum's workspace.
 STATE_COPIES = 4
 
 
-def available_memory() -> int:
-    """Bytes this process can still allocate (MemAvailable on Linux, else physical memory)."""
+def available_memory(device: torch.device | str = "cpu") -> int:
+    """Bytes free on ``device``: the GPU's free memory, or MemAvailable on Linux (else the
+    physical memory)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -44,26 +47,29 @@ def available_memory() -> int:
 
 
 def check_register(qubits: int, batch: int = 1, dtype: torch.dtype = torch.complex64,
-                   memory: int | None = None) -> None:
-    """Refuse, before allocating, a register that this machine cannot hold: ``batch`` states
-    of 2^qubits amplitudes, :data:`STATE_COPIES` times over."""
+                   memory: int | None = None, states: int = STATE_COPIES,
+                   device: torch.device | str = "cpu") -> None:
+    """Refuse, before allocating, a register this machine cannot hold: ``states`` copies
+    (autograd keeps one per gate) of ``batch`` states of 2^qubits amplitudes."""
     if not isinstance(qubits, int) or qubits < 1:
         raise UserError(f"the number of qubits must be a whole number >= 1, got {qubits!r}")
-    memory = available_memory() if memory is None else memory
-    per_amplitude = torch.empty((), dtype=dtype).element_size() * STATE_COPIES * max(batch, 1)
+    memory = available_memory(device) if memory is None else memory
+    per_amplitude = torch.empty((), dtype=dtype).element_size() * states * max(batch, 1)
     need = per_amplitude * 2**qubits
     if need > memory:
-        most = max(0, int(math.log2(memory / per_amplitude)))
+        most = int(math.log2(memory / per_amplitude)) if memory >= 2 * per_amplitude else 0
+        advice = (f"use at most {most} qubits, or a smaller batch" if most >= 1
+                  else "use a smaller batch")
         raise UserError(f"{qubits} qubits need {need / 2**30:,.1f} GiB for a batch of {batch} "
                         f"(2^{qubits} amplitudes x {per_amplitude // max(batch, 1)} bytes); "
-                        f"this machine has {memory / 2**30:.1f} GiB free: use at most "
-                        f"{most} qubits, or a smaller batch")
+                        f"this machine has {memory / 2**30:.1f} GiB free: {advice}")
 
 
 def zero_state(batch: int, qubits: int, dtype: torch.dtype = torch.complex64,
-               device: torch.device | str = "cpu") -> torch.Tensor:
-    """|0...0> for each of ``batch`` registers: (B, 2, ..., 2)."""
-    check_register(qubits, batch, dtype)
+               device: torch.device | str = "cpu", states: int = STATE_COPIES) -> torch.Tensor:
+    """|0...0> for each of ``batch`` registers: (B, 2, ..., 2), after checking that
+    ``states`` copies of it fit (see :func:`check_register`)."""
+    check_register(qubits, batch, dtype, states=states, device=device)
     state = torch.zeros(batch, 2**qubits, dtype=dtype, device=device)
     state[:, 0] = 1
     return state.view(batch, *[2] * qubits)
@@ -105,9 +111,17 @@ def apply_gate(state: torch.Tensor, gate: torch.Tensor, wire: int) -> torch.Tens
     return torch.einsum("bij,bljr->blir", gate, view).reshape(state.shape)
 
 
+def _check_pair(state: torch.Tensor, a: int, b: int) -> None:
+    qubits = state.ndim - 1
+    if a == b or not (0 <= a < qubits and 0 <= b < qubits):
+        raise ValueError(f"a two-qubit gate needs two different wires of 0..{qubits - 1}, "
+                         f"got {a} and {b}")
+
+
 def cnot(state: torch.Tensor, control: int, target: int) -> torch.Tensor:
     """Flip ``target`` where ``control`` is 1: swap the two target halves of the control=1
     half."""
+    _check_pair(state, control, target)
     off, on = state.unbind(control + 1)  # each (B, 2, ..., 2) with the control axis gone
     flipped = on.flip(target + 1 - (target > control))
     return torch.stack([off, flipped], control + 1)
@@ -115,6 +129,7 @@ def cnot(state: torch.Tensor, control: int, target: int) -> torch.Tensor:
 
 def cz(state: torch.Tensor, a: int, b: int) -> torch.Tensor:
     """A phase of -1 on the amplitudes where wires ``a`` and ``b`` are both 1."""
+    _check_pair(state, a, b)
     shape = [1] * state.ndim
     shape[a + 1] = shape[b + 1] = 2
     sign = torch.ones(2, 2, dtype=state.dtype, device=state.device)

@@ -82,4 +82,5 @@ def fit(config: RunConfig, out_dir: str | Path, *, device: str = "auto", resume:
 
 __all__ = ["TASKS", "ClassifyImages", "ClassifyNodes", "ClassifyText", "Debias", "Gan",
            "LanguageModel",
-           "MaskedLM", "Seq2Seq", "Translation", "Upscale", "create_task", "fit", "list_tasks", "unused_keys"]
+           "MaskedLM", "Seq2Seq", "Translation", "Upscale", "create_task", "fit", "list_tasks",
+           "unused_keys"]

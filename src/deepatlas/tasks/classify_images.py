@@ -33,7 +33,7 @@ from deepatlas.train.runtime import evaluate_model
 class ClassifyImages(Task):
     name = "classify-images"
     uses = {"data.augment", "data.image_size", "data.train_size_start", "data.train_size_end",
-            "data.val_fraction", "data.num_workers", "train.eval_batch_size",
+            "data.val_fraction", "data.train_examples", "data.num_workers", "train.eval_batch_size",
             "train.channels_last", "train.tta", "regularize.*", "distill.*"}
     monitor = ("val_acc", "max")
     primary = "test_acc"
@@ -45,7 +45,8 @@ class ClassifyImages(Task):
                                          download=cfg.data.download,
                                          image_size=cfg.data.image_size,
                                          val_fraction=cfg.data.val_fraction,
-                                         augment=cfg.data.augment)
+                                         augment=cfg.data.augment,
+                                         train_examples=cfg.data.train_examples)
         if self.data.val is None:
             self.monitor = None  # no validation split: best.pt is not chosen, last.pt is all
         per_rank = cfg.train.batch_size // ctx.dist.world_size

@@ -21,6 +21,7 @@ from torch import nn
 
 from deepatlas.data.adult import UNPRIVILEGED, fairness_splits
 from deepatlas.data.loaders import TensorBatches
+from deepatlas.errors import UserError
 from deepatlas.models import create_model
 from deepatlas.train import Context, OptimizerGroup, StepOutput, Task
 from deepatlas.trust.debias import Adversary, fairness_metrics, projected_update
@@ -37,6 +38,10 @@ class Debias(Task):
         from deepatlas.data.packages import get_set, set_folder
 
         cfg = self.config
+        if ctx.dist.world_size > 1:  # autograd.grad bypasses DDP's gradient averaging
+            raise UserError("task debias runs in one process: the projection needs the whole "
+                            "batch's gradients, which torch.autograd.grad does not average "
+                            "across DDP ranks; run it without torchrun")
         folder = set_folder(cfg.data.dir, cfg.data.name, cfg.data.download)
         tables = get_set(cfg.data.name).load(folder)
         self.splits, self.feature_names = fairness_splits(

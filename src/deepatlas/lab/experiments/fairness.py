@@ -10,11 +10,13 @@ logistic-regression predictor ("fairlearn-linear"). fairlearn 0.15.0 projects ea
 tensor with ``sum(torch.inner(unit, grad))``, which for a matrix is not the Frobenius inner
 product (it sums the products of every pair of rows): with a hidden layer the "projection" is
 no projection, and its equalized-odds predictor collapses to predicting the protected
-attribute itself (measured here: its predictions equal sex on every test row, at alpha = 0
-too). A one-row weight, as in logistic regression, is unaffected, hence the second peer.
+attribute itself (in one probe, 3 epochs at alpha = 0 and seed 0, its predictions equalled
+sex on every test row; in others it trains, with a wider spread). A one-row weight, as in
+logistic regression, is unaffected, hence the second peer.
 
 Metrics are fairlearn's, on ``adult.test``, of the model after the fixed budget (nothing is
-chosen on the test set). The claim holds when, beyond the spread over seeds, debiasing costs
+chosen on the test set), over 5 seeds. The claim holds when, beyond the spread over seeds,
+debiasing costs
 at most 1.5 points of accuracy and brings |average odds difference| below 0.05 (the issue's
 targets). The anchor is AIF360's demo on Adult: accuracy 0.805 -> 0.792, average odds
 difference -0.291 -> -0.054.
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from deepatlas.config import RunConfig
 from deepatlas.lab.common import pyplot, save, without_data
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import against, verdict
@@ -31,7 +34,7 @@ from deepatlas.lab.stats import against, verdict
 MAX_DROP, MAX_GAP = 0.015, 0.05
 
 
-def fairlearn_peer(config, seed: int, hidden: bool = True) -> dict[str, float]:
+def fairlearn_peer(config: RunConfig, seed: int, hidden: bool = True) -> dict[str, float]:
     """fairlearn's AdversarialFairnessClassifier on the recipe's split, sizes and budget
     (``hidden=False``: a logistic-regression predictor instead of the recipe's MLP)."""
     from fairlearn.adversarial import AdversarialFairnessClassifier
@@ -71,7 +74,7 @@ def run(ctx: Context) -> Result:
     missing = without_data("adult")
     if missing is not None:
         return missing
-    seeds = [ctx.seed + s for s in range(ctx.size(3, 1, smoke=1))]
+    seeds = [ctx.seed + s for s in range(ctx.size(5, 1, smoke=1))]
     budget = ctx.size([], ["train.epochs=2"], smoke=["train.epochs=1",
                                                       "train.limit_train_batches=4"])
     arms = {"baseline": ["fairness.adversary=false"], "debiased": []}

@@ -1,0 +1,102 @@
+"""MAP 9: why deep learning works. Data: the test error falls as a power of the training set.
+
+Recipe ``fashion-mnist-fast`` (the airbench-style net) trained on nested subsets of
+Fashion-MNIST's training images (``data.train_examples``: each subset contains the smaller
+ones), from 1,000 images to all 60,000. Each size trains its recipe's 6 epochs, but at least
+``MIN_STEPS`` optimiser steps, so the small sets are not simply under-trained. The test error
+is fitted to a power law, err(N) = a N^-b (a line in log-log axes; the "power-law region" of
+Hestness et al. 2017).
+
+The claim holds when the error falls from the smallest to the largest set beyond the spread
+over seeds, b > 0, and the fit explains at least 90% of the variance of log err (R^2 >= 0.9).
+
+The section's other parts are measured elsewhere on the page: compute (the throughput of
+``benchmarks/throughput.py`` in the README's Speed section; the 1000x of 2012-2022 needs GPUs
+from both years), algorithms (``vanishing-gradients``: ReLU, 2.1; ``residual-depth``:
+ResNet, 4.1; ``batchnorm-clipping``: BatchNorm, 5.1) and theory (``universal-approximation``,
+1.3).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from deepatlas.lab.common import pyplot, save
+from deepatlas.lab.registry import Context, Result, experiment
+from deepatlas.lab.stats import compare, verdict
+
+MIN_STEPS = 400
+BATCH = 256  # fashion-mnist-fast's batch size
+
+
+def plan(n: int, epochs: int, min_steps: int) -> int:
+    """Epochs for ``n`` images: the recipe's, or enough for ``min_steps`` steps."""
+    return max(epochs, math.ceil(min_steps / max(n // BATCH, 1)))
+
+
+def power_law(sizes: list[int], errors: list[float]) -> tuple[float, float, float]:
+    """(a, b, R^2) of log err = log a - b log N."""
+    x, y = np.log(np.array(sizes, float)), np.log(np.array(errors))
+    slope, intercept = np.polyfit(x, y, 1)
+    residual = y - (slope * x + intercept)
+    return float(math.exp(intercept)), float(-slope), float(1 - residual.var() / y.var())
+
+
+@experiment(name="data-scaling", map_id="9", title="Why deep learning works: data",
+            claim="More data is a cause of deep learning's success: the test error falls as a "
+                  "power of the number of training images.",
+            source="数据驱动:ImageNet等大数据集提供丰富特征学习素材",
+            timed=True,
+            implements="data.train_examples (nested subsets) on recipe fashion-mnist-fast; "
+                       "a power-law fit")
+def run(ctx: Context) -> Result:
+    from deepatlas.config import load_recipe
+    from deepatlas.lab.experiments.curriculum import number_of_classes
+    from deepatlas.tasks import fit
+
+    if number_of_classes("fashion-mnist") is None:
+        return Result({}, "not measurable here", "Fashion-MNIST is not installed: sudo apt-get "
+                      "install -y dataset-fashion-mnist", [], reason="no data")
+    sizes = ctx.size([1000, 2000, 4000, 8000, 16000, 30000, 60000], [1000, 4000, 16000],
+                     smoke=[300, 600])
+    epochs, min_steps = ctx.size((6, MIN_STEPS), (1, 60), smoke=(1, 2))
+    seeds = [ctx.seed + s for s in range(ctx.size(3, 1, smoke=1))]
+    errors: dict[int, list[float]] = {n: [] for n in sizes}
+    walls: dict[int, list[float]] = {n: [] for n in sizes}
+    for seed in seeds:
+        for n in sizes:
+            sets = ["train.tensorboard=false", f"seed={seed}", f"data.train_examples={n}",
+                    f"train.epochs={plan(n, epochs, min_steps)}"]
+            if ctx.smoke:  # the code path only: two batches, a plain test pass
+                sets += ["train.limit_train_batches=2", "train.tta=none"]
+            summary = fit(load_recipe("fashion-mnist-fast", sets), ctx.out / f"n{n}-seed{seed}",
+                          progress=False)
+            errors[n].append(1 - float(summary["test_acc"]))
+            walls[n].append(float(summary["wall_s"]))
+    means = [float(np.mean(errors[n])) for n in sizes]
+    a, b, r2 = power_law(sizes, means)
+    effects = [compare(f"test error with {sizes[0]:,} - with {sizes[-1]:,} images",
+                       errors[sizes[0]], errors[sizes[-1]])]
+    status, note = verdict(effects, also=b > 0 and r2 >= 0.9,
+                           unmet=f"the power-law fit is poor (b {b:.2f}, R² {r2:.2f})")
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for seed_index in range(len(seeds)):
+        ax.loglog(sizes, [errors[n][seed_index] for n in sizes], "o", color="C0", alpha=0.4)
+    grid = np.geomspace(sizes[0], sizes[-1], 50)
+    ax.loglog(grid, a * grid ** -b, "k--", lw=1, label=f"fit: {a:.2f} N^-{b:.2f} (R² {r2:.2f})")
+    ax.set_xlabel("training images N")
+    ax.set_ylabel("test error")
+    ax.legend(fontsize=8)
+    plot = save(fig, ctx.path("plot.png"))
+    metrics = {"power_law_a": a, "power_law_b": b, "power_law_r2": r2}
+    for n, mean in zip(sizes, means):
+        metrics[f"test_error_n{n}"] = mean
+        metrics[f"wall_s_n{n}"] = float(np.mean(walls[n]))
+    details = (f"Test error {means[0]:.2%} with {sizes[0]:,} training images, {means[-1]:.2%} "
+               f"with {sizes[-1]:,}; err = {a:.2f} N^-{b:.2f} (R² {r2:.2f}; mean of "
+               f"{len(seeds)} seeds per size).")
+    return Result(metrics, status, details, [plot], effects, seeds, note=note)

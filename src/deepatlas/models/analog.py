@@ -1,0 +1,28 @@
+"""MAP 7.2: an MLP whose layers are memristor crossbars (``deepatlas.nn.crossbar``).
+
+``analog-mlp`` trains like an ordinary MLP (digitally, with weight noise when
+``train_noise`` > 0: hardware-aware training) and infers through simulated PCM crossbars
+once programmed: ``program_model(model, seed)``, then ``set_inference_time(model, seconds,
+compensate)``. Biases and the ReLUs between layers stay digital, as on IBM's chips.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from deepatlas.models.registry import register_model
+from deepatlas.nn.crossbar import AnalogLinear
+
+
+@register_model
+def analog_mlp(*, in_channels: int = 1, image_size: int = 28, num_classes: int = 10,
+               width: int = 256, depth: int = 2, train_noise: float = 0.0) -> nn.Module:
+    """``depth`` crossbar layers (``width`` hidden units, ReLU between); ``train_noise``: the
+    weight noise of hardware-aware training, relative to each layer's max |w| (0 = off)."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    features = in_channels * image_size * image_size
+    for _ in range(depth - 1):
+        layers += [AnalogLinear(features, width, train_noise), nn.ReLU()]
+        features = width
+    layers.append(AnalogLinear(features, num_classes, train_noise))
+    return nn.Sequential(*layers)
