@@ -209,7 +209,8 @@ def upscale() -> str:
 
 
 def directions() -> str:
-    """MAP 7's measured figures, from the experiments' records in ``results/tour-summary.json``."""
+    """MAP 7's and 9's measured figures, from the experiments' records in
+    ``results/tour-summary.json``."""
     s = json.loads((RESULTS / "tour-summary.json").read_text())
     found = {e["id"]: e for e in s["experiments"]}
     lines = ["| MAP | experiment | measured here (mean of the seeds) | anchor | time | verdict |",
@@ -247,6 +248,12 @@ def directions() -> str:
                              f"variance x{math.exp(-m['plateau_decay_per_qubit']):.2f} per "
                              f"qubit (R² {m['plateau_r2']:.2f})",
             "target >= 95%; McClean et al.: variance ~ 2^-n (x0.5 per qubit)"),
+        "data-scaling": (
+            "9", lambda m: f"Fashion-MNIST test error {m['test_error_n1000']:.2%} with 1,000 "
+                           f"training images, {m['test_error_n16000']:.2%} with 16,000: "
+                           f"err = {m['power_law_a']:.2f} N^-{m['power_law_b']:.2f} "
+                           f"(R² {m['power_law_r2']:.2f})",
+            "Hestness et al. 2017: ImageNet top-1 error ~ N^-0.31"),
     }
     for name, (map_id, figure, anchor) in rows.items():
         if name not in found:

@@ -60,7 +60,8 @@ def test_debiasing_narrows_the_gap_the_baseline_leaves(tmp_path):
     for adversary in (False, True):
         config = load_recipe("debias-adult", [f"data.dir={data}", "train.epochs=10",
                                               "train.tensorboard=false", "train.batch_size=64",
-                                              "optim.lr=0.01",
+                                              "optim.lr=0.01", "fairness.alpha=1.0",
+                                              "schedule.name=constant",
                                               f"fairness.adversary={str(adversary).lower()}"])
         summary = fit(config, tmp_path / str(adversary), progress=False)
         gaps[adversary] = abs(summary["test_average_odds_difference"])
