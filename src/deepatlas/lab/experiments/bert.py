@@ -8,7 +8,7 @@ labelled data and budget.**
 1. One masked-LM pretraining run (recipe ``bert-pretrain``: full 300 steps of 128 sequences,
    quick 10) on the Austen novels and the rt-snippets training sentences, without labels.
 2. For each seed, the same BERT fine-tuned from it (``bert-sentiment``) and trained from
-   scratch (``bert-sentiment-scratch``), same epochs (full 2 of 150 batches of 32; quick 1 of 20, and 1 seed), batch
+   scratch (``bert-sentiment-scratch``), same epochs (full 2 of 150 batches of 32; quick 1 of 10, and 1 seed), batch
    and schedule, on rt-snippets' polarity. best.pt is chosen by validation accuracy; the held-out tenth is reported only.
 
 Holds when the paired difference in test accuracy (fine-tuned - scratch) is above 0 beyond the
@@ -47,7 +47,7 @@ def run(ctx: Context) -> Result:
                                       f"train.limit_train_batches={pretrain_steps}",
                                       f"seed={ctx.seed}"]), pretrained, progress=False)
     fine = [*common, f"train.epochs={ctx.size(2, 1, smoke=1)}",
-            f"train.limit_train_batches={ctx.size(150, 20, smoke=4)}"]
+            f"train.limit_train_batches={ctx.size(150, 10, smoke=4)}"]
     seeds = [ctx.seed + s for s in range(ctx.size(3, 1, smoke=1))]  # quick: the code path
     accuracy: dict[str, list[float]] = {"fine-tuned": [], "from scratch": []}
     for seed in seeds:

@@ -2,7 +2,7 @@
 train`` runs) carries a learner from digits to Fashion-MNIST, MNIST, CIFAR-10 and ImageNet.
 
 Every step whose data is on this machine is trained here, in this run (at quick size with
-``--quick``: one epoch, of Fashion-MNIST 100 batches); the others are "not measurable here"
+``--quick``: one epoch, of Fashion-MNIST 60 batches); the others are "not measurable here"
 with their reason (no data; for ImageNet on a machine without a GPU, no GPU). Nothing is read from earlier runs.
 
 A step holds when its test accuracy is closer to perfect than to chance: the lower end of its
@@ -23,7 +23,7 @@ from deepatlas.lab.stats import proportion
 STEPS = (
     ("digits", "digits", "digits", ["train.epochs=10"]),
     ("fashion-mnist", "fashion-mnist", "fashion-mnist-fast",
-     ["train.epochs=1", "train.limit_train_batches=100"]),  # 100 of 235 batches: 25 s
+     ["train.epochs=1", "train.limit_train_batches=60"]),  # 60 of 235 batches: 15 s
     ("mnist", "mnist-10k", "mnist", ["train.epochs=1"]),  # real digits: deepatlas data get
     ("cifar10", "cifar10", "cifar10-fast", ["train.epochs=1"]),
     ("imagenet", "imagenet", "imagenet-resnet50", ["train.epochs=1"]),

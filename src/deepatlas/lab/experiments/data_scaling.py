@@ -60,9 +60,9 @@ def run(ctx: Context) -> Result:
     if number_of_classes("fashion-mnist") is None:
         return Result({}, "not measurable here", "Fashion-MNIST is not installed: sudo apt-get "
                       "install -y dataset-fashion-mnist", [], reason="no data")
-    sizes = ctx.size([1000, 2000, 4000, 8000, 16000], [1000, 4000],
+    sizes = ctx.size([1000, 2000, 4000, 8000, 16000], [500, 1000],
                      smoke=[300, 600])
-    epochs, min_steps = ctx.size((6, MIN_STEPS), (1, 40), smoke=(1, 2))
+    epochs, min_steps = ctx.size((6, MIN_STEPS), (1, 20), smoke=(1, 2))
     seeds = [ctx.seed + s for s in range(ctx.size(3, 1, smoke=1))]
     errors: dict[int, list[float]] = {n: [] for n in sizes}
     walls: dict[int, list[float]] = {n: [] for n in sizes}

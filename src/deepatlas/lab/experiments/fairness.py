@@ -75,7 +75,7 @@ def run(ctx: Context) -> Result:
     if missing is not None:
         return missing
     seeds = [ctx.seed + s for s in range(ctx.size(5, 1, smoke=1))]
-    budget = ctx.size([], ["train.epochs=2"], smoke=["train.epochs=1",
+    budget = ctx.size([], ["train.epochs=1"], smoke=["train.epochs=1",
                                                       "train.limit_train_batches=4"])
     arms = {"baseline": ["fairness.adversary=false"], "debiased": []}
     measured: dict[str, list[dict[str, float]]] = {"baseline": [], "debiased": [],

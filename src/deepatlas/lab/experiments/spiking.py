@@ -78,7 +78,7 @@ def run(ctx: Context) -> Result:
         return Result({}, "not measurable here", "Fashion-MNIST is not installed: sudo apt-get "
                       "install -y dataset-fashion-mnist", [], reason="no data")
     seeds = [ctx.seed + s for s in range(ctx.size(3, 1, smoke=1))]
-    budget = ctx.size([], ["train.epochs=1", "train.limit_train_batches=40"],
+    budget = ctx.size([], ["train.epochs=1", "train.limit_train_batches=20"],
                       smoke=["train.epochs=1", "train.limit_train_batches=2",
                              "model.width=4", "model.hidden=8", "model.timesteps=2"])
     accs, walls, stats = [], [], []

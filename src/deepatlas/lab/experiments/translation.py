@@ -54,7 +54,7 @@ def run(ctx: Context) -> Result:
     # (layout, warm-up in chunks of training): pre-LN needs none, post-LN is tried both ways
     cells = ctx.size((("pre-LN", 0.0), ("post-LN", 0.0), ("post-LN", 1.0)),
                      (("pre-LN", 0.0), ("post-LN", 0.0)))
-    chunks, steps = ctx.size(4, 2, smoke=1), ctx.size(30, 12, smoke=3)
+    chunks, steps = ctx.size(4, 1, smoke=1), ctx.size(30, 12, smoke=3)
     size = ["model.d_model=32", "model.heads=4", "model.max_len=64",
             "data.vocab_size=2000", "train.batch_size=32", f"train.epochs={chunks}",
             f"train.limit_train_batches={steps}", "train.eval_every=0",
