@@ -92,7 +92,7 @@ def run(ctx: Context) -> Result:
     xtr, ytr, xte, yte = digits_tensors()
     steps = ctx.size(1000, 500, smoke=20)
     rnn_steps = ctx.size(600, 300, smoke=20)
-    seeds = [ctx.seed + s for s in range(ctx.size(5, 3, smoke=2))]
+    seeds = [ctx.seed + s for s in range(ctx.size(5, 2, smoke=2))]
     bn_acc: dict[str, list[float]] = {"without": [], "with BatchNorm": []}
     bn_loss, rnn = {}, {}
     for seed in seeds:

@@ -51,7 +51,7 @@ def run(ctx: Context) -> Result:
     teacher = ctx.out / "teacher"
     teacher_summary = fit(load_recipe("digits", [*TEACHER, *quiet, f"seed={ctx.seed}"]),
                           teacher, progress=False)
-    seeds = [ctx.seed + s for s in range(ctx.size(6, 3, smoke=2))]
+    seeds = [ctx.seed + s for s in range(ctx.size(6, 2, smoke=2))]
     taught, alone = [], []
     for seed in seeds:
         result = distill(str(teacher), "digits", [*STUDENT, *quiet, f"seed={seed}"],

@@ -78,7 +78,7 @@ def run(ctx: Context) -> Result:
     history = [json.loads(line) for line in
                (ctx.out / "no-stopping" / "metrics.jsonl").read_text().splitlines()]
 
-    seeds = [ctx.seed + s for s in range(ctx.size(5, 3, smoke=2))]
+    seeds = [ctx.seed + s for s in range(ctx.size(5, 2, smoke=2))]
     steps = ctx.size(600, 150, smoke=10)
     modes = ("none", "crop", "source")
     aug = {m: [train_augmented(m, s, steps) for s in seeds] for m in modes}

@@ -87,7 +87,7 @@ def train(kind: str, steps: int, seed: int) -> tuple[list[tuple[int, int, float]
                        "gan_nonsaturating_generator_loss, wasserstein_critic_loss, "
                        "gradient_penalty")
 def run(ctx: Context) -> Result:
-    steps = ctx.size(2000, 400, smoke=20)
+    steps = ctx.size(2000, 250, smoke=20)
     seeds = [ctx.seed + s for s in range(2 if ctx.quick else 3)]
     runs = {kind: [train(kind, steps, s) for s in seeds] for kind in ("GAN", "WGAN-GP")}
 
