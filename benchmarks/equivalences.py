@@ -24,7 +24,7 @@ rows: list[tuple[str, str, float]] = []
 
 
 def record(name: str, reference: str, error) -> None:
-    rows.append((name, reference, float(torch.as_tensor(error).detach())))
+    rows.append((name, reference, abs(float(torch.as_tensor(error).detach()))))
 
 
 # 2.1 Swish
@@ -146,6 +146,67 @@ try:
            (ours_grad - their_grad).abs().max())
 except ImportError:
     print("snntorch is not installed (pip install -e '.[test]'): LIF rows skipped")
+
+# 7.3 explanations: 9 patches of a random conv net's class probability
+from deepatlas.trust import explain as ex
+
+net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(144, 3))
+
+
+def prob(images: torch.Tensor) -> torch.Tensor:  # (S, 1, 6, 6) -> (S,)
+    return net(images).softmax(1)[:, 0]
+
+
+x6, black, patches = torch.randn(1, 6, 6), torch.zeros(1, 6, 6), ex.patch_segments(6, 6, 2)
+exact = ex.exact_shapley(prob, x6, black, patches)
+record("Kernel SHAP (all 510 coalitions)", "exact Shapley values (enumeration)",
+       (ex.kernel_shap(prob, x6, black, patches, n_samples=510) - exact).abs().max())
+try:
+    import shap
+
+    explainer = shap.KernelExplainer(
+        lambda z: ex.coalition_values(prob, x6, black, patches, torch.from_numpy(z)).numpy(),
+        np.zeros((1, 9)))
+    theirs = np.asarray(explainer.shap_values(np.ones((1, 9)), nsamples=512, l1_reg=False,
+                                              silent=True)).reshape(-1)
+    record("Kernel SHAP", "shap.KernelExplainer", (exact - torch.from_numpy(theirs)).abs().max())
+except ImportError:
+    print("shap is not installed (pip install -e '.[test]'): its row skipped")
+try:
+    from captum._utils.models.linear_model import SkLearnRidge
+    from captum.attr import IntegratedGradients, Lime
+
+    z = ex.lime_coalitions(9, 300, torch.Generator().manual_seed(4))
+
+    def replay(original, **kwargs):
+        yield from (row[None].long() for row in z)
+
+    lime = Lime(prob, interpretable_model=SkLearnRidge(alpha=1.0), perturb_func=replay,
+                similarity_func=lambda o, p, i, **k: ex.lime_kernel(i.double()).item())
+    theirs = lime.attribute(x6[None], baselines=black[None], feature_mask=patches[None, None],
+                            n_samples=300, return_input_shape=False).flatten()
+    ours = ex.weighted_ridge(z, ex.coalition_values(prob, x6, black, patches, z),
+                             ex.lime_kernel(z), 1.0)
+    record("LIME (same coalitions, lime_image kernel)", "captum Lime + SkLearnRidge",
+           (ours - theirs).abs().max())
+    ig = IntegratedGradients(prob).attribute(x6[None], baselines=black[None], n_steps=64,
+                                             method="riemann_trapezoid")[0]
+    record("Integrated Gradients (64-point trapezoid)", "captum, rescaled by 64/63",
+           (ex.integrated_gradients(prob, x6, black, 64) - ig * 64 / 63).abs().max())
+except ImportError:
+    print("captum is not installed (pip install -e '.[test]'): its rows skipped")
+
+# 7.4 NT-Xent
+try:
+    from pytorch_metric_learning.losses import NTXentLoss
+
+    from deepatlas.losses import nt_xent
+
+    z1, z2 = torch.randn(64, 16), torch.randn(64, 16)
+    record("NT-Xent (tau 0.5)", "pytorch-metric-learning NTXentLoss",
+           nt_xent(z1, z2, 0.5) - NTXentLoss(0.5)(torch.cat([z1, z2]), torch.arange(64).repeat(2)))
+except ImportError:
+    print("pytorch-metric-learning is not installed (pip install -e '.[test]'): its row skipped")
 
 # 7.5 variational quantum circuit
 try:

@@ -137,7 +137,9 @@ def recipes() -> str:
         shown = f"{value:.2%}" if primary.endswith("acc") else f"{value:.3f}"
         others = [f"{k} {r[k]:.3f}" for k in ("test_nats_per_char", "test_class_dice", "test_miou",
                                               "test_map", "test_bicubic_psnr", "test_ssim",
-                                              "test_bicubic_ssim") if k in r]
+                                              "test_bicubic_ssim", "test_knn_acc",
+                                              "test_probe_acc_0.01", "test_probe_acc_0.1")
+                  if k in r]
         monitor = r.get("monitor") or "(last epoch)"
         monitor = monitor[0] if isinstance(monitor, list) else monitor
         lines.append(f"| `{r['recipe']}` | {primary} {shown}"
@@ -208,6 +210,9 @@ def upscale() -> str:
     return "\n".join(lines)
 
 
+EXPLAINERS = (("shap", "Kernel SHAP"), ("lime", "LIME"), ("ig", "IG"))
+
+
 def directions() -> str:
     """MAP 7's and 9's measured figures, from the experiments' records in
     ``results/tour-summary.json``."""
@@ -241,6 +246,25 @@ def directions() -> str:
                              f"{m['fairlearn-linear_average_odds_difference_mean']:+.3f} "
                              "(logistic)",
             "AIF360's demo: 0.805 -> 0.792, AOD -0.291 -> -0.054"),
+        "explanations": (
+            "7.3", lambda m: "deletion AUC (lower is better) " + ", ".join(
+                f"{m[f'{k}_deletion_auc']:.3f} {name}" for k, name in EXPLAINERS)
+                + f" against {m['random_deletion_auc']:.3f} for a random order; insertion AUC "
+                + ", ".join(f"{m[f'{k}_insertion_auc']:.3f}" for k, _ in EXPLAINERS)
+                + f" against {m['random_insertion_auc']:.3f}; rank correlation with a "
+                "randomised network " + ", ".join(
+                    f"{m[f'{k}_randomised_rank_correlation']:+.2f}" for k, _ in EXPLAINERS)
+                + f" ({m['images']:.0f} test images, 49 patches)",
+            "Petsiuk et al. 2018 (deletion/insertion); Adebayo et al. 2018 (randomisation)"),
+        "self-supervised": (
+            "7.4", lambda m: f"linear probe on frozen SimCLR features "
+                             f"{m['simclr_test_probe_acc_mean']:.2%} (kNN "
+                             f"{m['simclr_test_knn_acc_mean']:.2%}); random encoder "
+                             f"{m['random_init_test_probe_acc_mean']:.2%}; with 600 labels: "
+                             f"SimCLR + probe {m['simclr_test_probe_acc_0.01_mean']:.2%}, "
+                             "supervised from scratch "
+                             f"{m['supervised_600_test_acc_mean']:.2%}",
+            "target: probe >= 85%, >= 10 points over a random encoder; SimCLR wins at 1%"),
         "quantum-circuits": (
             "7.5", lambda m: f"8-qubit circuit, 67 parameters: test accuracy "
                              f"{m['vqc_test_acc_mean']:.2%}; classical peer, 68 parameters: "
@@ -260,8 +284,10 @@ def directions() -> str:
             continue
         e = found[name]
         shown = figure(e["metrics"]) if e["metrics"] else e["details"]
+        spread = (f"{e['metrics']['images']:.0f} images" if name == "explanations"
+                  else f"{len(e['seeds'])} seeds")
         lines.append(f"| {map_id} | `{name}` | {shown} | {anchor} | {e['wall_s'] / 60:.1f} min, "
-                     f"{len(e['seeds'])} seeds | {e['verdict']} |")
+                     f"{spread} | {e['verdict']} |")
     return "\n".join(lines)
 
 

@@ -130,6 +130,14 @@ class FairnessConfig:
 
 
 @dataclass
+class SimCLRConfig:
+    """task = "simclr" (MAP 7.4, self-supervised learning): the views and the evaluation."""
+    temperature: float = 0.5  # tau of NT-Xent
+    min_scale: float = 0.3  # smallest area fraction of a view's random crop
+    knn_k: int = 20  # neighbours of the kNN evaluation
+
+
+@dataclass
 class RunConfig:
     recipe: str = "custom"
     description: str = ""
@@ -145,19 +153,20 @@ class RunConfig:
     gan: GanConfig = field(default_factory=GanConfig)
     upscale: UpscaleConfig = field(default_factory=UpscaleConfig)
     fairness: FairnessConfig = field(default_factory=FairnessConfig)
+    simclr: SimCLRConfig = field(default_factory=SimCLRConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
 SECTIONS = ("data", "model", "optim", "schedule", "train", "regularize", "distill", "gan",
-            "upscale", "fairness")
+            "upscale", "fairness", "simclr")
 TOP_LEVEL = ("recipe", "description", "task", "seed")
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "task": ("classify-images", "classify-nodes", "seq2seq", "gan", "language-model",
              "translation", "masked-lm", "classify-text", "segment", "detect", "upscale",
-             "debias"),
+             "debias", "simclr"),
     "data.tokenizer": ("char", "bpe"),
     "gan.loss": ("nonsaturating", "minimax", "wgan-gp"),
     "data.augment": ("none", "flip", "crop", "crop-flip", "source", "copy-paste"),
@@ -214,7 +223,8 @@ def coerce(key: str, value: Any, kind: type) -> Any:
 def _section_fields(section: str) -> dict[str, type]:
     cls = {"data": DataConfig, "optim": OptimConfig, "schedule": ScheduleConfig,
            "train": TrainConfig, "regularize": RegularizeConfig, "distill": DistillConfig,
-           "gan": GanConfig, "upscale": UpscaleConfig, "fairness": FairnessConfig}[section]
+           "gan": GanConfig, "upscale": UpscaleConfig, "fairness": FairnessConfig,
+           "simclr": SimCLRConfig}[section]
     hints = {"str": str, "int": int, "float": float, "bool": bool}
     return {f.name: hints[f.type] if isinstance(f.type, str) else f.type
             for f in dataclasses.fields(cls)}

@@ -53,6 +53,9 @@ def validate(config: RunConfig) -> None:
          "upscale.patch"),
         (config.upscale.eval_images >= 0, "upscale.eval_images must be >= 0 (0 = all)"),
         (config.fairness.alpha >= 0, "fairness.alpha must be >= 0 (0 = projection only)"),
+        (config.simclr.temperature > 0, "simclr.temperature must be > 0"),
+        (0 < config.simclr.min_scale <= 1, "simclr.min_scale must be in (0, 1]"),
+        (config.simclr.knn_k >= 1, "simclr.knn_k must be >= 1"),
         (config.upscale.gan_weight == 0 or config.upscale.patch >= 16,
          f"upscale.patch={config.upscale.patch} is too small for the discriminator, which "
          "halves it four times: use >= 16 with upscale.gan_weight > 0"),
@@ -83,7 +86,7 @@ def validate(config: RunConfig) -> None:
     from deepatlas.data import list_sources
     from deepatlas.data.graphs import GRAPH_SOURCES
     from deepatlas.data.numbers import SEQ2SEQ_SOURCES
-    from deepatlas.models import model_kind
+    from deepatlas.models import list_models, model_kind
 
     sources, wanted = {"classify-images": (list_sources(), "image"),
                        "classify-nodes": (sorted(GRAPH_SOURCES), "graph"),
@@ -96,14 +99,16 @@ def validate(config: RunConfig) -> None:
                        "segment": (["digit-scenes"], "dense"),
                        "detect": (["digit-scenes", "yolo-folder", "coco-json"], "detect"),
                        "upscale": (["photos"], "upscale"),
-                       "debias": (["adult"], "image")}[config.task]
+                       "debias": (["adult"], "image"),
+                       "simclr": (list_sources(), "embedding")}[config.task]
     if config.data.name not in sources:
         raise unknown_name(f"data set (data.name) for task {config.task}", config.data.name,
                            sources)
     kind = model_kind(config.model["name"])
     if kind != wanted:
+        fitting = [m for m in list_models() if model_kind(m) == wanted]
         raise UserError(f"model {config.model['name']!r} is a {kind} model and does not fit "
-                        f"task={config.task}")
+                        f"task={config.task}; its models: {', '.join(fitting)}")
     if config.task == "debias" and config.model["name"] != "mlp":
         raise UserError(f"task debias reads a table of features: model.name must be mlp, got "
                         f"{config.model['name']!r}")

@@ -1,5 +1,6 @@
 """Losses of the map: label smoothing and soft targets (MAP 3.3), the GAN losses (4.3), Dice
-and IoU (6.1, segmentation), and ESRGAN's relativistic and perceptual losses (6.1)."""
+and IoU (6.1, segmentation), ESRGAN's relativistic and perceptual losses (6.1), and SimCLR's
+NT-Xent (7.4)."""
 
 from __future__ import annotations
 
@@ -203,3 +204,23 @@ class PerceptualLoss(torch.nn.Module):
         with torch.no_grad():
             phi_hr = self.features((hr - self.mean) / self.std)
         return F.l1_loss(phi_sr, phi_hr)
+
+
+# ------------------------------------------------------------ self-supervised (MAP 7.4)
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+    """SimCLR's normalised temperature-scaled cross-entropy (Chen et al. 2020, eq. 1) for the
+    projections of two views, z1 and z2 (N, D); (z1[i], z2[i]) is a positive pair::
+
+        l(i, j) = -log  exp(sim(z_i, z_j) / tau) / sum_{k != i} exp(sim(z_i, z_k) / tau)
+
+    with sim the cosine similarity, over all 2N anchors (each one's negatives are the other
+    2N - 2 views), averaged. Equals pytorch-metric-learning's ``NTXentLoss(tau)``."""
+    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)  # (2N, D)
+    logits = z @ z.T / temperature  # (2N, 2N)
+    n = len(z1)
+    self_pairs = torch.eye(2 * n, dtype=torch.bool, device=z.device)
+    logits = logits.masked_fill(self_pairs, float("-inf"))  # k != i
+    positives = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    return F.cross_entropy(logits, positives)

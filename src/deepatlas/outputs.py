@@ -27,9 +27,12 @@ def check_output(path: str | Path, force: bool = False, *, protect: Path | None 
     created."""
     path = Path(path)
     resolved = path.resolve()
-    if is_run_checkpoint(resolved) or (protect is not None and resolved == protect.resolve()):
+    if is_run_checkpoint(resolved):
         raise UserError(f"{path} is a checkpoint of a run; deepatlas never writes over one "
                         "(the run could no longer resume): choose another --out")
+    if protect is not None and resolved == protect.resolve():
+        raise UserError(f"{path} is the file this command reads; deepatlas never writes over "
+                        "its input, even with --force: choose another --out")
     if path.is_dir():
         raise UserError(f"{path} is a folder; --out needs a file name")
     if path.exists() and not force:

@@ -1,5 +1,5 @@
-"""The ``deepatlas`` command: ``recipes``, ``train``, ``eval``, ``predict``, ``distill``,
-``quantize``, ``export``, ``sample``, ``lab``, ``tour``.
+"""The ``deepatlas`` command: ``recipes``, ``train``, ``eval``, ``predict``, ``explain``,
+``distill``, ``quantize``, ``export``, ``sample``, ``lab``, ``tour``.
 
 Every user error ends as one line on stderr and exit code 2 (3 for a diverged run); a
 traceback means a bug in deepatlas.
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from deepatlas.cli import data as data_cli
 from deepatlas.cli import evaluate as eval_cli
+from deepatlas.cli import explain as explain_cli
 from deepatlas.cli import predict as predict_cli
 from deepatlas.cli import runs as runs_cli
 from deepatlas.cli import text as text_cli
@@ -231,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     eval_cli.add_parser(sub)
     predict_cli.add_parser(sub)
+    explain_cli.add_parser(sub)
     upscale_cli.add_parser(sub)
 
     p = sub.add_parser("lab", help="the lab: one experiment per claim of the map")
@@ -338,7 +340,8 @@ def _show_defaults(parser: argparse.ArgumentParser) -> None:
 
 
 COMMANDS = {"runs": runs_cli.cmd_runs, "recipes": cmd_recipes, "train": cmd_train, "eval": eval_cli.cmd_eval,
-            "predict": predict_cli.cmd_predict, "upscale": upscale_cli.cmd_upscale, "generate": text_cli.cmd_generate, "translate": text_cli.cmd_translate,
+            "predict": predict_cli.cmd_predict, "explain": explain_cli.cmd_explain,
+            "upscale": upscale_cli.cmd_upscale, "generate": text_cli.cmd_generate, "translate": text_cli.cmd_translate,
             "lab": cmd_lab, "tour": cmd_tour, "sample": cmd_sample,
             "distill": cmd_distill, "quantize": cmd_quantize, "export": cmd_export,
             "data": data_cli.cmd_data}

@@ -44,6 +44,13 @@ def load_data(name: str, *, data_dir: str = "", download: bool = False, image_si
         if train_examples > n:
             raise UserError(f"data.train_examples={train_examples} is more than the {n} "
                             f"training images of {name}; use at most {n} (0 = all)")
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(VAL_SPLIT_SEED + 1))
-        data.train = data.train.subset(order[:train_examples])
+        data.train = data.train.subset(labelled_subset(n, train_examples))
     return data
+
+
+def labelled_subset(n: int, count: int) -> torch.Tensor:
+    """The indices of the ``count`` training examples (of ``n``) that ``data.train_examples``
+    keeps: the first of a fixed order, so that a smaller subset is part of a larger one, and
+    a probe on 1% of the labels sees the images a supervised run on 1% trains on."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(VAL_SPLIT_SEED + 1))
+    return order[:count]

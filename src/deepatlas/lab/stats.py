@@ -46,6 +46,7 @@ class Effect:
     min_seeds: int = MIN_SEEDS
     confidence: float = CONFIDENCE
     judged: bool = True  # False: shown with the evidence, not part of the verdict
+    unit: str = "seeds"  # what the samples are: seeds, or test images for a fixed model
 
     @property
     def decision(self) -> str:
@@ -63,13 +64,13 @@ class Effect:
     def why(self) -> str:
         """One line: the effect, its interval, the seeds, and what that decides."""
         if self.seeds < self.min_seeds:
-            reason = (f"too few seeds to decide ({self.seeds} < {self.min_seeds})")
+            reason = (f"too few {self.unit} to decide ({self.seeds} < {self.min_seeds})")
         elif self.decision == "undecided":
-            reason = "the interval includes 0: not decided at this seed count"
+            reason = f"the interval includes 0: not decided at this number of {self.unit}"
         else:
             reason = self.decision
         return (f"{self.name}: {self.effect:+.4g} [{self.low:+.4g}, {self.high:+.4g}], "
-                f"{self.seeds} {'items' if 'Wilson' in self.method else 'seeds'}, "
+                f"{self.seeds} {'items' if 'Wilson' in self.method else self.unit}, "
                 f"{self.method}: {reason}")
 
     def as_dict(self) -> dict:
@@ -87,9 +88,10 @@ def _finite(x: float) -> float:
 
 def compare(name: str, a: Sequence[float], b: Sequence[float], *, direction: str = "greater",
             paired: bool = True, min_seeds: int = MIN_SEEDS,
-            confidence: float = CONFIDENCE, judged: bool = True) -> Effect:
+            confidence: float = CONFIDENCE, judged: bool = True, unit: str = "seeds") -> Effect:
     """mean(a) - mean(b) over seeds, with a paired t interval (``paired``: a[i] and b[i] share
-    seed i) or Welch's. ``direction`` is the side the claim predicts."""
+    seed i) or Welch's. ``direction`` is the side the claim predicts; ``unit`` names what the
+    samples are when they are not seeds (the test images of one fixed model)."""
     from scipy import stats
 
     _check(direction)
@@ -102,23 +104,23 @@ def compare(name: str, a: Sequence[float], b: Sequence[float], *, direction: str
         diffs = [x - y for x, y in zip(a, b)]
         if n < 2 or len(set(diffs)) == 1:
             return Effect(name, effect, effect, effect, n, "paired t (no spread)", direction,
-                          0.0 if effect else 1.0, min_seeds, confidence, judged)
+                          0.0 if effect else 1.0, min_seeds, confidence, judged, unit)
         test = stats.ttest_rel(a, b)
         method = "paired t"
     else:
         if n < 2 or (len(set(a)) == 1 and len(set(b)) == 1):
             return Effect(name, effect, effect, effect, n, "Welch t (no spread)", direction,
-                          0.0 if effect else 1.0, min_seeds, confidence, judged)
+                          0.0 if effect else 1.0, min_seeds, confidence, judged, unit)
         test = stats.ttest_ind(a, b, equal_var=False)
         method = "Welch t"
     ci = test.confidence_interval(confidence_level=confidence)
     return Effect(name, effect, _finite(ci.low), _finite(ci.high), n, method, direction,
-                  _finite(test.pvalue), min_seeds, confidence, judged)
+                  _finite(test.pvalue), min_seeds, confidence, judged, unit)
 
 
 def against(name: str, values: Sequence[float], level: float, *, direction: str = "greater",
             min_seeds: int = MIN_SEEDS, confidence: float = CONFIDENCE,
-            judged: bool = True) -> Effect:
+            judged: bool = True, unit: str = "seeds") -> Effect:
     """mean(values) - ``level`` (a chance floor, say), with the one-sample t interval."""
     from scipy import stats
 
@@ -127,12 +129,12 @@ def against(name: str, values: Sequence[float], level: float, *, direction: str 
     effect = statistics.fmean(values) - level
     if len(values) < 2 or len(set(values)) == 1:
         return Effect(name, effect, effect, effect, len(values), "one-sample t (no spread)",
-                      direction, 0.0 if effect else 1.0, min_seeds, confidence, judged)
+                      direction, 0.0 if effect else 1.0, min_seeds, confidence, judged, unit)
     test = stats.ttest_1samp(values, level)
     ci = test.confidence_interval(confidence_level=confidence)
     return Effect(name, effect, _finite(ci.low - level), _finite(ci.high - level),
                   len(values), "one-sample t", direction, _finite(test.pvalue), min_seeds,
-                  confidence, judged)
+                  confidence, judged, unit)
 
 
 def proportion(name: str, successes: int, trials: int, level: float, *,
@@ -161,9 +163,10 @@ def verdict(effects: Sequence[Effect], *, also: bool = True,
         return "holds", ""
     if undecided and not any(e.decision == "contradicts" for e in effects) and also:
         seeds = sorted({e.seeds for e in undecided})
+        units = sorted({e.unit for e in undecided})
         return ("does not hold at this scale",
                 f"undecided: {len(undecided)} of {len(effects)} effects not resolved at "
-                f"{'/'.join(map(str, seeds))} seeds")
+                f"{'/'.join(map(str, seeds))} {'/'.join(units)}")
     if not also:
         return "does not hold at this scale", unmet or "a measured condition is not met"
     return "does not hold at this scale", ""

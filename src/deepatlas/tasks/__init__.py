@@ -23,6 +23,7 @@ from deepatlas.tasks.gan import Gan
 from deepatlas.tasks.language_model import LanguageModel
 from deepatlas.tasks.masked_lm import MaskedLM
 from deepatlas.tasks.segment import Segment
+from deepatlas.tasks.simclr import SimCLR
 from deepatlas.tasks.seq2seq import Seq2Seq
 from deepatlas.tasks.translation import Translation
 from deepatlas.tasks.upscale import Upscale
@@ -32,7 +33,7 @@ from deepatlas.train.task import ENGINE_KEYS
 TASKS: dict[str, type[Task]] = {t.name: t for t in (ClassifyImages, ClassifyNodes, Seq2Seq, Gan,
                                                     LanguageModel, Translation, MaskedLM,
                                                     ClassifyText, Segment, Detect, Upscale,
-                                                    Debias)}
+                                                    Debias, SimCLR)}
 
 
 def list_tasks() -> list[str]:
