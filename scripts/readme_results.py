@@ -72,7 +72,7 @@ def tour() -> str:
                                   if e.get("note") or e.get("reason") else "")
         effects = "; ".join(
             f"{x['name']}: {_signed(x['effect'])} [{_signed(x['low'])}, {_signed(x['high'])}], "
-            f"{x['seeds']} {'test items' if 'Wilson' in x['method'] else 'seeds'}"
+            f"{x['seeds']} {'test items' if 'Wilson' in x['method'] else x.get('unit', 'seeds')}"
             for x in e.get("effects") or [] if x.get("judged", True))
         parts = "; ".join(f"{p['name']}: {p['verdict']}"
                           + (f" ({p['reason']})" if p.get("reason") else "")

@@ -67,7 +67,7 @@ def probability_of(model: torch.nn.Module, target: int) -> ex.Model:
                   "uses: deleting the patches they rank first lowers its confidence faster "
                   "than a random order, inserting them raises it faster, and their maps "
                   "change when the model's weights are randomised.",
-            source="可信AI:可解释性(LIME、SHAP)",
+            source="可解释性(LIME、SHAP)",
             implements="deepatlas.trust.explain (exact Shapley, Kernel SHAP, LIME, Integrated "
                        "Gradients; tested against shap and captum), deepatlas explain")
 def run(ctx: Context) -> Result:

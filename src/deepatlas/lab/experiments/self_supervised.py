@@ -41,7 +41,7 @@ def supervised_budget(labels: int) -> list[str]:
             claim="SimCLR learns features from unlabelled images: a linear probe on them "
                   "reaches 85% on Fashion-MNIST, 10 points above a random encoder's, and with "
                   "1% of the labels it beats the same network trained supervised.",
-            source="自监督学习:SimCLR(对比学习)",
+            source="自监督学习:SimCLR对比学习框架",
             implements="deepatlas.losses.nt_xent (equals pytorch-metric-learning's "
                         "NTXentLoss), deepatlas.data.augment.simclr_views, model "
                         "simclr-resnet, task simclr, recipe simclr-fashion")
