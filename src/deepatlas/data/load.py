@@ -37,15 +37,21 @@ def load_data(name: str, *, data_dir: str = "", download: bool = False, image_si
             data.val = Subset(evaluated, order[:n_val].tolist())
             data.train = Subset(base, order[n_val:].tolist())
     if train_examples > 0:
-        if not isinstance(data.train, TensorSplit):
-            raise UserError("data.train_examples needs an in-memory data set (MNIST, "
-                            "Fashion-MNIST, CIFAR, digits), not a streamed one")
-        n = len(data.train)
-        if train_examples > n:
-            raise UserError(f"data.train_examples={train_examples} is more than the {n} "
-                            f"training images of {name}; use at most {n} (0 = all)")
-        data.train = data.train.subset(labelled_subset(n, train_examples))
+        keep_train_examples(data, train_examples, name)
     return data
+
+
+def keep_train_examples(data: ImageData, train_examples: int, name: str) -> None:
+    """Train on the first ``train_examples`` of :func:`labelled_subset`'s fixed order only
+    (``name``: the data set, for the message)."""
+    if not isinstance(data.train, TensorSplit):
+        raise UserError("data.train_examples needs an in-memory data set (MNIST, "
+                        "Fashion-MNIST, CIFAR, digits), not a streamed one")
+    n = len(data.train)
+    if train_examples > n:
+        raise UserError(f"data.train_examples={train_examples} is more than the {n} "
+                        f"training images of {name}; use at most {n} (0 = all)")
+    data.train = data.train.subset(labelled_subset(n, train_examples))
 
 
 def labelled_subset(n: int, count: int) -> torch.Tensor:

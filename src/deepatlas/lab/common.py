@@ -90,3 +90,15 @@ def without_data(*names: str):
         return None
     return Result({}, "not measurable here", f"{', '.join(missing)} not installed: deepatlas "
                   f"data get {' and '.join(missing)}", [], reason="no data")
+
+
+def without_fashion_mnist(why: str = "Fashion-MNIST is not installed"):
+    """A "not measurable here" Result saying ``why`` and the command that installs
+    Fashion-MNIST (Debian's package), when it is not where deepatlas looks; None when it is."""
+    from deepatlas.lab.experiments import curriculum  # at call time: the suite patches it
+    from deepatlas.lab.registry import Result
+
+    if curriculum.number_of_classes("fashion-mnist") is not None:
+        return None
+    return Result({}, "not measurable here", f"{why}: sudo apt-get install -y "
+                  "dataset-fashion-mnist", [], reason="no data")

@@ -33,7 +33,7 @@ from torch import nn
 
 from deepatlas.data import ImageData, load_data, make_loader
 from deepatlas.data.augment import simclr_views
-from deepatlas.data.load import labelled_subset
+from deepatlas.data.load import keep_train_examples, labelled_subset
 from deepatlas.data.loaders import InMemoryLoader
 from deepatlas.data.source import TensorSplit
 from deepatlas.errors import UserError
@@ -114,14 +114,12 @@ class SimCLR(Task):
         # The probes' labelled images are those a supervised run with data.train_examples
         # trains on: the beginning of one fixed order of the training split.
         self.full_train = len(self.data.train) + (len(self.data.val) if self.data.val else 0)
-        n, keep = len(self.data.train), cfg.data.train_examples
-        if keep > n:
-            raise UserError(f"data.train_examples={keep} is more than the {n} training images "
-                            f"of {cfg.data.name}; use at most {n} (0 = all)")
-        self.label_order = labelled_subset(n, n).numpy()
-        if keep:  # pre-train on the first ``keep`` of that order
-            self.data.train = self.data.train.subset(torch.from_numpy(self.label_order[:keep]))
-            self.label_order = np.arange(keep)
+        if cfg.data.train_examples:  # pre-train on the beginning of that order only
+            keep_train_examples(self.data, cfg.data.train_examples, cfg.data.name)
+            self.label_order = np.arange(cfg.data.train_examples)
+        else:
+            self.label_order = labelled_subset(len(self.data.train),
+                                               len(self.data.train)).numpy()
         per_rank = cfg.train.batch_size // ctx.dist.world_size
         self.train_loader = make_loader(self.data, "train", per_rank, device=ctx.device,
                                         seed=cfg.seed, rank=ctx.dist.rank,

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from deepatlas.lab.common import pyplot, save
+from deepatlas.lab.common import pyplot, save, without_fashion_mnist
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import compare, verdict
 
@@ -54,12 +54,11 @@ def power_law(sizes: list[int], errors: list[float]) -> tuple[float, float, floa
                        "a power-law fit")
 def run(ctx: Context) -> Result:
     from deepatlas.config import load_recipe
-    from deepatlas.lab.experiments.curriculum import number_of_classes
     from deepatlas.tasks import fit
 
-    if number_of_classes("fashion-mnist") is None:
-        return Result({}, "not measurable here", "Fashion-MNIST is not installed: sudo apt-get "
-                      "install -y dataset-fashion-mnist", [], reason="no data")
+    absent = without_fashion_mnist()
+    if absent is not None:
+        return absent
     sizes = ctx.size([1000, 2000, 4000, 8000, 16000], [500, 1000],
                      smoke=[300, 600])
     epochs, min_steps = ctx.size((6, MIN_STEPS), (1, 20), smoke=(1, 2))

@@ -32,7 +32,7 @@ import time
 import numpy as np
 import torch
 
-from deepatlas.lab.common import pyplot, save
+from deepatlas.lab.common import pyplot, save, without_fashion_mnist
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import against, compare, verdict
 from deepatlas.trust import explain as ex
@@ -72,13 +72,12 @@ def probability_of(model: torch.nn.Module, target: int) -> ex.Model:
                        "Gradients; tested against shap and captum), deepatlas explain")
 def run(ctx: Context) -> Result:
     from deepatlas.data import load_data
-    from deepatlas.lab.experiments.curriculum import number_of_classes
     from deepatlas.models.saved import read_safetensors
     from deepatlas.tasks.gan_quality import bundled_classifier
 
-    if number_of_classes("fashion-mnist") is None:
-        return Result({}, "not measurable here", "The explained images are Fashion-MNIST's: "
-                      "sudo apt-get install -y dataset-fashion-mnist", [], reason="no data")
+    absent = without_fashion_mnist("The explained images are Fashion-MNIST's")
+    if absent is not None:
+        return absent
     data = load_data("fashion-mnist")
     meta, model = read_safetensors(bundled_classifier())
     model = model.float().eval()

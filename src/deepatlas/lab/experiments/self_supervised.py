@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepatlas.lab.common import pyplot, save
+from deepatlas.lab.common import pyplot, save, without_fashion_mnist
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import against, compare, verdict
 
@@ -47,13 +47,12 @@ def supervised_budget(labels: int) -> list[str]:
                         "simclr-resnet, task simclr, recipe simclr-fashion")
 def run(ctx: Context) -> Result:
     from deepatlas.config import load_recipe
-    from deepatlas.lab.experiments.curriculum import number_of_classes
     from deepatlas.tasks import fit
     from deepatlas.tasks.simclr import evaluate_untrained
 
-    if number_of_classes("fashion-mnist") is None:
-        return Result({}, "not measurable here", "SimCLR pre-trains on Fashion-MNIST: sudo "
-                      "apt-get install -y dataset-fashion-mnist", [], reason="no data")
+    absent = without_fashion_mnist("SimCLR pre-trains on Fashion-MNIST")
+    if absent is not None:
+        return absent
     seeds = [ctx.seed + s for s in range(ctx.size(3, 1, smoke=1))]
     budget = ctx.size([], ["train.epochs=1", "data.train_examples=2000"],
                       smoke=["train.epochs=1", "data.train_examples=600",

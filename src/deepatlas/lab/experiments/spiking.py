@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deepatlas.lab.common import pyplot, save
+from deepatlas.lab.common import pyplot, save, without_fashion_mnist
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import against, verdict
 
@@ -71,12 +71,11 @@ def spike_statistics(run_dir: Path, images: int = 2000) -> dict[str, float]:
                        "snn-fashion")
 def run(ctx: Context) -> Result:
     from deepatlas.config import load_recipe
-    from deepatlas.lab.experiments.curriculum import number_of_classes
     from deepatlas.tasks import fit
 
-    if number_of_classes("fashion-mnist") is None:
-        return Result({}, "not measurable here", "Fashion-MNIST is not installed: sudo apt-get "
-                      "install -y dataset-fashion-mnist", [], reason="no data")
+    absent = without_fashion_mnist()
+    if absent is not None:
+        return absent
     seeds = [ctx.seed + s for s in range(ctx.size(3, 1, smoke=1))]
     budget = ctx.size([], ["train.epochs=1", "train.limit_train_batches=20"],
                       smoke=["train.epochs=1", "train.limit_train_batches=2",
