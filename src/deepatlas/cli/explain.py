@@ -15,7 +15,6 @@ import torch
 
 from deepatlas.errors import UserError, unknown_name
 
-METHODS = ("shap", "lime", "ig")
 SCALE = 8  # the heat map's pixels per image pixel: a 28 px image becomes 224 px
 
 
@@ -71,8 +70,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from deepatlas.outputs import check_output, write_via_temp
     from deepatlas.trust import explain as ex
 
-    if args.method not in METHODS:
-        raise unknown_name("method", args.method, METHODS)
+    if args.method not in ex.METHODS:
+        raise unknown_name("method", args.method, ex.METHODS)
     for name, value, least in (("--samples", args.samples, 16), ("--steps", args.steps, 2)):
         if value < least:
             raise UserError(f"{name} must be >= {least}, got {value}")

@@ -120,8 +120,8 @@ def run(ctx: Context) -> Result:
             deletion[method].append(ex.curve_auc(deleted))
             insertion[method].append(ex.curve_auc(inserted))
             curves[method].append(deleted)
-            if i < 3:
-                maps[(i, method)] = phi[segments]
+            if i == 0:  # the plotted example
+                maps[method] = phi[segments]
             if i < checked:
                 f_random = probability_of(random_twin, int(targets[i]))
                 phi_random = ex.explain(method, f_random, x, baseline, segments, samples,
@@ -160,7 +160,7 @@ def run(ctx: Context) -> Result:
         picture = (images[0] * std + mean)[0]
         ax.imshow(picture, cmap="gray")
         if method != "image":
-            heat = maps[(0, method)]
+            heat = maps[method]
             peak = float(heat.abs().max()) or 1.0
             ax.imshow(heat, cmap="bwr", vmin=-peak, vmax=peak, alpha=0.6)
         ax.set_title(LABELS.get(method, data.classes[int(targets[0])]), fontsize=8)
