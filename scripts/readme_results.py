@@ -13,6 +13,7 @@ generated from one committed file:
 - ``unet-peer``: ``results/benchmarks/unet-peer-*.json`` (``benchmarks/unet_peer.py``);
 - ``upscale``: ``results/recipes/upscale-psnr.json`` and ``upscale-esrgan.json``;
 - ``directions``: MAP 7's experiments in ``results/tour-summary.json``;
+- ``science``: MAP 6.3's ``protein-structure`` experiment in ``results/tour-summary.json``;
 - ``tour``: ``results/tour-summary.json`` (``deepatlas tour --out ...``'s ``summary.json``);
 - ``throughput``: ``results/benchmarks/throughput-*.json`` (``benchmarks/throughput.py``);
 - ``time-to-accuracy``: ``results/benchmarks/time-to-accuracy-*.json``
@@ -291,7 +292,28 @@ def directions() -> str:
     return "\n".join(lines)
 
 
-BLOCKS = {"recipes": recipes, "gpt-peer": gpt_peer, "tour": tour, "throughput": throughput,
+def science() -> str:
+    """MAP 6.3's AlphaFold 2 experiment, from its record in ``results/tour-summary.json``."""
+    s = json.loads((RESULTS / "tour-summary.json").read_text())
+    e = next(x for x in s["experiments"] if x["id"] == "protein-structure")
+    m = e["metrics"]
+    lines = [f"`deepatlas lab run protein-structure` ({len(e['seeds'])} seeds, "
+             f"{e['wall_s'] / 60:.1f} min, verdict: {e['verdict']}), top-L/5 long-range "
+             "precision on the families of the 10 held-out chains:", "",
+             "| method | precision (mean of the seeds) |", "| --- | --- |"]
+    for key, name in (("evoformer", "Evoformer + covariance input (recipe "
+                       "`contacts-evoformer`)"),
+                      ("paper-inputs", "Evoformer, the paper's inputs alone"),
+                      ("dca", "mean-field DCA + APC"), ("mi", "mutual information + APC")):
+        lines.append(f"| {name} | {m[f'{key}_precision_mean']:.3f} |")
+    lines += ["", f"r.m.s.d.95 between experimental models of one protein: median "
+              f"{m['experimental_rmsd95_median']:.2f} Å over {m['experimental_structures']:.0f} "
+              f"structures ({m['experimental_pairs']:.0f} pairs of models); the text says "
+              "0.16 Å, AlphaFold 2 reported 0.96 Å."]
+    return "\n".join(lines)
+
+
+BLOCKS = {"science": science, "recipes": recipes, "gpt-peer": gpt_peer, "tour": tour, "throughput": throughput,
           "time-to-accuracy": time_to_accuracy, "unet-peer": unet_peer, "upscale": upscale,
           "directions": directions}
 

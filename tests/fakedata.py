@@ -196,3 +196,31 @@ def make_adult(folder: Path, n_train: int = 400, n_test: int = 200, seed: int = 
                                  int(rng.integers(10, 60)), "United-States",
                                  ">50K" if rich else "<=50K"])
     return folder
+
+
+def make_proteins(folder: Path, chains: int = 18, length: int = 40, seed: int = 0) -> Path:
+    """The installed form of `deepatlas data get proteins` that task predict-contacts reads:
+    FOLDER/proteins/chains.tsv (id, sequence, secondary structure) and ca.npy, CA traces of
+    compact random walks (3.8 A steps, turning sharply, so far residues come into contact)."""
+    rng = np.random.default_rng(seed)
+    out = folder / "proteins"
+    out.mkdir(parents=True, exist_ok=True)
+    rows, coords = [], []
+    for k in range(chains):
+        steps = rng.normal(size=(length, 3))
+        steps[1:] += -0.6 * steps[:-1]  # anti-correlated steps fold the walk back on itself
+        steps *= 3.8 / np.linalg.norm(steps, axis=1, keepdims=True)
+        coords.append(np.cumsum(steps, axis=0))
+        rows.append(f"{k}fakA\t{'A' * length}\t{'-' * length}")
+    (out / "chains.tsv").write_text("\n".join(rows) + "\n", "utf-8")
+    np.save(out / "ca.npy", np.concatenate(coords).astype(np.float32))
+    # An NMR ensemble of two models, the second 0.5 A off on every axis at every other residue.
+    atom = "ATOM  {:5d}  CA  ALA A{:4d}    {:8.3f}{:8.3f}{:8.3f}  1.00  0.00           C\n"
+    text = "EXPDTA    SOLUTION NMR\n"
+    for model, shift in ((1, 0.0), (2, 0.5)):
+        text += f"MODEL     {model:4d}\n" + "".join(
+            atom.format(i, i, *(xyz + shift * (i % 2))) for i, xyz in enumerate(coords[0], 1))
+        text += "ENDMDL\n"
+    (out / "structures").mkdir(exist_ok=True)
+    (out / "structures" / "nmr.pdb").write_text(text)
+    return folder

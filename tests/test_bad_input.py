@@ -42,6 +42,11 @@ def artifacts(tmp_path_factory):
     torch.save({"format": "deepatlas-checkpoint-v1", "model": RunsCode()}, root / "evil.pt",
                pickle_protocol=2)
     (root / "a-file").write_text("")
+    atom = "ATOM  {:5d}  CA  ALA A{:4d}    {:8.3f}{:8.3f}{:8.3f}  1.00  0.00           C\n"
+    (root / "one.pdb").write_text("".join(atom.format(k, k, 3.8 * k, 0, 0) for k in range(1, 9)))
+    (root / "bad-xyz.pdb").write_text(atom.format(1, 1, 0, 0, 0)[:30] + "   x.yz" + " " * 40)
+    (root / "broken.pdb.gz").write_bytes(b"\x1f\x8b not really gzip")
+    (root / "model.cif").write_text("data_x\n")
     # Runs of other tasks, for the commands that only serve image classifiers.
     gan, seq = root / "gan", root / "seq"
     assert main(["train", "gan-dcgan", "--out", str(gan), "--no-progress", "--set",
@@ -167,6 +172,15 @@ BAD_INPUT = [
      "simclr.temperature must be > 0"),
     (["train", "simclr-fashion", "--set", "model.name=resnet"],
      "does not fit task=simclr; its models: simclr-resnet"),
+    (["train", "contacts-evoformer", "--set", "contacts.length=20"],
+     "contacts.length must be >= 32 residues"),
+    (["superpose", "{root}/notes.png"], "no CA atom in PDB format"),
+    (["superpose", "{root}/broken.pdb.gz"], "broken.pdb.gz: cannot be read"),
+    (["superpose", "{root}/bad-xyz.pdb"], "bad-xyz.pdb: bad coordinates in line"),
+    (["superpose", "{root}/one.pdb"], "one.pdb has one model and no two copies of a chain"),
+    (["superpose", "{root}/one.pdb", "{root}/one.pdb", "--chains", "A", "Q"], "no chain 'Q'"),
+    (["superpose", "{root}/model.cif", "{root}/one.pdb"], "only PDB-format files are read"),
+    (["superpose", "{root}/nope.pdb"], "nope.pdb is not a file"),
     (["predict", "{run}", "{root}/missing.png"], "no such image file"),
     (["predict", "{root}/nope", "{root}/colour.png"], "no such checkpoint file or run directory"),
     # Never a lost file: a run's checkpoints are never written over; other files need --force.

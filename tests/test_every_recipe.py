@@ -25,7 +25,7 @@ from deepatlas.models import model_options
 from deepatlas.tasks import TASKS
 from deepatlas.tasks import _reads as task_reads
 from deepatlas.train import load_checkpoint
-from fakedata import make_adult, make_cifar, make_image_folder, make_mnist
+from fakedata import make_adult, make_cifar, make_image_folder, make_mnist, make_proteins
 
 
 def _idx(folder: Path) -> list[str]:
@@ -117,6 +117,10 @@ TINY_DATA = {
     "fashion-mnist-binary": lambda folder: [f"data.dir={make_mnist(folder, 500, 60)}",
                                             "train.batch_size=16"],  # 2 of 10 classes: ~90
     "adult": lambda folder: [f"data.dir={make_adult(folder)}", "train.batch_size=32"],
+    "potts-proteins": lambda folder: [f"data.dir={make_proteins(folder)}", "train.batch_size=2",
+                                      "contacts.length=32", "contacts.sequences=8",
+                                      "contacts.families_per_chain=3",
+                                      "contacts.eval_families_per_chain=1", "contacts.sweeps=2"],
 }
 SMALL_MODEL = {"width": 8, "depth": 8, "hidden": 8, "d_model": 16, "heads": 2, "layers": 1,
                "z_dim": 16}

@@ -159,7 +159,18 @@ def test_a_second_tour_in_the_same_folder_measures_afresh(tmp_path, monkeypatch)
     assert all(p["verdict"] != "not measurable here" or p["reason"] in REASONS
                for p in curriculum["parts"])
     page = (tmp_path / "index.html").read_text()
-    assert 'id="verdict-counts"' in page and "no experiment yet" in page
+    assert 'id="verdict-counts"' in page
+
+
+def test_a_map_item_without_an_experiment_has_a_line_in_its_section(monkeypatch):
+    from deepatlas.lab import sources
+    from deepatlas.report import html
+
+    monkeypatch.setattr(sources, "map_items", lambda: [("6.3", "Cross-modal"),
+                                                       ("6.9", "A future item of the map")])
+    gaps = html._gaps([])
+    assert list(gaps) == [6] and len(gaps[6]) == 1
+    assert 'id="map-6.9"' in gaps[6][0] and "(no experiment yet)" in gaps[6][0]
 
 
 def test_a_failing_experiment_keeps_the_previous_result(tmp_path, monkeypatch):

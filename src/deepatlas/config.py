@@ -138,6 +138,17 @@ class SimCLRConfig:
 
 
 @dataclass
+class ContactsConfig:
+    """task = "predict-contacts" (MAP 6.3, AlphaFold 2): the Potts families (data/potts.py)."""
+    length: int = 64  # residues per family: a window of a real chain
+    sequences: int = 64  # sequences per alignment
+    families_per_chain: int = 10  # training families drawn from each training chain
+    eval_families_per_chain: int = 4  # validation and test families per held-out chain
+    coupling_std: float = 0.6  # sigma_J of the couplings on contacts (fields: sigma_h = 1)
+    sweeps: int = 20  # Gibbs sweeps per sequence
+
+
+@dataclass
 class RunConfig:
     recipe: str = "custom"
     description: str = ""
@@ -154,19 +165,20 @@ class RunConfig:
     upscale: UpscaleConfig = field(default_factory=UpscaleConfig)
     fairness: FairnessConfig = field(default_factory=FairnessConfig)
     simclr: SimCLRConfig = field(default_factory=SimCLRConfig)
+    contacts: ContactsConfig = field(default_factory=ContactsConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
 SECTIONS = ("data", "model", "optim", "schedule", "train", "regularize", "distill", "gan",
-            "upscale", "fairness", "simclr")
+            "upscale", "fairness", "simclr", "contacts")
 TOP_LEVEL = ("recipe", "description", "task", "seed")
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "task": ("classify-images", "classify-nodes", "seq2seq", "gan", "language-model",
              "translation", "masked-lm", "classify-text", "segment", "detect", "upscale",
-             "debias", "simclr"),
+             "debias", "simclr", "predict-contacts"),
     "data.tokenizer": ("char", "bpe"),
     "gan.loss": ("nonsaturating", "minimax", "wgan-gp"),
     "data.augment": ("none", "flip", "crop", "crop-flip", "source", "copy-paste"),
@@ -224,7 +236,7 @@ def _section_fields(section: str) -> dict[str, type]:
     cls = {"data": DataConfig, "optim": OptimConfig, "schedule": ScheduleConfig,
            "train": TrainConfig, "regularize": RegularizeConfig, "distill": DistillConfig,
            "gan": GanConfig, "upscale": UpscaleConfig, "fairness": FairnessConfig,
-           "simclr": SimCLRConfig}[section]
+           "simclr": SimCLRConfig, "contacts": ContactsConfig}[section]
     hints = {"str": str, "int": int, "float": float, "bool": bool}
     return {f.name: hints[f.type] if isinstance(f.type, str) else f.type
             for f in dataclasses.fields(cls)}

@@ -56,6 +56,13 @@ def validate(config: RunConfig) -> None:
         (config.simclr.temperature > 0, "simclr.temperature must be > 0"),
         (0 < config.simclr.min_scale <= 1, "simclr.min_scale must be in (0, 1]"),
         (config.simclr.knn_k >= 1, "simclr.knn_k must be >= 1"),
+        (min(config.contacts.families_per_chain, config.contacts.eval_families_per_chain,
+             config.contacts.sweeps) >= 1 and config.contacts.sequences >= 2,
+         "contacts.families_per_chain, eval_families_per_chain and sweeps must be >= 1, "
+         "contacts.sequences >= 2"),
+        (config.contacts.length >= 32, "contacts.length must be >= 32 residues (the "
+         "long-range pairs of the metric are 24 apart)"),
+        (config.contacts.coupling_std > 0, "contacts.coupling_std must be > 0"),
         (config.upscale.gan_weight == 0 or config.upscale.patch >= 16,
          f"upscale.patch={config.upscale.patch} is too small for the discriminator, which "
          "halves it four times: use >= 16 with upscale.gan_weight > 0"),
@@ -100,7 +107,8 @@ def validate(config: RunConfig) -> None:
                        "detect": (["digit-scenes", "yolo-folder", "coco-json"], "detect"),
                        "upscale": (["photos"], "upscale"),
                        "debias": (["adult"], "image"),
-                       "simclr": (list_sources(), "embedding")}[config.task]
+                       "simclr": (list_sources(), "embedding"),
+                       "predict-contacts": (["potts-proteins"], "msa")}[config.task]
     if config.data.name not in sources:
         raise unknown_name(f"data set (data.name) for task {config.task}", config.data.name,
                            sources)

@@ -77,6 +77,84 @@ def residues(pdb: str) -> Iterator[tuple[str, np.ndarray]]:
             yield found["CA"][0], np.array(found["CA"][1], dtype=np.float32)
 
 
+class Residue(NamedTuple):
+    chain: str  # the chain identifier, column 22
+    number: str  # residue sequence number and insertion code, columns 23-27
+    name: str  # three-letter residue name
+    ca: np.ndarray  # (3,) float64, angstroms
+
+
+def read_models(path: Path) -> list[dict[str, list[Residue]]]:
+    """Every model of a PDB-format file (plain, gzip or bzip2): for each, its chains' residues
+    that have a CA atom, in file order (the first alternate location). A file without MODEL
+    records is one model. Raises ValueError, naming the file, when nothing parses."""
+    if path.name.endswith((".cif", ".cif.gz", ".mmtf", ".mmtf.gz")):
+        raise ValueError(f"{path}: only PDB-format files are read (.pdb, .ent, .pqr, also "
+                         ".gz/.bz2); convert mmCIF or MMTF to PDB first")
+    try:
+        text = _open_text(path)
+    except (OSError, EOFError, ValueError) as exc:  # gzip/bz2 raise these for damaged files
+        raise ValueError(f"{path}: cannot be read ({exc})") from None
+    models: list[dict[str, list[Residue]]] = [{}]
+    for line in text.splitlines():
+        if line.startswith("ENDMDL"):
+            models.append({})
+        elif line.startswith(("ATOM  ", "HETATM")) and line[12:16].strip() == "CA" \
+                and line[16] in " A1":
+            try:
+                xyz = np.array([float(line[30:38]), float(line[38:46]), float(line[46:54])])
+            except ValueError:
+                raise ValueError(f"{path}: bad coordinates in line {line!r}") from None
+            chain = models[-1].setdefault(line[21], [])
+            if not chain or chain[-1].number != line[22:27]:  # a second altloc of one residue
+                chain.append(Residue(line[21], line[22:27], line[17:20].strip(), xyz))
+    models = [m for m in models if m]
+    if not models:
+        raise ValueError(f"{path}: no CA atom in PDB format (ATOM/HETATM records) found")
+    return models
+
+
+def matched_ca(first: list[Residue], second: list[Residue]) -> tuple[np.ndarray, np.ndarray]:
+    """The CA coordinates (N, 3) of the residues two chains share (same number, insertion
+    code and residue name), in the first chain's order."""
+    theirs = {(r.number, r.name): r.ca for r in second}
+    pairs = [(r.ca, theirs[(r.number, r.name)]) for r in first if (r.number, r.name) in theirs]
+    if len(pairs) < 3:
+        raise ValueError(f"the two chains share {len(pairs)} residues (by number and name); "
+                         "superposition needs at least 3")
+    return np.stack([a for a, _ in pairs]), np.stack([b for _, b in pairs])
+
+
+def chain_copies(model: dict[str, list[Residue]]) -> list[tuple[str, str]]:
+    """(first copy, later copy) for each chain that repeats an earlier one: at least 20
+    residues, and 90% of the shorter chain's residues matched by number and name."""
+    found: list[tuple[str, str]] = []
+    names = list(model)
+    for k, later in enumerate(names):
+        theirs = {(r.number, r.name) for r in model[later]}
+        for first in names[:k]:
+            shared = sum((r.number, r.name) in theirs for r in model[first])
+            if shared >= 20 and shared >= 0.9 * min(len(model[first]), len(theirs)):
+                found.append((first, later))
+                break
+    return found
+
+
+def experimental_method(path: Path) -> str:
+    """The EXPDTA record of a PDB file ("X-RAY DIFFRACTION", "SOLUTION NMR", ...), or "" (also
+    for a file that cannot be decompressed: the package ships some on purpose)."""
+    try:
+        text = _open_text(path)
+    except (OSError, EOFError, ValueError):
+        return ""
+    for line in text.splitlines():
+        if line.startswith("EXPDTA"):
+            return line[10:].strip()
+        if line.startswith(("ATOM  ", "HETATM")):
+            break
+    return ""
+
+
 def read_dssp(text: str, name: str) -> str:
     """The assignment string of an MDAnalysis ``.dssp`` file: ``STRING FILENAME``."""
     fields = text.split()

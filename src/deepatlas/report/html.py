@@ -154,6 +154,9 @@ def render(results: list[dict[str, Any]], out: Path, wall_s: float) -> Path:
     size = ("smoke (a test of the code paths, not evidence)" if smoke
             else "quick" if all(r["quick"] for r in results) else "full") if results else ""
     gaps = _gaps(results)
+    missing = sum(len(v) for v in gaps.values())
+    gap_line = (f"{missing} items of the map have no experiment yet: each has a line in its "
+                "section." if missing else "Every item of the map has an experiment.")
     summary_rows = "".join(
         f'<tr><td>{e(r["map_id"])}</td><td><a href="#{e(r["id"])}">{e(r["title"])}</a></td>'
         f'<td><span class="badge {BADGES.get(r["verdict"], "not-here")}">{e(r["verdict"])}'
@@ -185,8 +188,7 @@ def render(results: list[dict[str, Any]], out: Path, wall_s: float) -> Path:
   computed from the numbers beside it. Comparisons are judged on their 95% interval over
   seeds ({'/'.join(map(str, seed_counts)) or 'no'} seeds per experiment in this run; fewer
   than 3 decide nothing, and the verdict then says "undecided").
-  {sum(len(v) for v in gaps.values())} items of the map have no experiment yet: each has a
-  line in its section.</p>
+  {gap_line}</p>
 <table>{summary_rows}</table>
 {''.join(body)}
 <script>{CHECK_IMAGES}</script>
