@@ -295,7 +295,9 @@ def directions() -> str:
 def science() -> str:
     """MAP 6.3's AlphaFold 2 experiment, from its record in ``results/tour-summary.json``."""
     s = json.loads((RESULTS / "tour-summary.json").read_text())
-    e = next(x for x in s["experiments"] if x["id"] == "protein-structure")
+    e = next((x for x in s["experiments"] if x["id"] == "protein-structure"), None)
+    if e is None:
+        return "Not measured yet: `deepatlas lab run protein-structure`."
     m = e["metrics"]
     lines = [f"`deepatlas lab run protein-structure` ({len(e['seeds'])} seeds, "
              f"{e['wall_s'] / 60:.1f} min, verdict: {e['verdict']}), top-L/5 long-range "

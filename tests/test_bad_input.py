@@ -46,6 +46,8 @@ def artifacts(tmp_path_factory):
     (root / "one.pdb").write_text("".join(atom.format(k, k, 3.8 * k, 0, 0) for k in range(1, 9)))
     (root / "bad-xyz.pdb").write_text(atom.format(1, 1, 0, 0, 0)[:30] + "   x.yz" + " " * 40)
     (root / "broken.pdb.gz").write_bytes(b"\x1f\x8b not really gzip")
+    packed = __import__("gzip").compress(atom.format(1, 1, 0, 0, 0).encode() * 200)
+    (root / "damaged.pdb.gz").write_bytes(packed[:12] + bytes(40) + packed[52:])  # zlib.error
     (root / "model.cif").write_text("data_x\n")
     # Runs of other tasks, for the commands that only serve image classifiers.
     gan, seq = root / "gan", root / "seq"
@@ -177,6 +179,7 @@ BAD_INPUT = [
     (["superpose", "{root}/notes.png"], "no CA atom in PDB format"),
     (["superpose", "{root}/broken.pdb.gz"], "broken.pdb.gz: cannot be read"),
     (["superpose", "{root}/bad-xyz.pdb"], "bad-xyz.pdb: bad coordinates in line"),
+    (["superpose", "{root}/damaged.pdb.gz"], "damaged.pdb.gz: cannot be read"),
     (["superpose", "{root}/one.pdb"], "one.pdb has one model and no two copies of a chain"),
     (["superpose", "{root}/one.pdb", "{root}/one.pdb", "--chains", "A", "Q"], "no chain 'Q'"),
     (["superpose", "{root}/model.cif", "{root}/one.pdb"], "only PDB-format files are read"),

@@ -37,6 +37,7 @@ class Families:
     tokens: torch.Tensor  # (F, S, L) int64 in [0, q): S sequences of each family
     distances: torch.Tensor  # (F, L, L) float32, CA-CA distances in angstroms
     chain: list[str]  # (F,) the id of the chain each family's fold comes from
+    baselines: dict[str, float] | None = None  # the covariation baselines, once computed
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -102,7 +103,8 @@ def make_families(chains: list, *, per_chain: int, length: int, sequences: int, 
                   seed: int = 0, chunk: int = 64) -> Families:
     """``per_chain`` families from each chain of ``chains`` (``proteins`` Chain tuples): random
     windows of ``length`` residues, each with its own random Potts model. Deterministic in
-    ``seed`` and the chains' ids, whatever other chains are in the list."""
+    ``seed`` and the list of chains (a chain's windows depend on its id alone; its couplings
+    and sequences, drawn ``chunk`` families at a time, also on its place in the list)."""
     windows: list[tuple[str, torch.Tensor, int]] = []
     for chain in chains:
         g = torch.Generator().manual_seed(seed * 100_003 + zlib.crc32(chain.id.encode()))

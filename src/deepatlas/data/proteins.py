@@ -20,6 +20,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import shutil
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -93,13 +94,15 @@ def read_models(path: Path) -> list[dict[str, list[Residue]]]:
                          ".gz/.bz2); convert mmCIF or MMTF to PDB first")
     try:
         text = _open_text(path)
-    except (OSError, EOFError, ValueError) as exc:  # gzip/bz2 raise these for damaged files
+    except (OSError, EOFError, ValueError, zlib.error) as exc:  # damaged gzip or bzip2
         raise ValueError(f"{path}: cannot be read ({exc})") from None
     models: list[dict[str, list[Residue]]] = [{}]
     for line in text.splitlines():
+        line = line.ljust(80)  # records cut short still have their fixed columns
         if line.startswith("ENDMDL"):
             models.append({})
-        elif line.startswith(("ATOM  ", "HETATM")) and line[12:16].strip() == "CA" \
+        # " CA " is an alpha carbon; "CA  " (left-justified) is a calcium ion.
+        elif line.startswith(("ATOM  ", "HETATM")) and line[12:16] == " CA " \
                 and line[16] in " A1":
             try:
                 xyz = np.array([float(line[30:38]), float(line[38:46]), float(line[46:54])])
@@ -145,7 +148,7 @@ def experimental_method(path: Path) -> str:
     for a file that cannot be decompressed: the package ships some on purpose)."""
     try:
         text = _open_text(path)
-    except (OSError, EOFError, ValueError):
+    except (OSError, EOFError, ValueError, zlib.error):
         return ""
     for line in text.splitlines():
         if line.startswith("EXPDTA"):

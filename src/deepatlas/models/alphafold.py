@@ -6,8 +6,9 @@ predicts a distogram, the pair output AlphaFold 2 trains beside its structure.
                         (m, z) = Evoformer(m, z)         (nn/evoformer.py, Algorithms 6-15)
                         logits = Linear(LayerNorm(z_ij + z_ji))   (B, L, L, bins)
 
-as in the paper's input embedder (Algorithm 3: the target sequence t = the first row, relative
-positions one-hot and clipped at 32) and distogram head (section 1.9.8: symmetrised pair
+after the paper's input embedder (Algorithm 3: the target sequence t = the first row, relative
+positions clipped at 32; the paper also adds t to every MSA row, which this one leaves out:
+here the first row is one sample like the others) and distogram head (section 1.9.8: symmetrised pair
 logits, cross-entropy over distance bins). What is left out: templates, extra-MSA stack,
 recycling, the structure module (its IPA is in nn/ipa.py), and MSA clustering (these
 alignments are small enough to read whole).
@@ -53,7 +54,7 @@ def apc_norm(pair: torch.Tensor) -> torch.Tensor:
     length = norm.shape[-1]
     off = ~torch.eye(length, dtype=torch.bool, device=norm.device)
     row = (norm * off).sum(-1) / (length - 1)  # (B, L)
-    total = row.mean(-1)[:, None, None]
+    total = row.mean(-1)[:, None, None].clamp_min(1e-12)
     corrected = (norm - row[:, :, None] * row[:, None, :] / total) * off
     mean = corrected.sum((1, 2), keepdim=True) / off.sum()
     var = ((corrected - mean).square() * off).sum((1, 2), keepdim=True) / off.sum()
@@ -66,7 +67,7 @@ class ContactEvoformer(nn.Module):
         super().__init__()
         self.max_offset, self.alphabet = max_offset, alphabet
         # A ReLU layer first: a coupling's sign is random, its evidence is the size of the
-        # z-scores, which no linear map of them can measure.
+        # covariances, which no linear map of them can measure.
         self.covariance = nn.Sequential(nn.Linear(alphabet**2, 2 * c_z), nn.ReLU(),
                                         nn.Linear(2 * c_z, c_z)) if covariance else None
         self.score = nn.Linear(1, c_z) if covariance else None

@@ -8,8 +8,9 @@ Two residues in contact mutate together; their alignment columns co-vary. Two cl
 - **Mean-field DCA** (Morcos et al. 2011): the couplings of the Potts model that reproduces the
   pair frequencies, in the mean-field approximation, are minus the inverse covariance,
   J = -C⁻¹ with C_ij(a,b) = f_ij(a,b) - f_i(a) f_j(b) over q - 1 states (the last is the
-  gauge), frequencies mixed with a pseudocount λ; the score is the Frobenius norm of each
-  zero-sum-gauged J_ij block.
+  gauge), frequencies mixed with a pseudocount λ. Morcos et al. ranked pairs by direct
+  information; the score here is the Frobenius norm of each zero-sum-gauged J_ij block with
+  APC, which Ekeberg et al. 2013 showed ranks contacts better.
 
 Both are then corrected by the average product (APC): S_ij - S_i· S_·j / S_··, which removes
 the part of a score that only says "this column varies a lot".
@@ -45,7 +46,8 @@ def apc(scores: torch.Tensor) -> torch.Tensor:
     length = len(scores)
     off = ~torch.eye(length, dtype=torch.bool, device=scores.device)
     row = (scores * off).sum(1) / (length - 1)
-    total = (scores * off).sum() / (length * (length - 1))
+    # A conserved alignment scores 0 everywhere: nothing to correct, and no 0 / 0.
+    total = ((scores * off).sum() / (length * (length - 1))).clamp_min(1e-12)
     return (scores - row[:, None] * row[None, :] / total) * off
 
 

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepatlas.config import RunConfig
 from deepatlas.data import proteins
 from deepatlas.data.loaders import TensorBatches
 from deepatlas.data.potts import (BIN_EDGES, CONTACT_A, CONTACT_BINS, Families, distance_bins,
@@ -34,10 +35,9 @@ from deepatlas.train import Context, StepOutput, Task
 ALPHABET = 20  # the 20 amino acids; the Potts families have no gaps
 VAL_CHAINS, TEST_CHAINS = 5, 10
 _FAMILIES: dict[tuple, Families] = {}  # generated once per process: the lab's seeds share them
-_BASELINES: dict[tuple, dict[str, float]] = {}
 
 
-def family_splits(folder: Path, cfg) -> dict[str, Families]:
+def family_splits(folder: Path, cfg: RunConfig) -> dict[str, Families]:
     """The train, val and test families of a run's ``contacts`` settings (memoised)."""
     c = cfg.contacts
     key = (str(folder), c.length, c.sequences, c.families_per_chain,
@@ -55,14 +55,14 @@ def family_splits(folder: Path, cfg) -> dict[str, Families]:
 
 
 def baseline_precisions(families: Families) -> dict[str, float]:
-    """Mean top-L/5 long-range precision of APC-corrected mean-field DCA and MI."""
-    key = (id(families), len(families))
-    if key not in _BASELINES:
+    """Mean top-L/5 long-range precision of APC-corrected mean-field DCA and MI, computed once
+    per Families object (kept on it)."""
+    if families.baselines is None:
         contacts = families.distances < CONTACT_A
-        _BASELINES[key] = {method: sum(top_precision(apc_scores(t, ALPHABET, method), c)
-                                       for t, c in zip(families.tokens, contacts))
-                           / len(families) for method in ("dca", "mi")}
-    return _BASELINES[key]
+        families.baselines = {method: sum(top_precision(apc_scores(t, ALPHABET, method), c)
+                                          for t, c in zip(families.tokens, contacts))
+                              / len(families) for method in ("dca", "mi")}
+    return families.baselines
 
 
 def contact_probabilities(logits: torch.Tensor) -> torch.Tensor:

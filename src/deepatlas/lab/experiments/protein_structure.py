@@ -49,7 +49,10 @@ def experimental_spread(folder) -> dict[str, list[float]]:
         method = proteins.experimental_method(path)
         if "NMR" not in method and "X-RAY" not in method:
             continue
-        models = proteins.read_models(path)
+        try:
+            models = proteins.read_models(path)
+        except ValueError:  # the package ships some broken files on purpose
+            continue
         digest = hashlib.sha256(repr([(c, [r.ca.tolist() for r in rs])
                                       for c, rs in models[0].items()]).encode()).hexdigest()
         if digest in seen:
@@ -61,7 +64,10 @@ def experimental_spread(folder) -> dict[str, list[float]]:
             pairs = [(models[0][a], models[0][b]) for a, b in proteins.chain_copies(models[0])]
         values = []
         for first, second in pairs:
-            a, b = (torch.from_numpy(v) for v in proteins.matched_ca(first, second))
+            try:
+                a, b = (torch.from_numpy(v) for v in proteins.matched_ca(first, second))
+            except ValueError:  # fewer than 3 residues in common: nothing to superimpose
+                continue
             values.append(float(rmsd95(a, b)))
         if values:
             spread[f"{path.name} ({'NMR' if 'NMR' in method else 'X-ray'})"] = values
