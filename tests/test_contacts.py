@@ -178,7 +178,7 @@ def test_predict_contacts_trains_and_reports_its_baselines(tmp_path):
     from deepatlas.tasks import fit
 
     config = load_recipe("contacts-evoformer", [
-        f"data.dir={make_proteins(tmp_path / 'data')}", "train.epochs=2", "train.batch_size=2",
+        f"data.dir={make_proteins(tmp_path / 'data')}", "train.epochs=1", "train.batch_size=2",
         "contacts.length=32", "contacts.sequences=8", "contacts.families_per_chain=2",
         "contacts.eval_families_per_chain=1", "contacts.sweeps=2", "model.width=8",
         "model.heads=2", "train.tensorboard=false"])
