@@ -118,9 +118,10 @@ TINY_DATA = {
                                             "train.batch_size=16"],  # 2 of 10 classes: ~90
     "adult": lambda folder: [f"data.dir={make_adult(folder)}", "train.batch_size=32"],
     "potts-proteins": lambda folder: [f"data.dir={make_proteins(folder)}", "train.batch_size=2",
-                                      "contacts.length=32", "contacts.sequences=8",
+                                      "contacts.length=32", "contacts.sequences=4",
                                       "contacts.families_per_chain=3",
-                                      "contacts.eval_families_per_chain=1", "contacts.sweeps=2"],
+                                      "contacts.eval_families_per_chain=1", "contacts.sweeps=1",
+                                      "model.blocks=1"],
 }
 SMALL_MODEL = {"width": 8, "depth": 8, "hidden": 8, "d_model": 16, "heads": 2, "layers": 1,
                "z_dim": 16}

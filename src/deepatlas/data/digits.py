@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import torch
-from sklearn.datasets import load_digits as _sklearn_digits
-from sklearn.model_selection import train_test_split
 
 from deepatlas.data.source import ImageData, TensorSplit, channel_stats, register_source
 
@@ -16,6 +14,10 @@ SPLIT_SEED = 0  # fixed, so every run of every seed is scored on the same 360 im
 def load_digits(**_: object) -> ImageData:
     """1,797 grey 8x8 images with 17 levels (0..16), rescaled to 0..255; 1,437 train / 360 test
     (stratified, fixed split)."""
+    # scikit-learn at call time: importing it costs every deepatlas process 2.4 s.
+    from sklearn.datasets import load_digits as _sklearn_digits
+    from sklearn.model_selection import train_test_split
+
     bunch = _sklearn_digits()
     images = torch.from_numpy(bunch.images * (255.0 / 16.0)).round().to(torch.uint8)
     images = images.unsqueeze(1)  # (N, 1, 8, 8)

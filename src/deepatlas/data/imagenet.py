@@ -6,11 +6,14 @@ resize to size/0.875 + centre crop for evaluation.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.data import Subset
-from torchvision import datasets
-from torchvision.transforms import v2
+
+if TYPE_CHECKING:  # torchvision is imported when ImageNet is used: it costs every process 3 s
+    from torchvision import datasets
+    from torchvision.transforms import v2
 
 from deepatlas.data.locate import find_dir
 from deepatlas.data.source import ImageData, register_source
@@ -21,6 +24,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def imagenet_transforms(size: int, train: bool, augment: str = "crop-flip") -> v2.Compose:
+    from torchvision.transforms import v2
+
     """torchvision's reference: RandomResizedCrop + flip (``augment`` crop-flip), or the
     source's pipeline (``source``) after the crop, or no augmentation (``none``)."""
     tail = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True),
@@ -56,6 +61,8 @@ def load_imagenet(data_dir: str = "", image_size: int = 224, augment: str = "cro
                    "*.JPEG (the val images sorted into class folders, as torchvision's reference "
                    "scripts expect) and pass --set data.dir=FOLDER.",
     )
+    from torchvision import datasets
+
     try:
         train = datasets.ImageFolder(str(folder / "train"), imagenet_transforms(image_size, True, augment))
         test = datasets.ImageFolder(str(folder / "val"), imagenet_transforms(image_size, False))

@@ -5,7 +5,6 @@ torchvision's ImageNet ResNets for the curriculum's last step (MAP 8).
 from __future__ import annotations
 
 import torch
-import torchvision
 from torch import nn
 
 from deepatlas.errors import UserError
@@ -53,6 +52,8 @@ def resnet(*, in_channels: int = 3, image_size: int = 32, num_classes: int = 10,
 
 
 def _torchvision_resnet(builder, in_channels: int, num_classes: int) -> nn.Module:
+    import torchvision
+
     model = builder(weights=None, num_classes=num_classes)
     if in_channels != 3:
         model.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
@@ -68,10 +69,14 @@ def _torchvision_resnet(builder, in_channels: int, num_classes: int) -> nn.Modul
 @register_model
 def resnet18(*, in_channels: int = 3, image_size: int = 224, num_classes: int = 1000) -> nn.Module:
     """torchvision's ImageNet ResNet-18, randomly initialised (no weights are downloaded)."""
+    import torchvision  # at call time: importing torchvision costs every process 3 s
+
     return _torchvision_resnet(torchvision.models.resnet18, in_channels, num_classes)
 
 
 @register_model
 def resnet50(*, in_channels: int = 3, image_size: int = 224, num_classes: int = 1000) -> nn.Module:
     """torchvision's ImageNet ResNet-50, randomly initialised (no weights are downloaded)."""
+    import torchvision
+
     return _torchvision_resnet(torchvision.models.resnet50, in_channels, num_classes)

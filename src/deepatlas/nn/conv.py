@@ -13,7 +13,6 @@ from collections.abc import Iterable
 
 import torch
 from torch import nn
-from torchvision.ops import deform_conv2d
 
 
 def _pair(v) -> tuple[int, int]:
@@ -111,5 +110,7 @@ class DeformableConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         offsets = self.offset(x)  # (B, 2 k^2, H', W'): (dy, dx) per tap and position
+        from torchvision.ops import deform_conv2d  # torchvision costs 3 s to import
+
         return deform_conv2d(x, offsets, self.weight, self.bias, stride=self.stride,
                              padding=self.padding, dilation=self.dilation)

@@ -29,10 +29,10 @@ def machine_info(device: torch.device) -> dict[str, Any]:
         "cpu_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
     }
-    try:
-        import torchvision
+    try:  # the installed version, without importing torchvision (3 s)
+        from importlib.metadata import version
 
-        info["torchvision"] = torchvision.__version__
+        info["torchvision"] = version("torchvision")
     except ImportError:  # pragma: no cover - torchvision is a dependency
         pass
     return info
