@@ -191,3 +191,22 @@ def test_a_failing_experiment_keeps_the_previous_result(tmp_path, monkeypatch):
     after = json.loads((tmp_path / "batchnorm-formula" / "result.json").read_text())
     assert after["run_id"] == before["run_id"]
     assert "about to fail" in (tmp_path / "batchnorm-formula.failed" / "log.txt").read_text()
+
+
+def test_the_tour_starts_the_longest_experiments_first(tmp_path):
+    """LPT: the previous run's lengths in this folder win over the shipped quick table, an
+    experiment never measured goes first, and a full-size tour ignores a quick run's lengths."""
+    from types import SimpleNamespace
+
+    from deepatlas.lab.tour import longest_first
+
+    exps = [SimpleNamespace(name=n) for n in ("attention", "bert", "never-measured", "gpt")]
+    shipped = [e.name for e in longest_first(exps, tmp_path, quick=True)]
+    assert shipped[0] == "never-measured" and set(shipped) == {e.name for e in exps}
+    (tmp_path / "summary.json").write_text(json.dumps({"quick": True, "experiments": [
+        {"id": "attention", "wall_s": 90.0}, {"id": "bert", "wall_s": 1.0},
+        {"id": "never-measured", "wall_s": 5.0}, {"id": "gpt", "wall_s": 30.0}]}))
+    assert [e.name for e in longest_first(exps, tmp_path, quick=True)] == [
+        "attention", "gpt", "never-measured", "bert"]
+    assert [e.name for e in longest_first(exps, tmp_path, quick=False)] == [
+        e.name for e in exps]  # nothing known at full size: map order

@@ -46,6 +46,24 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=True, cancel_futures=True)
 
 
+def longest_first(experiments: list, out: Path, quick: bool) -> list:
+    """``experiments`` ordered longest first (the LPT rule: a long one started last would keep
+    one worker busy alone at the end). The lengths are this folder's previous run's, else, for
+    the quick tour, the shipped ``lab/data/quick_seconds.json`` (a `make run` on the project's
+    2-core machine); unknown ones go first, then map order breaks ties."""
+    seconds: dict[str, float] = {}
+    if quick:
+        shipped = Path(__file__).parent / "data" / "quick_seconds.json"
+        seconds.update(json.loads(shipped.read_text()) if shipped.is_file() else {})
+    try:
+        previous = json.loads((out / "summary.json").read_text())
+        if previous.get("quick") == quick:
+            seconds.update({e["id"]: float(e["wall_s"]) for e in previous["experiments"]})
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no previous run here, or one this version cannot read: the shipped order
+    return sorted(experiments, key=lambda exp: -seconds.get(exp.name, float("inf")))
+
+
 def run_tour(out_dir: str | Path, quick: bool = True, seed: int = 0,
              only: list[str] | None = None, log=print, smoke: bool = False,
              jobs: int = 1) -> dict[str, Any]:
@@ -66,7 +84,7 @@ def run_tour(out_dir: str | Path, quick: bool = True, seed: int = 0,
     chosen = [exp for exp in list_experiments() if not only or exp.name in only]
     untimed = [exp for exp in chosen if not exp.timed]
     jobs = max(1, min(jobs, len(untimed)))  # one experiment alone gets every core
-    side_by_side = untimed if jobs > 1 else []
+    side_by_side = longest_first(untimed, out, quick) if jobs > 1 else []
     records: dict[str, dict[str, Any]] = {}
 
     def done(exp, record: dict[str, Any]) -> None:
