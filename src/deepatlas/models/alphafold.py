@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepatlas.models.coevolution import apc
 from deepatlas.models.registry import register_model
 from deepatlas.nn.evoformer import Evoformer
 
@@ -50,12 +51,8 @@ def apc_norm(pair: torch.Tensor) -> torch.Tensor:
     """The covariation score of each column pair, (B, L, L, 1): the Frobenius norm of its
     covariance block, APC-corrected (models/coevolution.py) and standardised over the pairs of
     its alignment: the classic score the network starts from and improves on."""
-    norm = pair.square().sum(-1).sqrt()  # (B, L, L)
-    length = norm.shape[-1]
-    off = ~torch.eye(length, dtype=torch.bool, device=norm.device)
-    row = (norm * off).sum(-1) / (length - 1)  # (B, L)
-    total = row.mean(-1)[:, None, None].clamp_min(1e-12)
-    corrected = (norm - row[:, :, None] * row[:, None, :] / total) * off
+    corrected = apc(pair.square().sum(-1).sqrt())  # (B, L, L)
+    off = ~torch.eye(corrected.shape[-1], dtype=torch.bool, device=corrected.device)
     mean = corrected.sum((1, 2), keepdim=True) / off.sum()
     var = ((corrected - mean).square() * off).sum((1, 2), keepdim=True) / off.sum()
     return ((corrected - mean) * off / (var.sqrt() + 1e-6))[..., None]

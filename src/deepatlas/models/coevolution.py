@@ -41,14 +41,14 @@ def frequencies(tokens: torch.Tensor, q: int, pseudocount: float = 0.0
 
 
 def apc(scores: torch.Tensor) -> torch.Tensor:
-    """Average product correction of a symmetric (L, L) score, diagonal excluded:
+    """Average product correction of symmetric scores (..., L, L), diagonal excluded:
     S_ij - S_i· S_·j / S_·· (means over j != i)."""
-    length = len(scores)
+    length = scores.shape[-1]
     off = ~torch.eye(length, dtype=torch.bool, device=scores.device)
-    row = (scores * off).sum(1) / (length - 1)
+    row = (scores * off).sum(-1) / (length - 1)  # (..., L)
     # A conserved alignment scores 0 everywhere: nothing to correct, and no 0 / 0.
-    total = ((scores * off).sum() / (length * (length - 1))).clamp_min(1e-12)
-    return (scores - row[:, None] * row[None, :] / total) * off
+    total = row.mean(-1)[..., None, None].clamp_min(1e-12)
+    return (scores - row[..., :, None] * row[..., None, :] / total) * off
 
 
 def mutual_information(tokens: torch.Tensor, q: int) -> torch.Tensor:
