@@ -34,7 +34,7 @@ readme: $(STAMP)
 
 test: $(TESTED) browser
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile  # one test file per worker at a time
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15  # one file per worker at a time
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -315,7 +315,31 @@ def science() -> str:
     return "\n".join(lines)
 
 
-BLOCKS = {"science": science, "recipes": recipes, "gpt-peer": gpt_peer, "tour": tour, "throughput": throughput,
+def clip() -> str:
+    """MAP 6.3's CLIP experiment, from its record in ``results/tour-summary.json``."""
+    s = json.loads((RESULTS / "tour-summary.json").read_text())
+    e = next((x for x in s["experiments"] if x["id"] == "image-text"), None)
+    if e is None:
+        return "Not measured yet: `deepatlas lab run image-text`."
+    m = e["metrics"]
+    pct = lambda key: f"{100 * m[key + '_mean']:.1f}%"  # noqa: E731
+    lines = [f"`deepatlas lab run image-text` ({len(e['seeds'])} seeds, {e['wall_s'] / 60:.1f} "
+             f"min, {m['train_seconds_mean'] / 60:.1f} min of training per seed, verdict: "
+             f"{e['verdict']}), on the held-out drawings:", "",
+             "| measure | test |", "| --- | --- |",
+             f"| zero-shot accuracy, prompt ensemble (22 categories) | "
+             f"{pct('test_zero_shot_acc')} |",
+             f"| zero-shot accuracy, one prompt (mean of 5) | "
+             f"{pct('test_zero_shot_acc_per_template')} |",
+             f"| linear probe on the image features | {pct('test_probe_acc')} |",
+             f"| always the largest category | {pct('test_majority_acc')} |"]
+    for direction, name in (("image_to_text", "image→text"), ("text_to_image", "text→image")):
+        lines.append(f"| {name} recall@1 / @5 / @10 | " + " / ".join(
+            pct(f"test_{direction}_r{k}") for k in (1, 5, 10)) + " |")
+    return "\n".join(lines)
+
+
+BLOCKS = {"science": science, "clip": clip, "recipes": recipes, "gpt-peer": gpt_peer, "tour": tour, "throughput": throughput,
           "time-to-accuracy": time_to_accuracy, "unet-peer": unet_peer, "upscale": upscale,
           "directions": directions}
 

@@ -224,3 +224,31 @@ def make_proteins(folder: Path, chains: int = 18, length: int = 40, seed: int = 
     (out / "structures").mkdir(exist_ok=True)
     (out / "structures" / "nmr.pdb").write_text(text)
     return folder
+
+
+CLIPART_FAKE = {"animals": ("cat", "dog", "bird"), "transportation": ("car", "bus", "train"),
+                "signs_and_symbols": ("arrow", "star", "heart")}
+
+
+def make_clipart(folder: Path, per_category: int = 12, seed: int = 0) -> Path:
+    """The installed form of `deepatlas data get clipart`: FOLDER/clipart/index.tsv (path,
+    categories, title, keywords) and png/PATH.png, 64x64 RGBA drawings: per category a shape
+    of its own colour on a transparent background, titled with one of its words."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    out = folder / "clipart"
+    rows = ["path\tcategories\ttitle\tkeywords"]
+    for c, (category, words) in enumerate(CLIPART_FAKE.items()):
+        for k in range(per_category):
+            word = words[k % len(words)]
+            image = np.zeros((64, 64, 4), np.uint8)
+            y, x = rng.integers(4, 28, size=2)
+            image[y:y + 32, x:x + 32, c] = 200 + rng.integers(0, 56)  # this category's colour
+            image[y:y + 32, x:x + 32, 3] = 255
+            path = f"{category}/{word}_{k}.svg"
+            (out / "png" / category).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image, "RGBA").save(out / "png" / f"{path[:-4]}.png")
+            rows.append(f"{path}\t{category}\t{word} number {k}\t{word}|{category}|drawing")
+    (out / "index.tsv").write_text("\n".join(rows) + "\n", "utf-8")
+    return folder

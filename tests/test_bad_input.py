@@ -184,6 +184,10 @@ BAD_INPUT = [
     (["superpose", "{root}/one.pdb", "{root}/one.pdb", "--chains", "A", "Q"], "no chain 'Q'"),
     (["superpose", "{root}/model.cif", "{root}/one.pdb"], "only PDB-format files are read"),
     (["superpose", "{root}/nope.pdb"], "nope.pdb is not a file"),
+    (["search", "{root}/run", "a car", "--images", "{root}"], "is not a clip run"),
+    (["search", "{root}/run", "  ", "--images", "{root}"], "empty query"),
+    (["search", "{root}/run", "a car", "--images", "{root}/nope"], "nope is not a folder"),
+    (["search", "{root}/run", "a car", "--images", "{root}", "--top", "0"], "--top must be >= 1"),
     (["predict", "{run}", "{root}/missing.png"], "no such image file"),
     (["predict", "{root}/nope", "{root}/colour.png"], "no such checkpoint file or run directory"),
     # Never a lost file: a run's checkpoints are never written over; other files need --force.

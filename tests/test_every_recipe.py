@@ -25,7 +25,8 @@ from deepatlas.models import model_options
 from deepatlas.tasks import TASKS
 from deepatlas.tasks import _reads as task_reads
 from deepatlas.train import load_checkpoint
-from fakedata import make_adult, make_cifar, make_image_folder, make_mnist, make_proteins
+from fakedata import (make_adult, make_cifar, make_clipart, make_image_folder, make_mnist,
+                      make_proteins)
 
 
 def _idx(folder: Path) -> list[str]:
@@ -122,6 +123,9 @@ TINY_DATA = {
                                       "contacts.families_per_chain=3",
                                       "contacts.eval_families_per_chain=1", "contacts.sweeps=1",
                                       "model.blocks=1"],
+    "clipart": lambda folder: [f"data.dir={make_clipart(folder, per_category=20)}",
+                               "train.batch_size=8", "data.vocab_size=300", "data.image_size=16",
+                               "model.text_width=16", "model.embed_dim=8"],
 }
 SMALL_MODEL = {"width": 8, "depth": 8, "hidden": 8, "d_model": 16, "heads": 2, "layers": 1,
                "z_dim": 16}

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from deepatlas.config_checks import validate as validate_config
+from deepatlas.config_tasks import (ClipConfig, ContactsConfig, FairnessConfig, GanConfig,
+                                    SimCLRConfig, UpscaleConfig)
 from deepatlas.errors import UserError, did_you_mean, unknown_name
 
 
@@ -91,64 +93,6 @@ class DistillConfig:
 
 
 @dataclass
-class GanConfig:
-    """task = "gan" (MAP 4.3): ``model.*`` is the generator, these keys the rest."""
-    discriminator: str = "dcgan-discriminator"  # a registered model of kind "gan"
-    discriminator_width: int = 64
-    loss: str = "nonsaturating"  # nonsaturating | minimax | wgan-gp
-    critic_steps: int = 1  # discriminator updates per generator update (WGAN-GP: 5)
-    gp_lambda: float = 10.0  # weight of the gradient penalty (wgan-gp)
-    drift: float = 0.0  # ProGAN's eps_drift * E[D(x)^2], keeps critic scores near 0
-    fade_fraction: float = 0.5  # share of each new ProGAN stage spent fading it in
-    image_size: int = 32  # generated size; real images are padded (28 -> 32) or resized
-    fd_samples: int = 5000  # samples for the Frechet distance, per epoch
-    classifier: str = "auto"  # the FD's ruler: auto = the bundled Fashion-MNIST classifier,
-    # or a quick digits classifier trained in the run; else a run/checkpoint/.safetensors
-
-
-@dataclass
-class UpscaleConfig:
-    """task = "upscale" (MAP 6.1, ESRGAN): ``model.*`` is the generator, these keys the rest."""
-    photo_side: int = 512  # HR photographs are shrunk to this longest side (px) once
-    patch: int = 64  # side (HR px) of the training crops; the LR input is patch / scale
-    patches: int = 8000  # training crops in the fixed, seeded bank (an epoch is one pass)
-    eval_images: int = 0  # > 0: score only this many validation and test photos (quick runs)
-    l1_weight: float = 1.0  # eta * ||G(x) - y||_1: alone, the PSNR-oriented stage
-    perceptual_weight: float = 0.0  # ESRGAN's GAN stage: 1 (random-weight VGG features)
-    gan_weight: float = 0.0  # lambda * L_G^Ra; > 0 turns on the discriminator (stage 2: 0.005)
-    discriminator: str = "esrgan-discriminator"  # a registered model of kind "upscale-critic"
-    discriminator_width: int = 32
-
-
-@dataclass
-class FairnessConfig:
-    """task = "debias" (MAP 7.3, adversarial debiasing): the adversary and its weight."""
-    protected: str = "sex"  # the attribute the adversary predicts: sex or race
-    constraint: str = "equalized-odds"  # the adversary sees (y_hat, y); or demographic-parity
-    adversary: bool = True  # false: the plain predictor, the baseline
-    alpha: float = 1.0  # weight of -grad L_A in the predictor's update (Zhang et al.'s alpha)
-
-
-@dataclass
-class SimCLRConfig:
-    """task = "simclr" (MAP 7.4, self-supervised learning): the views and the evaluation."""
-    temperature: float = 0.5  # tau of NT-Xent
-    min_scale: float = 0.3  # smallest area fraction of a view's random crop
-    knn_k: int = 20  # neighbours of the kNN evaluation
-
-
-@dataclass
-class ContactsConfig:
-    """task = "predict-contacts" (MAP 6.3, AlphaFold 2): the Potts families (data/potts.py)."""
-    length: int = 64  # residues per family: a window of a real chain
-    sequences: int = 64  # sequences per alignment
-    families_per_chain: int = 10  # training families drawn from each training chain
-    eval_families_per_chain: int = 4  # validation and test families per held-out chain
-    coupling_std: float = 0.6  # sigma_J of the couplings on contacts (fields: sigma_h = 1)
-    sweeps: int = 20  # Gibbs sweeps per sequence
-
-
-@dataclass
 class RunConfig:
     recipe: str = "custom"
     description: str = ""
@@ -166,19 +110,20 @@ class RunConfig:
     fairness: FairnessConfig = field(default_factory=FairnessConfig)
     simclr: SimCLRConfig = field(default_factory=SimCLRConfig)
     contacts: ContactsConfig = field(default_factory=ContactsConfig)
+    clip: ClipConfig = field(default_factory=ClipConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
 SECTIONS = ("data", "model", "optim", "schedule", "train", "regularize", "distill", "gan",
-            "upscale", "fairness", "simclr", "contacts")
+            "upscale", "fairness", "simclr", "contacts", "clip")
 TOP_LEVEL = ("recipe", "description", "task", "seed")
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "task": ("classify-images", "classify-nodes", "seq2seq", "gan", "language-model",
              "translation", "masked-lm", "classify-text", "segment", "detect", "upscale",
-             "debias", "simclr", "predict-contacts"),
+             "debias", "simclr", "predict-contacts", "clip"),
     "data.tokenizer": ("char", "bpe"),
     "gan.loss": ("nonsaturating", "minimax", "wgan-gp"),
     "data.augment": ("none", "flip", "crop", "crop-flip", "source", "copy-paste"),
@@ -236,7 +181,7 @@ def _section_fields(section: str) -> dict[str, type]:
     cls = {"data": DataConfig, "optim": OptimConfig, "schedule": ScheduleConfig,
            "train": TrainConfig, "regularize": RegularizeConfig, "distill": DistillConfig,
            "gan": GanConfig, "upscale": UpscaleConfig, "fairness": FairnessConfig,
-           "simclr": SimCLRConfig, "contacts": ContactsConfig}[section]
+           "simclr": SimCLRConfig, "contacts": ContactsConfig, "clip": ClipConfig}[section]
     hints = {"str": str, "int": int, "float": float, "bool": bool}
     return {f.name: hints[f.type] if isinstance(f.type, str) else f.type
             for f in dataclasses.fields(cls)}

@@ -63,6 +63,7 @@ def validate(config: RunConfig) -> None:
         (config.contacts.length >= 32, "contacts.length must be >= 32 residues (the "
          "long-range pairs of the metric are 24 apart)"),
         (config.contacts.coupling_std > 0, "contacts.coupling_std must be > 0"),
+        (config.clip.keywords >= 0, "clip.keywords must be >= 0 (0: titles only)"),
         (config.upscale.gan_weight == 0 or config.upscale.patch >= 16,
          f"upscale.patch={config.upscale.patch} is too small for the discriminator, which "
          "halves it four times: use >= 16 with upscale.gan_weight > 0"),
@@ -108,7 +109,8 @@ def validate(config: RunConfig) -> None:
                        "upscale": (["photos"], "upscale"),
                        "debias": (["adult"], "image"),
                        "simclr": (list_sources(), "embedding"),
-                       "predict-contacts": (["potts-proteins"], "msa")}[config.task]
+                       "predict-contacts": (["potts-proteins"], "msa"),
+                       "clip": (["clipart"], "clip")}[config.task]
     if config.data.name not in sources:
         raise unknown_name(f"data set (data.name) for task {config.task}", config.data.name,
                            sources)

@@ -224,3 +224,20 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
     logits = logits.masked_fill(self_pairs, float("-inf"))  # k != i
     positives = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
     return F.cross_entropy(logits, positives)
+
+
+# ------------------------------------------------------------ image-text (MAP 6.3)
+
+
+def clip_loss(logits_per_image: torch.Tensor) -> torch.Tensor:
+    """CLIP's symmetric InfoNCE (Radford et al. 2021, figure 3) of the (N, N) similarities
+    ``logits[i, j] = <I_i, T_j> / tau`` of N images and their N captions (pair i on the
+    diagonal)::
+
+        L = ( mean_i -log softmax_j(logits)[i, i]  +  mean_j -log softmax_i(logits)[j, j] ) / 2
+
+    image -> text and text -> image, each a cross-entropy over the batch. Equals open_clip's
+    ``ClipLoss`` on one process."""
+    logits = logits_per_image.float()
+    target = torch.arange(len(logits), device=logits.device)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2

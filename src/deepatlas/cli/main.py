@@ -18,6 +18,7 @@ from pathlib import Path
 from deepatlas.cli import data as data_cli
 from deepatlas.cli import evaluate as eval_cli
 from deepatlas.cli import explain as explain_cli
+from deepatlas.cli import search as search_cli
 from deepatlas.cli import superpose as superpose_cli
 from deepatlas.cli import predict as predict_cli
 from deepatlas.cli import runs as runs_cli
@@ -236,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain_cli.add_parser(sub)
     upscale_cli.add_parser(sub)
     superpose_cli.add_parser(sub)
+    search_cli.add_parser(sub)
 
     p = sub.add_parser("lab", help="the lab: one experiment per claim of the map")
     lab = p.add_subparsers(dest="lab_command", required=True)
@@ -343,7 +345,8 @@ def _show_defaults(parser: argparse.ArgumentParser) -> None:
 
 COMMANDS = {"runs": runs_cli.cmd_runs, "recipes": cmd_recipes, "train": cmd_train, "eval": eval_cli.cmd_eval,
             "predict": predict_cli.cmd_predict, "explain": explain_cli.cmd_explain,
-            "upscale": upscale_cli.cmd_upscale, "superpose": superpose_cli.cmd_superpose, "generate": text_cli.cmd_generate, "translate": text_cli.cmd_translate,
+            "upscale": upscale_cli.cmd_upscale, "superpose": superpose_cli.cmd_superpose,
+            "search": search_cli.cmd_search, "generate": text_cli.cmd_generate, "translate": text_cli.cmd_translate,
             "lab": cmd_lab, "tour": cmd_tour, "sample": cmd_sample,
             "distill": cmd_distill, "quantize": cmd_quantize, "export": cmd_export,
             "data": data_cli.cmd_data}
@@ -359,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("deepatlas: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `deepatlas search ... | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except PermissionError as exc:  # an unreadable data folder, say: not a damaged download
         print(f"deepatlas: error: permission denied: {exc.filename or exc}; give this user "
               "read (and, for outputs, write) access, or choose another path", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Models by name: ``create_model("resnet", depth=20, num_classes=10)``; see ``list_models()``."""
 
-from deepatlas.models import (airbench, alphafold, analog, bert, cnn, detector, esrgan,  # noqa: F401
+from deepatlas.models import (airbench, alphafold, analog, bert, clip, cnn, detector, esrgan,  # noqa: F401
                               gan, gpt, graph, mlp, mobilenet, quantum, resnet, sequence,
                               simclr, snn, transformer, unet)  # (registers them)
 from deepatlas.models.registry import (create_model, list_models, model_kind, model_options,

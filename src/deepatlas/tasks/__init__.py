@@ -17,6 +17,7 @@ from deepatlas.errors import UserError, unknown_name
 from deepatlas.tasks.classify_images import ClassifyImages
 from deepatlas.tasks.classify_nodes import ClassifyNodes
 from deepatlas.tasks.classify_text import ClassifyText
+from deepatlas.tasks.clip import ContrastiveImageText
 from deepatlas.tasks.contacts import PredictContacts
 from deepatlas.tasks.debias import Debias
 from deepatlas.tasks.detect import Detect
@@ -34,7 +35,8 @@ from deepatlas.train.task import ENGINE_KEYS
 TASKS: dict[str, type[Task]] = {t.name: t for t in (ClassifyImages, ClassifyNodes, Seq2Seq, Gan,
                                                     LanguageModel, Translation, MaskedLM,
                                                     ClassifyText, Segment, Detect, Upscale,
-                                                    Debias, SimCLR, PredictContacts)}
+                                                    Debias, SimCLR, PredictContacts,
+                                                    ContrastiveImageText)}
 
 
 def list_tasks() -> list[str]:

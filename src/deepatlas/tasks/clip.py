@@ -1,0 +1,183 @@
+"""Contrastive image-text pre-training (MAP 6.3, CLIP; Radford et al. 2021): ``task = "clip"``.
+
+Each batch of B drawings and their captions (data/image_text.py) gives a (B, B) similarity
+matrix; the symmetric InfoNCE loss (:func:`deepatlas.losses.clip_loss`) makes the diagonal
+win its row and its column. The category labels are used only to evaluate:
+
+- **retrieval**: image -> text and text -> image recall@1/5/10 over the held-out pairs, by
+  torchmetrics' ``RetrievalRecall`` (each query's one relevant document is its own pair);
+  ``val_recall_mean``, the mean of the six, picks best.pt;
+- **zero-shot classification**: each category's text embedding from prompt templates alone
+  ("a clip-art picture of a {}."), the image's class the nearest; reported per template
+  (mean over templates) and with CLIP's prompt ensemble (the normalised mean of the
+  templates' embeddings, renormalised);
+- **linear probe**: scikit-learn's logistic regression (C = 1, standardised) on the frozen
+  f_image(x) of the training drawings, tested on the test drawings: the supervised reference;
+- the share of the largest category (``test_majority_acc``): the score of always guessing it.
+
+Under torchrun each process computes the loss on its own B / world pairs (the paper gathers
+every device's embeddings first, for more negatives; this task does not).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from deepatlas.data.image_text import (Pairs, caption_tokens, category_name, load_pairs,
+                                       train_caption_tokenizer)
+from deepatlas.data.loaders import TensorBatches
+from deepatlas.errors import UserError
+from deepatlas.losses import clip_loss
+from deepatlas.models import create_model
+from deepatlas.train import Context, StepOutput, Task
+
+TEMPLATES = ("a clip-art picture of a {}.", "a drawing of {}.", "an illustration of {}.",
+             "clip art of {}.", "{}.")
+RECALL_AT = (1, 5, 10)
+AUGMENTATIONS = ("none", "flip", "crop", "crop-flip")
+_PAIRS: dict[tuple, tuple[dict[str, Pairs], list[str]]] = {}  # the lab's seeds share one load
+
+
+def retrieval_recall(similarity: torch.Tensor, ks: tuple[int, ...] = RECALL_AT
+                     ) -> dict[int, float]:
+    """Recall@k of queries (rows) against documents (columns), where row i's one relevant
+    document is column i, by torchmetrics' ``RetrievalRecall``."""
+    from torchmetrics.retrieval import RetrievalRecall
+
+    n_queries, n_docs = similarity.shape
+    indexes = torch.arange(n_queries).repeat_interleave(n_docs)
+    target = torch.eye(n_queries, n_docs, dtype=torch.bool).flatten()
+    scores = similarity.float().flatten().cpu()
+    return {k: float(RetrievalRecall(top_k=k)(scores, target, indexes=indexes)) for k in ks}
+
+
+@torch.no_grad()
+def embed(model: nn.Module, method: str, data: torch.Tensor, batch: int,
+          device: torch.device, prepare=None) -> torch.Tensor:
+    """``model.<method>`` of ``data`` in batches: (N, ...) on the CPU, float32."""
+    model.eval()
+    out = []
+    for at in range(0, len(data), batch):
+        x = data[at:at + batch].to(device)
+        out.append(getattr(model, method)(prepare(x) if prepare else x).float().cpu())
+    return torch.cat(out)
+
+
+class ContrastiveImageText(Task):
+    name = "clip"
+    uses = {"data.image_size", "data.vocab_size", "data.augment", "train.eval_batch_size",
+            "clip.*"}
+    monitor = ("val_recall_mean", "max")
+    primary = "test_zero_shot_acc"
+    image_task = True
+
+    def setup(self, ctx: Context) -> None:
+        from deepatlas.data.packages import set_folder
+
+        cfg, self.ctx = self.config, ctx
+        if cfg.data.augment not in AUGMENTATIONS:
+            raise UserError(f"task clip takes data.augment in {', '.join(AUGMENTATIONS)}, "
+                            f"not {cfg.data.augment!r}")
+        folder = set_folder(cfg.data.dir, "clipart", cfg.data.download)
+        key = (str(folder), cfg.data.image_size, cfg.clip.keywords)
+        if key not in _PAIRS:
+            _PAIRS[key] = load_pairs(folder, cfg.data.image_size, cfg.clip.keywords)
+        self.pairs, self.categories = _PAIRS[key]
+        train = self.pairs["train"]
+        if min(len(p) for p in self.pairs.values()) == 0:
+            raise UserError(f"{folder} has too few captioned drawings to split "
+                            f"({len(train)} train); run deepatlas data get clipart again")
+        self.tokenizer = train_caption_tokenizer(train.captions, cfg.data.vocab_size)
+        options = {k: v for k, v in cfg.model.items() if k != "name"}
+        model = create_model(cfg.model["name"], in_channels=3, image_size=cfg.data.image_size,
+                             num_classes=self.tokenizer.vocab_size, **options)
+        self.context = model.text_encoder.context
+        self.tokens = {s: caption_tokens(self.tokenizer, p.captions, self.context)
+                       for s, p in self.pairs.items()}
+        self.mean = train.images.mean((0, 2, 3)).tolist()
+        self.std = train.images.std((0, 2, 3)).tolist()
+        self.models = {"model": model.to(ctx.device)}
+        per_rank = cfg.train.batch_size // ctx.dist.world_size
+        self.train_loader = TensorBatches(train.images, self.tokens["train"],
+                                          batch_size=per_rank, seed=cfg.seed, device=ctx.device,
+                                          rank=ctx.dist.rank, world_size=ctx.dist.world_size)
+        if len(self.train_loader) == 0:
+            raise UserError(f"train.batch_size={cfg.train.batch_size} is larger than the "
+                            f"{len(train)} training pairs; lower it")
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1)
+        return (images - mean) / std
+
+    def training_step(self, batch: Any, group: str) -> StepOutput:
+        from deepatlas.data.augment import augment_batch
+
+        images, tokens = batch  # (B, 3, S, S) in [0, 1], (B, T)
+        # Seeded by the step, so a resumed run draws what an unbroken one would.
+        g = torch.Generator(images.device).manual_seed(
+            self.config.seed * 1_000_003 + self.step * 101 + self.ctx.dist.rank)
+        x = augment_batch(self.normalize(images), self.config.data.augment, g)
+        with self.ctx.autocast():
+            logits = self.train_models["model"](x, tokens)  # (B, B)
+        loss = clip_loss(logits)
+        with torch.no_grad():
+            target = torch.arange(len(logits), device=logits.device)
+            acc = (logits.argmax(1) == target).float().mean()  # in-batch image -> text top-1
+            tau = 1 / self.models["model"].scale()
+        return StepOutput(loss, {"loss": loss.detach(), "batch_acc": acc, "temperature": tau},
+                          n=len(images))
+
+    def class_embeddings(self, model: nn.Module) -> torch.Tensor:
+        """(templates, classes, E): each template's unit text embedding of each category."""
+        prompts = [t.format(category_name(c)) for t in TEMPLATES for c in self.categories]
+        tokens = caption_tokens(self.tokenizer, prompts, self.context)
+        text = embed(model, "encode_text", tokens, 256, self.ctx.device)
+        return text.view(len(TEMPLATES), len(self.categories), -1)
+
+    def evaluate(self, models: dict[str, nn.Module]) -> dict[str, float]:
+        from deepatlas.tasks.simclr import linear_probe
+
+        model, batch = models["model"], self.config.train.eval_batch_size
+        classes = self.class_embeddings(model)  # (P, C, E)
+        ensemble = nn.functional.normalize(classes.mean(0), dim=-1)  # (C, E)
+        out: dict[str, float] = {}
+        for split in ("val", "test"):
+            pairs = self.pairs[split]
+            images = embed(model, "encode_image", pairs.images, batch, self.ctx.device,
+                           self.normalize)  # (N, E)
+            texts = embed(model, "encode_text", self.tokens[split], batch, self.ctx.device)
+            similarity = images @ texts.T  # (N images, N captions)
+            recalls = {f"{split}_image_to_text_r{k}": v
+                       for k, v in retrieval_recall(similarity).items()}
+            recalls.update({f"{split}_text_to_image_r{k}": v
+                            for k, v in retrieval_recall(similarity.T).items()})
+            out.update(recalls)
+            out[f"{split}_recall_mean"] = sum(recalls.values()) / len(recalls)
+            per_template = [(images @ c.T).argmax(1).eq(pairs.labels).float().mean().item()
+                            for c in classes]
+            out[f"{split}_zero_shot_acc_per_template"] = sum(per_template) / len(per_template)
+            out[f"{split}_zero_shot_acc"] = (images @ ensemble.T).argmax(1).eq(
+                pairs.labels).float().mean().item()
+        features = {s: embed(model, "features", self.pairs[s].images, batch, self.ctx.device,
+                             self.normalize).numpy() for s in ("train", "test")}
+        out["test_probe_acc"] = linear_probe(features["train"], self.pairs["train"].labels.numpy(),
+                                             features["test"], self.pairs["test"].labels.numpy())
+        test_labels = self.pairs["test"].labels
+        out["test_majority_acc"] = test_labels.bincount().max().item() / len(test_labels)
+        return out
+
+    def describe_data(self) -> dict[str, Any]:
+        return {"name": "clipart", "categories": self.categories, "image_size":
+                self.config.data.image_size, "mean": self.mean, "std": self.std,
+                "tokenizer": self.tokenizer.to_json(), "context": self.context,
+                "templates": list(TEMPLATES)}
+
+    def data_summary(self) -> dict[str, Any]:
+        return {"name": "clipart", "source": "Open Clip Art Library drawings (Debian "
+                "openclipart-svg) with their titles and keywords",
+                **{s: len(p) for s, p in self.pairs.items()},
+                "categories": len(self.categories)}

@@ -1,0 +1,158 @@
+"""CLIP (MAP 6.3): the symmetric InfoNCE against a hand computation, recall@k through
+torchmetrics against ranks counted by hand, the encoders' masks, the captions and the split,
+and the task on a tiny clipart set."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from deepatlas.data.image_text import (PAD, caption, caption_tokens, category_name,
+                                       stratified_split, to_rgb, train_caption_tokenizer)
+from deepatlas.losses import clip_loss
+from deepatlas.models import create_model, list_models
+from deepatlas.tasks.clip import retrieval_recall
+from fakedata import make_clipart
+
+
+def test_clip_loss_equals_the_hand_computed_symmetric_infonce():
+    torch.manual_seed(0)
+    logits = torch.randn(5, 5, dtype=torch.float64) * 3
+    n = len(logits)
+    rows = [-math.log(math.exp(logits[i, i]) / sum(math.exp(logits[i, j]) for j in range(n)))
+            for i in range(n)]
+    cols = [-math.log(math.exp(logits[j, j]) / sum(math.exp(logits[i, j]) for i in range(n)))
+            for j in range(n)]
+    expected = (sum(rows) / n + sum(cols) / n) / 2
+    assert clip_loss(logits).item() == pytest.approx(expected, rel=1e-6)
+    # a perfect, confident batch costs nearly nothing; a constant one costs log N
+    assert clip_loss(torch.eye(4) * 50).item() < 1e-6
+    assert clip_loss(torch.zeros(4, 4)).item() == pytest.approx(math.log(4))
+
+
+def test_retrieval_recall_matches_ranks_counted_by_hand():
+    torch.manual_seed(1)
+    similarity = torch.randn(30, 30)
+    similarity += 2 * torch.eye(30)  # the pair usually, not always, ranks first
+    rank = (similarity > similarity.diag()[:, None]).sum(1)  # documents scored above the pair
+    for k, value in retrieval_recall(similarity, (1, 5, 10)).items():
+        assert value == pytest.approx((rank < k).float().mean().item())
+    assert retrieval_recall(torch.eye(6), (1,))[1] == 1.0
+
+
+@pytest.mark.parametrize("encoder", ["resnet", "vit"])
+def test_clip_model_shapes_gradients_and_the_eot_pooling(encoder):
+    assert "clip" in list_models("clip")
+    torch.manual_seed(0)
+    model = create_model("clip", in_channels=3, image_size=16, num_classes=50,
+                         image_encoder=encoder, depth=8, width=4, patch=4, vision_layers=1,
+                         context=8, text_width=16, text_layers=1, heads=2, embed_dim=8)
+    for m in model.modules():  # zero-init BN scales would block gradients at step 0
+        if isinstance(m, torch.nn.BatchNorm2d):
+            torch.nn.init.ones_(m.weight)
+    images = torch.randn(3, 3, 16, 16)
+    tokens = torch.tensor([[1, 7, 9, 2, 0, 0, 0, 0], [1, 5, 2, 0, 0, 0, 0, 0],
+                           [1, 3, 4, 5, 6, 7, 8, 2]])
+    logits = model(images, tokens)
+    assert logits.shape == (3, 3) and torch.isfinite(logits).all()
+    clip_loss(logits).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()]
+    assert not missing, missing
+    # causal attention and [EOT] pooling: what follows a caption's [EOT] never changes it
+    model.eval()
+    other = tokens.clone()
+    other[0, 4:] = 11
+    assert torch.allclose(model.encode_text(tokens)[0], model.encode_text(other)[0], atol=1e-6)
+    assert torch.allclose(model.encode_image(images).norm(dim=1), torch.ones(3))
+
+
+def test_the_temperature_is_clipped_at_one_hundredth():
+    model = create_model("clip", image_size=16, num_classes=20, width=4, context=8,
+                         text_width=16, text_layers=1, heads=2, embed_dim=8)
+    assert model.scale().item() == pytest.approx(1 / 0.07)
+    with torch.no_grad():
+        model.logit_scale.fill_(10.0)
+    assert model.scale().item() == pytest.approx(100.0)
+    frozen = create_model("clip", image_size=16, num_classes=20, width=4, context=8,
+                          text_width=16, text_layers=1, heads=2, embed_dim=8,
+                          learn_temperature=False)
+    assert not frozen.logit_scale.requires_grad
+
+
+def test_captions_images_and_the_stratified_split():
+    assert caption("Red car", ["car", "auto", "vehicle"], 1) == "Red car. auto"
+    assert caption("", ["a", "b"], 6) == "a, b"
+    assert caption("", [], 6) == ""
+    assert category_name("signs_and_symbols") == "signs and symbols"
+    rgba = torch.zeros(1, 4, 4, 4, dtype=torch.uint8)
+    rgba[0, :, 0, 0] = torch.tensor([255, 0, 0, 255])  # one opaque red pixel, the rest clear
+    rgb = to_rgb(rgba, 4)
+    assert rgb[0, :, 0, 0].tolist() == [1.0, 0.0, 0.0] and rgb[0, :, 1, 1].tolist() == [1.0] * 3
+    assert to_rgb(rgba, 2).shape == (1, 3, 2, 2)
+    labels = torch.tensor([0] * 50 + [1] * 30 + [2] * 20)
+    split = stratified_split(labels, 0.1, 0.2)
+    assert [labels[split["test"]].bincount().tolist(), labels[split["val"]].bincount().tolist()] \
+        == [[10, 6, 4], [5, 3, 2]]
+    assert sorted(torch.cat(list(split.values())).tolist()) == list(range(100))
+    assert torch.equal(split["test"], stratified_split(labels, 0.1, 0.2)["test"])  # fixed
+
+
+def test_caption_tokens_are_sot_text_eot_then_padding():
+    tokenizer = train_caption_tokenizer(["a red car", "a blue bus", "a red bus"] * 5, 300)
+    tokens = caption_tokens(tokenizer, ["a red car", "a red car " * 20], 8)
+    assert tokens.shape == (2, 8)
+    first = tokens[0][tokens[0] != PAD].tolist()
+    assert first[0] == 1 and first[-1] == 2 and tokenizer.decode(first[1:-1]) == "a red car"
+    assert (tokens[1] != PAD).all() and tokens[1, -1] == 2  # cut to fit, [EOT] kept
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A clip-clipart run on 90 fake drawings of 3 categories, a few seconds on 2 cores."""
+    from deepatlas.config import apply_overrides, load_recipe
+    from deepatlas.tasks import fit
+
+    root = tmp_path_factory.mktemp("clip")
+    make_clipart(root / "data", per_category=30)
+    config = load_recipe("clip-clipart")
+    apply_overrides(config, [f"data.dir={root / 'data'}", "data.vocab_size=300",
+                             "data.image_size=16", "model.width=8", "model.text_width=32",
+                             "model.text_layers=1", "model.embed_dim=16", "train.epochs=12",
+                             "train.batch_size=18", "optim.lr=0.003", "train.tensorboard=false",
+                             "schedule.warmup_epochs=0"])
+    summary = fit(config, root / "run", progress=False)
+    return root, summary
+
+
+def test_clip_task_learns_the_tiny_set(tiny_run):
+    _, summary = tiny_run
+    # 9 test pairs, 3 categories: chance is 1/9 for R@1 and 1/3 for zero-shot
+    assert summary["test_image_to_text_r5"] > 5 / 9
+    assert summary["test_zero_shot_acc"] > 0.5
+    assert summary["test_majority_acc"] == pytest.approx(1 / 3)
+
+
+def test_search_ranks_a_folder_and_draws_a_contact_sheet(tiny_run, cli):
+    root, _ = tiny_run
+    images = root / "data" / "clipart" / "png"
+    # the tiny model knows its training captions' kind of text, not a word alone
+    query = "car number 6. transportation, drawing"
+    code, out, err = cli("search", root / "run", query, "--images", images, "--top", "6",
+                         "--out", root / "sheet.png")
+    assert code == 0, err
+    ranked = [line.split()[-1] for line in out.splitlines()[:6]]
+    assert sum("/transportation/" in path for path in ranked) >= 4  # 1 in 3 by chance
+    from PIL import Image
+
+    with Image.open(root / "sheet.png") as sheet:
+        assert sheet.size == (4 * 128, 2 * (128 + 16))
+    code, _, err = cli("search", root / "run", "car", "--images", images,
+                       "--out", root / "sheet.png")
+    assert code == 2 and "exists" in err  # never over a file it was not asked to replace
+    junk = root / "junk"
+    junk.mkdir()
+    (junk / "notes.png").write_text("not an image")
+    code, _, err = cli("search", root / "run", "car", "--images", junk, "--out", root / "j.png")
+    assert code == 2 and "holds no image that decodes" in err and "Traceback" not in err
