@@ -327,12 +327,17 @@ def clip() -> str:
              f"min, {m['train_seconds_mean'] / 60:.1f} min of training per seed, verdict: "
              f"{e['verdict']}), on the held-out drawings:", "",
              "| measure | test |", "| --- | --- |",
-             f"| zero-shot accuracy, prompt ensemble (22 categories) | "
-             f"{pct('test_zero_shot_acc')} |",
+             f"| zero-shot balanced accuracy, prompt ensemble (22 categories) | "
+             f"{pct('test_zero_shot_balanced_acc')} |",
+             f"| linear probe on the image features, balanced accuracy | "
+             f"{pct('test_probe_balanced_acc')} |",
+             f"| chance (one category always), balanced accuracy | "
+             f"{pct('test_chance_balanced_acc')} |",
+             f"| zero-shot accuracy, prompt ensemble | {pct('test_zero_shot_acc')} |",
              f"| zero-shot accuracy, one prompt (mean of 5) | "
              f"{pct('test_zero_shot_acc_per_template')} |",
-             f"| linear probe on the image features | {pct('test_probe_acc')} |",
-             f"| always the largest category | {pct('test_majority_acc')} |"]
+             f"| linear probe, accuracy | {pct('test_probe_acc')} |",
+             f"| always the largest category, accuracy | {pct('test_majority_acc')} |"]
     for direction, name in (("image_to_text", "image→text"), ("text_to_image", "text→image")):
         lines.append(f"| {name} recall@1 / @5 / @10 | " + " / ".join(
             pct(f"test_{direction}_r{k}") for k in (1, 5, 10)) + " |")

@@ -9,11 +9,12 @@ import math
 import pytest
 import torch
 
-from deepatlas.data.image_text import (PAD, caption, caption_tokens, category_name,
-                                       stratified_split, to_rgb, train_caption_tokenizer)
+from deepatlas.data.image_text import (PAD, caption, caption_tokens, caption_variants,
+                                       category_name, stratified_split, to_rgb,
+                                       train_caption_tokenizer)
 from deepatlas.losses import clip_loss
 from deepatlas.models import create_model, list_models
-from deepatlas.tasks.clip import retrieval_recall
+from deepatlas.tasks.clip import accuracies, retrieval_recall
 from fakedata import make_clipart
 
 
@@ -40,6 +41,15 @@ def test_retrieval_recall_matches_ranks_counted_by_hand():
     for k, value in retrieval_recall(similarity, (1, 5, 10)).items():
         assert value == pytest.approx((rank < k).float().mean().item())
     assert retrieval_recall(torch.eye(6), (1,))[1] == 1.0
+
+
+def test_balanced_accuracy_scores_always_the_largest_class_at_one_over_classes():
+    labels = torch.tensor([0] * 8 + [1] * 1 + [2] * 1)
+    always_zero = accuracies(labels, torch.zeros(10, dtype=torch.long))
+    assert always_zero == pytest.approx({"acc": 0.8, "balanced_acc": 1 / 3})
+    assert accuracies(labels, labels) == {"acc": 1.0, "balanced_acc": 1.0}
+    # a prediction of a class that the labels lack lowers recall, and is no error
+    assert accuracies(labels, torch.full((10,), 5))["balanced_acc"] == 0.0
 
 
 @pytest.mark.parametrize("encoder", ["resnet", "vit"])
@@ -86,6 +96,9 @@ def test_captions_images_and_the_stratified_split():
     assert caption("", ["a", "b"], 6) == "a, b"
     assert caption("", [], 6) == ""
     assert category_name("signs_and_symbols") == "signs and symbols"
+    assert caption_variants("Red car", ["auto", "vehicle"], 6, 3) == [
+        "Red car. auto, vehicle", "Red car", "auto, vehicle", "vehicle"]
+    assert caption_variants("", ["auto"], 6, 0) == ["auto"] * 4  # none is ever empty
     rgba = torch.zeros(1, 4, 4, 4, dtype=torch.uint8)
     rgba[0, :, 0, 0] = torch.tensor([255, 0, 0, 255])  # one opaque red pixel, the rest clear
     rgb = to_rgb(rgba, 4)
@@ -132,6 +145,8 @@ def test_clip_task_learns_the_tiny_set(tiny_run):
     assert summary["test_image_to_text_r5"] > 5 / 9
     assert summary["test_zero_shot_acc"] > 0.5
     assert summary["test_majority_acc"] == pytest.approx(1 / 3)
+    assert summary["test_chance_balanced_acc"] == pytest.approx(1 / 3)
+    assert summary["test_probe_balanced_acc"] > 0.5
 
 
 def test_search_ranks_a_folder_and_draws_a_contact_sheet(tiny_run, cli):

@@ -69,3 +69,5 @@ class ContactsConfig:
 class ClipConfig:
     """task = "clip" (MAP 6.3, CLIP): the captions (the model's keys hold the temperature)."""
     keywords: int = 6  # a caption is the title and up to this many of its keywords
+    variants: bool = True  # each step, each drawing's text is one of caption, title,
+    # keywords, one keyword (data/image_text.py); false: always the caption

@@ -1,7 +1,10 @@
 """Image-caption pairs for CLIP (MAP 6.3), from ``clipart`` (data/clipart.py).
 
 - **Caption**: the drawing's human-written title, then up to ``keywords`` of its keywords
-  ("red sports car. car, auto, vehicle"); a drawing with neither is left out.
+  ("red sports car. car, auto, vehicle"); a drawing with neither is left out. Training can
+  also draw, each step, one of four *variants*: the caption, the title alone, the keywords
+  alone, or one keyword (fixed per drawing), so that the text encoder also learns to place a
+  short text, such as a category name in a prompt, near its images.
 - **Image**: the RGBA rendering composited onto white (clip art is drawn for a white page),
   resized with antialiasing to ``image_size``: (3, S, S) floats in [0, 1].
 - **Label**: the drawing's own category (its folder; 22 of them), for zero-shot
@@ -31,6 +34,7 @@ SPLIT_SEED = 0
 class Pairs:
     images: torch.Tensor  # (N, 3, S, S) float32 in [0, 1]
     captions: list[str]
+    variants: list[list[str]]  # per drawing: caption, title, keywords, one keyword
     labels: torch.Tensor  # (N,) int64: index into the categories
     paths: list[str]
 
@@ -50,6 +54,16 @@ def caption(title: str, keywords: list[str], max_keywords: int) -> str:
     if title and words:
         return f"{title}. {', '.join(words)}"
     return title or ", ".join(words)
+
+
+def caption_variants(title: str, keywords: list[str], max_keywords: int, pick: int
+                     ) -> list[str]:
+    """[caption, title alone, keywords alone, keyword ``pick`` (mod their number)]; a variant
+    that would be empty is the caption."""
+    full = caption(title, keywords, max_keywords)
+    words = keywords[:max_keywords]
+    one = words[pick % len(words)] if words else ""
+    return [full, title.strip() or full, ", ".join(words) or full, one or full]
 
 
 def to_rgb(rgba: torch.Tensor, size: int) -> torch.Tensor:
@@ -85,12 +99,17 @@ def load_pairs(folder: Path, image_size: int, max_keywords: int, val_fraction: f
 
     art = clipart.load(folder)
     texts = [caption(t, k, max_keywords) for t, k in zip(art.titles, art.keywords)]
+    picks = torch.randint(0, 1 << 30, (len(texts),), generator=torch.Generator().manual_seed(
+        SPLIT_SEED)).tolist()
+    variants = [caption_variants(t, k, max_keywords, pick)
+                for t, k, pick in zip(art.titles, art.keywords, picks)]
     keep = [i for i, text in enumerate(texts) if text]
     categories = sorted({art.categories[i][0] for i in keep})
     labels = torch.tensor([categories.index(art.categories[i][0]) for i in keep])
     images = to_rgb(art.images[keep], image_size)
     splits = stratified_split(labels, val_fraction, test_fraction)
     pairs = {split: Pairs(images[index], [texts[keep[i]] for i in index.tolist()],
+                          [variants[keep[i]] for i in index.tolist()],
                           labels[index], [art.paths[keep[i]] for i in index.tolist()])
              for split, index in splits.items()}
     return pairs, categories

@@ -103,6 +103,7 @@ class Clip(nn.Module):
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / init_temperature)),
                                         requires_grad=learn_temperature)
         self.feature_dim = image_dim
+        self.context = text_encoder.context  # the longest caption in tokens
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """f_image(x) (B, image_dim): the representation before the projection."""

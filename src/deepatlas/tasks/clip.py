@@ -13,7 +13,9 @@ win its row and its column. The category labels are used only to evaluate:
   templates' embeddings, renormalised);
 - **linear probe**: scikit-learn's logistic regression (C = 1, standardised) on the frozen
   f_image(x) of the training drawings, tested on the test drawings: the supervised reference;
-- the share of the largest category (``test_majority_acc``): the score of always guessing it.
+- both classifications as accuracy and as balanced accuracy (mean per-category recall), since
+  the categories are far from even: always guessing the largest scores ``test_majority_acc``
+  on the first and ``test_chance_balanced_acc`` (1 / categories) on the second.
 
 Under torchrun each process computes the loss on its own B / world pairs (the paper gathers
 every device's embeddings first, for more negatives; this task does not).
@@ -54,6 +56,20 @@ def retrieval_recall(similarity: torch.Tensor, ks: tuple[int, ...] = RECALL_AT
     return {k: float(RetrievalRecall(top_k=k)(scores, target, indexes=indexes)) for k in ks}
 
 
+def accuracies(labels: torch.Tensor, predicted: torch.Tensor) -> dict[str, float]:
+    """Accuracy, and balanced accuracy (the mean of the per-class recalls, scikit-learn's):
+    the categories are far from even, so "always the largest" scores 26% on the first and
+    1 / classes on the second."""
+    import warnings
+
+    from sklearn.metrics import balanced_accuracy_score
+
+    with warnings.catch_warnings():  # a predicted class absent from the labels is no error
+        warnings.simplefilter("ignore", UserWarning)
+        balanced = balanced_accuracy_score(labels.numpy(), predicted.numpy())
+    return {"acc": predicted.eq(labels).float().mean().item(), "balanced_acc": float(balanced)}
+
+
 @torch.no_grad()
 def embed(model: nn.Module, method: str, data: torch.Tensor, batch: int,
           device: torch.device, prepare=None) -> torch.Tensor:
@@ -69,7 +85,7 @@ def embed(model: nn.Module, method: str, data: torch.Tensor, batch: int,
 class ContrastiveImageText(Task):
     name = "clip"
     uses = {"data.image_size", "data.vocab_size", "data.augment", "train.eval_batch_size",
-            "clip.*"}
+            "train.channels_last", "clip.*"}
     monitor = ("val_recall_mean", "max")
     primary = "test_zero_shot_acc"
     image_task = True
@@ -94,14 +110,18 @@ class ContrastiveImageText(Task):
         options = {k: v for k, v in cfg.model.items() if k != "name"}
         model = create_model(cfg.model["name"], in_channels=3, image_size=cfg.data.image_size,
                              num_classes=self.tokenizer.vocab_size, **options)
-        self.context = model.text_encoder.context
+        self.context = model.context
         self.tokens = {s: caption_tokens(self.tokenizer, p.captions, self.context)
                        for s, p in self.pairs.items()}
         self.mean = train.images.mean((0, 2, 3)).tolist()
         self.std = train.images.std((0, 2, 3)).tolist()
-        self.models = {"model": model.to(ctx.device)}
+        self.models = {"model": model.to(ctx.device, memory_format=ctx.memory_format)}
         per_rank = cfg.train.batch_size // ctx.dist.world_size
-        self.train_loader = TensorBatches(train.images, self.tokens["train"],
+        texts = self.tokens["train"]  # (N, T), or (N, 4, T) with the variants
+        if cfg.clip.variants:
+            texts = torch.stack([caption_tokens(self.tokenizer, list(v), self.context)
+                                 for v in zip(*train.variants)], dim=1)
+        self.train_loader = TensorBatches(train.images, texts,
                                           batch_size=per_rank, seed=cfg.seed, device=ctx.device,
                                           rank=ctx.dist.rank, world_size=ctx.dist.world_size)
         if len(self.train_loader) == 0:
@@ -116,11 +136,16 @@ class ContrastiveImageText(Task):
     def training_step(self, batch: Any, group: str) -> StepOutput:
         from deepatlas.data.augment import augment_batch
 
-        images, tokens = batch  # (B, 3, S, S) in [0, 1], (B, T)
+        images, tokens = batch  # (B, 3, S, S) in [0, 1], (B, T) or (B, variants, T)
         # Seeded by the step, so a resumed run draws what an unbroken one would.
         g = torch.Generator(images.device).manual_seed(
             self.config.seed * 1_000_003 + self.step * 101 + self.ctx.dist.rank)
+        if tokens.dim() == 3:  # one variant of each drawing's text
+            pick = torch.randint(0, tokens.shape[1], (len(tokens),), device=tokens.device,
+                                 generator=g)
+            tokens = tokens[torch.arange(len(tokens), device=tokens.device), pick]
         x = augment_batch(self.normalize(images), self.config.data.augment, g)
+        x = x.contiguous(memory_format=self.ctx.memory_format)
         with self.ctx.autocast():
             logits = self.train_models["model"](x, tokens)  # (B, B)
         loss = clip_loss(logits)
@@ -139,7 +164,7 @@ class ContrastiveImageText(Task):
         return text.view(len(TEMPLATES), len(self.categories), -1)
 
     def evaluate(self, models: dict[str, nn.Module]) -> dict[str, float]:
-        from deepatlas.tasks.simclr import linear_probe
+        from deepatlas.tasks.simclr import fit_probe
 
         model, batch = models["model"], self.config.train.eval_batch_size
         classes = self.class_embeddings(model)  # (P, C, E)
@@ -160,14 +185,16 @@ class ContrastiveImageText(Task):
             per_template = [(images @ c.T).argmax(1).eq(pairs.labels).float().mean().item()
                             for c in classes]
             out[f"{split}_zero_shot_acc_per_template"] = sum(per_template) / len(per_template)
-            out[f"{split}_zero_shot_acc"] = (images @ ensemble.T).argmax(1).eq(
-                pairs.labels).float().mean().item()
+            out.update({f"{split}_zero_shot_{k}": v for k, v in accuracies(
+                pairs.labels, (images @ ensemble.T).argmax(1)).items()})
         features = {s: embed(model, "features", self.pairs[s].images, batch, self.ctx.device,
                              self.normalize).numpy() for s in ("train", "test")}
-        out["test_probe_acc"] = linear_probe(features["train"], self.pairs["train"].labels.numpy(),
-                                             features["test"], self.pairs["test"].labels.numpy())
+        probe = fit_probe(features["train"], self.pairs["train"].labels.numpy())
         test_labels = self.pairs["test"].labels
+        out.update({f"test_probe_{k}": v for k, v in accuracies(
+            test_labels, torch.from_numpy(probe.predict(features["test"]))).items()})
         out["test_majority_acc"] = test_labels.bincount().max().item() / len(test_labels)
+        out["test_chance_balanced_acc"] = 1 / len(test_labels.unique())
         return out
 
     def describe_data(self) -> dict[str, Any]:

@@ -64,15 +64,20 @@ def knn_accuracy(bank: np.ndarray, bank_labels: np.ndarray, query: np.ndarray,
     return float(knn.fit(bank, bank_labels).score(query, query_labels))
 
 
-def linear_probe(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray,
-                 test_labels: np.ndarray) -> float:
-    """Test accuracy of a logistic regression on standardised frozen features (C = 1)."""
+def fit_probe(train: np.ndarray, train_labels: np.ndarray):
+    """A logistic regression (C = 1) on standardised frozen features, fitted."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
-    return float(probe.fit(train, train_labels).score(test, test_labels))
+    return probe.fit(train, train_labels)
+
+
+def linear_probe(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray,
+                 test_labels: np.ndarray) -> float:
+    """Test accuracy of :func:`fit_probe`'s logistic regression."""
+    return float(fit_probe(train, train_labels).score(test, test_labels))
 
 
 def probe_fractions(features: dict[str, tuple[np.ndarray, np.ndarray]],
