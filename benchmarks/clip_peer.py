@@ -33,7 +33,7 @@ from deepatlas.models import register_model
 from deepatlas.tasks import fit
 from deepatlas.train.runinfo import write_result
 
-KEYS = ("test_zero_shot_acc", "test_zero_shot_acc_per_template", "test_probe_acc",
+KEYS = ("test_zero_shot_acc", "test_zero_shot_balanced_acc", "test_probe_acc",
         "test_image_to_text_r1", "test_text_to_image_r1", "test_recall_mean", "num_params",
         "wall_s")
 

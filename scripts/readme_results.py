@@ -188,6 +188,25 @@ def unet_peer() -> str:
     return "\n".join(lines)
 
 
+def clip_peer() -> str:
+    if not list((RESULTS / "benchmarks").glob("clip-peer-*.json")):
+        return "Not measured yet: `python benchmarks/clip_peer.py`."
+    t = _one("clip-peer-*.json")
+    lines = [f"`python benchmarks/clip_peer.py --epochs {t['epochs']}`: all through the same "
+             f"Trainer and `clip-clipart` recipe, {t['epochs']} epochs each, one seed, on "
+             f"{t.get('cpu_threads')} threads ({t.get('cpu')}, torch {t.get('torch')}, "
+             f"open_clip {t['open_clip']}). File: `results/benchmarks/clip-peer-*.json`.", "",
+             "| model | parameters | zero-shot balanced acc. | zero-shot acc. | probe acc. | "
+             "image→text R@1 | text→image R@1 | training time |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, r in t["rows"].items():
+        lines.append(f"| {name} | {r['num_params']:,} | {r['test_zero_shot_balanced_acc']:.1%} | "
+                     f"{r['test_zero_shot_acc']:.1%} | {r['test_probe_acc']:.1%} | "
+                     f"{r['test_image_to_text_r1']:.1%} | {r['test_text_to_image_r1']:.1%} | "
+                     f"{r['wall_s'] / 60:.1f} min |")
+    return "\n".join(lines)
+
+
 def upscale() -> str:
     """ESRGAN's two stages beside bicubic: ``results/recipes/upscale-*.json``."""
     runs = {name: json.loads((RESULTS / "recipes" / f"{name}.json").read_text())
@@ -344,7 +363,7 @@ def clip() -> str:
     return "\n".join(lines)
 
 
-BLOCKS = {"science": science, "clip": clip, "recipes": recipes, "gpt-peer": gpt_peer, "tour": tour, "throughput": throughput,
+BLOCKS = {"science": science, "clip": clip, "clip-peer": clip_peer, "recipes": recipes, "gpt-peer": gpt_peer, "tour": tour, "throughput": throughput,
           "time-to-accuracy": time_to_accuracy, "unet-peer": unet_peer, "upscale": upscale,
           "directions": directions}
 

@@ -35,28 +35,39 @@ def add_parser(sub) -> None:
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
 
-def read_images(folder: Path, size: int) -> tuple[list[Path], object, list]:
-    """(paths, (N, 3, size, size) floats in [0, 1], thumbnails) of the decodable images."""
+def read_images(folder: Path, size: int) -> tuple[list[Path], object]:
+    """(paths, (N, 3, size, size) floats in [0, 1]) of the decodable images under
+    ``folder``. Each is first fitted to the clip-art renderings' 64 px (or ``size``, if
+    larger), then resized as the training drawings were."""
     import numpy as np
     import torch
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    from deepatlas.data.clipart import SIZE
     from deepatlas.data.image_text import to_rgb
 
-    paths, arrays, thumbs = [], [], []
+    side = max(size, SIZE)
+    paths, arrays = [], []
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES):
         try:
             with Image.open(path) as image:
-                square = ImageOps.fit(image.convert("RGBA"), (CELL, CELL))
+                arrays.append(np.asarray(ImageOps.fit(image.convert("RGBA"), (side, side))))
         except (UnidentifiedImageError, OSError, ValueError):
             continue  # not an image after all: skipped, like any other file
         paths.append(path)
-        arrays.append(np.asarray(square))
-        thumbs.append(Image.alpha_composite(Image.new("RGBA", square.size, "white"), square))
     if not paths:
         raise UserError(f"{folder} holds no image that decodes ({', '.join(sorted(SUFFIXES))})")
-    rgba = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)  # (N, 4, CELL, CELL)
-    return paths, to_rgb(rgba, size), thumbs
+    rgba = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)  # (N, 4, side, side)
+    return paths, to_rgb(rgba, size)
+
+
+def thumbnail(path: Path):
+    """``path`` as a CELL x CELL RGB square on white."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as image:
+        square = ImageOps.fit(image.convert("RGBA"), (CELL, CELL))
+    return Image.alpha_composite(Image.new("RGBA", square.size, "white"), square)
 
 
 def contact_sheet(thumbs: list, labels: list[str], columns: int = 4):
@@ -99,7 +110,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     tokenizer = tokenizer_from_json(data["tokenizer"])
     model = saved_model(state, in_channels=3, image_size=data["image_size"],
                         num_classes=tokenizer.vocab_size)
-    paths, images, thumbs = read_images(folder, data["image_size"])
+    paths, images = read_images(folder, data["image_size"])
     mean = torch.tensor(data["mean"]).view(1, -1, 1, 1)
     std = torch.tensor(data["std"]).view(1, -1, 1, 1)
     device = torch.device("cpu")
@@ -110,7 +121,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     best = scores.topk(min(args.top, len(paths))).indices.tolist()
     for rank, i in enumerate(best, 1):
         print(f"{rank:3d}  {scores[i]:+.3f}  {paths[i]}")
-    sheet = contact_sheet([thumbs[i] for i in best],
+    sheet = contact_sheet([thumbnail(paths[i]) for i in best],
                           [f"{r}. {scores[i]:+.2f} {paths[i].stem}" for r, i in enumerate(best, 1)])
     write_via_temp(out, lambda tmp: sheet.save(tmp, "PNG"))
     print(f"contact sheet of the best {len(best)} of {len(paths)} images: {out}")
