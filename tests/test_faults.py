@@ -139,7 +139,9 @@ def test_a_second_ctrl_c_quits_at_once(tmp_path):
     time.sleep(0.2)
     sent = time.time()
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=30) == 130
+    # Once in many runs, under load, this ended with -2 (killed by SIGINT) instead of 130: the
+    # message below is there to show where, next time.
+    assert proc.wait(timeout=30) == 130, proc.stderr.read()[-3000:]
     # Did not wait for the 12-second step to end. (The process's own exit takes about 4 s
     # when the other test worker keeps both cores busy; 4 s was too tight a bound.)
     assert time.time() - sent < 8
