@@ -88,10 +88,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     import torch
 
     from deepatlas.data.image_text import caption_tokens
-    from deepatlas.data.tokenize import tokenizer_from_json
-    from deepatlas.models.saved import saved_model
     from deepatlas.tasks.clip import ContrastiveImageText, embed
-    from deepatlas.train.checkpoint import find_checkpoint, load_checkpoint
+    from deepatlas.tasks.text_runs import load_text_run
 
     if not args.query.strip():
         raise UserError("empty query: give the text to search for, e.g. \"a red car\"")
@@ -101,15 +99,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not folder.is_dir():
         raise UserError(f"--images {folder} is not a folder")
     out = check_output(args.out, args.force)
-    path = find_checkpoint(args.run)
-    state = load_checkpoint(path)
-    if state.get("task") != ContrastiveImageText.name:
-        raise UserError(f"{path} is not a clip run; search ranks images with "
-                        "`deepatlas train clip-clipart` runs")
+    model, tokenizer, state = load_text_run(
+        args.run, ContrastiveImageText.name, "search ranks images with `deepatlas train "
+        "clip-clipart` runs", image_input=True)
     data = state["data"]
-    tokenizer = tokenizer_from_json(data["tokenizer"])
-    model = saved_model(state, in_channels=3, image_size=data["image_size"],
-                        num_classes=tokenizer.vocab_size)
     paths, images = read_images(folder, data["image_size"])
     mean = torch.tensor(data["mean"]).view(1, -1, 1, 1)
     std = torch.tensor(data["std"]).view(1, -1, 1, 1)

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from deepatlas.data.tokenize import BPETokenizer
+from deepatlas.data.tokenize import BPETokenizer, encode_all
 
 SPECIAL = ("[PAD]", "[SOT]", "[EOT]")  # ids 0, 1, 2 (deepatlas.models.clip's PAD, SOT, EOT)
 PAD, SOT, EOT = range(3)
@@ -122,10 +122,8 @@ def train_caption_tokenizer(captions: list[str], vocab_size: int) -> BPETokenize
 
 def caption_tokens(tokenizer, texts: list[str], context: int) -> torch.Tensor:
     """(N, context) int64: ``[SOT] ids[:context - 2] [EOT]`` padded with ``[PAD]``."""
-    batch = getattr(tokenizer, "encode_batch", None)
-    encoded = batch(texts) if batch is not None else [tokenizer.encode(t) for t in texts]
     out = torch.full((len(texts), context), PAD, dtype=torch.long)
-    for row, ids in zip(out, encoded):
+    for row, ids in zip(out, encode_all(tokenizer, texts)):
         ids = [SOT, *ids[:context - 2], EOT]
         row[:len(ids)] = torch.tensor(ids)
     return out

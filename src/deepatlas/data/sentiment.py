@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
+from deepatlas.data.tokenize import encode_all
 from deepatlas.errors import UserError
 
 SPLIT_RULE = "sentence id mod 10: 0 tests, 5 validates, the rest train"
@@ -85,10 +86,8 @@ def sequences(tokenizer, texts: list[str], context: int, first_only: bool = Fals
     """``[CLS] tokens [SEP]``, each text cut into pieces of at most ``context - 2`` tokens
     (``first_only``: its first piece only, one row per text). Encoded in one batch where the
     tokeniser can (BPE's Rust threads: several times faster than one text at a time)."""
-    batch = getattr(tokenizer, "encode_batch", None)
-    encoded = batch(texts) if batch is not None else [tokenizer.encode(t) for t in texts]
     out = []
-    for ids in encoded:
+    for ids in encode_all(tokenizer, texts):
         for i in range(0, max(1, len(ids)), context - 2):
             out.append([CLS, *ids[i:i + context - 2], SEP])
             if first_only:

@@ -98,6 +98,13 @@ class BPETokenizer:
 TOKENIZERS = ("char", "bpe")
 
 
+def encode_all(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
+    """The ids of every text: in one batch where the tokeniser can (BPE's Rust threads,
+    several times faster than one text at a time), else one by one."""
+    batch = getattr(tokenizer, "encode_batch", None)
+    return batch(texts) if batch is not None else [tokenizer.encode(t) for t in texts]
+
+
 def train_tokenizer(kind: str, text: str, vocab_size: int = 512) -> Tokenizer:
     """A ``kind`` tokeniser fitted to ``text`` (``vocab_size`` is BPE's target size)."""
     if kind == "char":

@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import torch
 
+from deepatlas.data.tokenize import encode_all
 from deepatlas.errors import UserError
 
 GROUPS, VAL_GROUP, TEST_GROUP = 20, 7, 13
@@ -79,10 +80,9 @@ def encode_source(tokenizer, text: str, max_len: int) -> list[int]:
 def encode_pairs(tokenizer, pairs: Pairs, max_len: int) -> tuple[list[list[int]], list[list[int]]]:
     """Source ids (``... <eos>``) and target ids (``<bos> ... <eos>``), each cut to
     ``max_len`` tokens."""
-    encode = getattr(tokenizer, "encode_batch", None) or (lambda ts: list(map(tokenizer.encode,
-                                                                                ts)))
-    src = [ids[:max_len - 1] + [EOS] for ids in encode(pairs.en)]  # as encode_source
-    tgt = [[BOS] + ids[:max_len - 2] + [EOS] for ids in encode(pairs.es)]
+    # as encode_source
+    src = [ids[:max_len - 1] + [EOS] for ids in encode_all(tokenizer, pairs.en)]
+    tgt = [[BOS] + ids[:max_len - 2] + [EOS] for ids in encode_all(tokenizer, pairs.es)]
     return src, tgt
 
 

@@ -113,8 +113,9 @@ class ContrastiveImageText(Task):
         self.context = model.context
         self.tokens = {s: caption_tokens(self.tokenizer, p.captions, self.context)
                        for s, p in self.pairs.items()}
-        self.mean = train.images.mean((0, 2, 3)).tolist()
-        self.std = train.images.std((0, 2, 3)).tolist()
+        self._mean = train.images.mean((0, 2, 3)).view(1, -1, 1, 1).to(ctx.device)
+        self._std = train.images.std((0, 2, 3)).view(1, -1, 1, 1).to(ctx.device)
+        self.mean, self.std = self._mean.flatten().tolist(), self._std.flatten().tolist()
         self.models = {"model": model.to(ctx.device, memory_format=ctx.memory_format)}
         per_rank = cfg.train.batch_size // ctx.dist.world_size
         texts = self.tokens["train"]  # (N, T), or (N, 4, T) with the variants
@@ -129,9 +130,7 @@ class ContrastiveImageText(Task):
                             f"{len(train)} training pairs; lower it")
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1)
-        return (images - mean) / std
+        return (images - self._mean.to(images.device)) / self._std.to(images.device)
 
     def training_step(self, batch: Any, group: str) -> StepOutput:
         from deepatlas.data.augment import augment_batch

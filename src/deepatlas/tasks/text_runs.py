@@ -13,11 +13,12 @@ from deepatlas.models import create_model
 
 
 def load_text_run(run_or_file: str | Path, task: str, refusal: str, *,
-                  source_vocabulary: bool = False, num_classes: int | None = None
-                  ) -> tuple[nn.Module, Tokenizer, dict[str, Any]]:
+                  source_vocabulary: bool = False, num_classes: int | None = None,
+                  image_input: bool = False) -> tuple[nn.Module, Tokenizer, dict[str, Any]]:
     """(model in eval mode with its inference weights, tokeniser, checkpoint) of a ``task``
     run; any other run is a UserError that ends with ``refusal``. The tokeniser's vocabulary
-    sizes the output (or ``num_classes`` does) and, with ``source_vocabulary``, the input."""
+    sizes the output (or ``num_classes`` does) and, with ``source_vocabulary``, the input;
+    with ``image_input`` (CLIP), the run's data ``image_size`` sizes the image input."""
     from deepatlas.models.saved import inference_weights
     from deepatlas.train.checkpoint import find_checkpoint, load_checkpoint
 
@@ -30,6 +31,8 @@ def load_text_run(run_or_file: str | Path, task: str, refusal: str, *,
     options = {k: v for k, v in state["config"]["model"].items() if k != "name"}
     if source_vocabulary:
         options["in_channels"] = vocab
+    if image_input:
+        options["image_size"] = state["data"]["image_size"]
     model = create_model(state["config"]["model"]["name"], num_classes=num_classes or vocab,
                          **options)
     model.load_state_dict(inference_weights(state))
