@@ -363,7 +363,34 @@ def clip() -> str:
     return "\n".join(lines)
 
 
-BLOCKS = {"science": science, "clip": clip, "clip-peer": clip_peer, "recipes": recipes, "gpt-peer": gpt_peer, "tour": tour, "throughput": throughput,
+def speech() -> str:
+    """MAP 6.3's Tacotron 2 experiment, from its record in ``results/tour-summary.json``."""
+    s = json.loads((RESULTS / "tour-summary.json").read_text())
+    e = next((x for x in s["experiments"] if x["id"] == "speech-synthesis"), None)
+    if e is None:
+        return "Not measured yet: `deepatlas lab run speech-synthesis`."
+    m = e["metrics"]
+    get = lambda key, fmt: format(m[key + "_mean"], fmt) if key + "_mean" in m else "n/a"  # noqa: E731
+    return "\n".join([
+        f"`deepatlas lab run speech-synthesis` ({len(e['seeds'])} seeds, {e['wall_s'] / 60:.1f} "
+        f"min, {m['train_seconds_mean'] / 60:.1f} min of training per seed, verdict: "
+        f"{e['verdict']}), on the held-out sentences spoken free-running:", "",
+        "| measure | test |", "| --- | --- |",
+        f"| MCD against espeak-ng, our audio (dB) | {get('test_mcd_db', '.2f')} |",
+        f"| MCD, our predicted mel before Griffin-Lim | {get('test_mcd_predicted_mel_db', '.2f')} |",
+        f"| MCD, espeak-ng's true mel through the same Griffin-Lim (the vocoder's floor) | "
+        f"{get('test_mcd_griffin_lim_db', '.2f')} |",
+        f"| MCD, espeak-ng's audio of another sentence | "
+        f"{get('test_mcd_other_sentence_db', '.2f')} |",
+        f"| attention diagonality / focus | {get('test_attention_diagonality', '.2f')} / "
+        f"{get('test_attention_focus', '.2f')} |",
+        f"| length, ours / espeak-ng's; stop token fired | {get('test_length_ratio', '.2f')}; "
+        f"{get('test_stopped', '.0%')} |",
+        f"| pocketsphinx word error rate, ours / espeak-ng's own audio | "
+        f"{get('test_wer', '.0%')} / {get('test_wer_espeak', '.0%')} |"])
+
+
+BLOCKS = {"science": science, "clip": clip, "speech": speech, "clip-peer": clip_peer, "recipes": recipes, "gpt-peer": gpt_peer, "tour": tour, "throughput": throughput,
           "time-to-accuracy": time_to_accuracy, "unet-peer": unet_peer, "upscale": upscale,
           "directions": directions}
 

@@ -252,3 +252,37 @@ def make_clipart(folder: Path, per_category: int = 12, seed: int = 0) -> Path:
             rows.append(f"{path}\t{category}\t{word} number {k}\t{word}|{category}|drawing")
     (out / "index.tsv").write_text("\n".join(rows) + "\n", "utf-8")
     return folder
+
+
+SPEECH_LETTERS = "aeiostn"
+
+
+def make_speech(folder: Path, sentences: int = 60, seed: int = 0) -> Path:
+    """The installed form of `deepatlas data get speech`: FOLDER/speech/sentences.tsv (id,
+    book, text), phonemes.tsv (id, IPA) and audio/ID.flac at 22,050 Hz. Each "phoneme" is a
+    letter spoken as 60 ms of its own tone (a space: 60 ms of silence), so the audio follows
+    the symbols one to one, as a voice does."""
+    import soundfile
+
+    rng = np.random.default_rng(seed)
+    out = folder / "speech"
+    (out / "audio").mkdir(parents=True)
+    rate, piece = 22_050, 1323
+    tones = {c: 300.0 * (1 + i) for i, c in enumerate(SPEECH_LETTERS)}
+    t = np.arange(piece) / rate
+    texts, ipa = [], []
+    for i in range(sentences):
+        words = ["".join(rng.choice(list(SPEECH_LETTERS), rng.integers(2, 5)))
+                 for _ in range(rng.integers(2, 5))]
+        phonemes = " ".join(words)
+        wave = np.concatenate([np.zeros(piece)] + [
+            np.zeros(piece) if c == " " else 0.5 * np.sin(2 * np.pi * tones[c] * t)
+            for c in phonemes] + [np.zeros(piece)])
+        key = f"{i:04d}"
+        soundfile.write(out / "audio" / f"{key}.flac", (wave * 32767).astype(np.int16), rate,
+                        subtype="PCM_16")
+        texts.append(f"{key}\tEmma\t{phonemes.capitalize()}.")
+        ipa.append(f"{key}\t{phonemes}")
+    (out / "sentences.tsv").write_text("\n".join(texts) + "\n", "utf-8")
+    (out / "phonemes.tsv").write_text("\n".join(ipa) + "\n", "utf-8")
+    return folder

@@ -188,6 +188,9 @@ BAD_INPUT = [
     (["search", "{root}/run", "  ", "--images", "{root}"], "empty query"),
     (["search", "{root}/run", "a car", "--images", "{root}/nope"], "nope is not a folder"),
     (["search", "{root}/run", "a car", "--images", "{root}", "--top", "0"], "--top must be >= 1"),
+    (["speak", "{run}", "Good morning."], "is not a speak run"),
+    (["speak", "{run}", " \n "], "empty text"),
+    (["speak", "{run}", "Good morning.", "--out", "{root}/colour.png"], "exists; pass --force"),
     (["predict", "{run}", "{root}/missing.png"], "no such image file"),
     (["predict", "{root}/nope", "{root}/colour.png"], "no such checkpoint file or run directory"),
     # Never a lost file: a run's checkpoints are never written over; other files need --force.

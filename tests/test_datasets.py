@@ -277,7 +277,7 @@ CLIPART_CATEGORIES = ("animals buildings buttons computer containers decorations
 CLIPART_RENDERED = 7_432  # of 7,458 drawings with cairosvg 2.9.1 (the rest cairosvg refuses)
 
 REAL = {"mnist-10k": 10_000, "austen": 73_422, "rt-snippets": 10_605, "bible-en-es": 31_084,
-        "adult": 32_561 + 16_281, "proteins": 50, "speech": 300, "clipart": CLIPART_RENDERED}
+        "adult": 32_561 + 16_281, "proteins": 50, "speech": 2000, "clipart": CLIPART_RENDERED}
 
 
 @pytest.mark.data

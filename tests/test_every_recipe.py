@@ -26,7 +26,7 @@ from deepatlas.tasks import TASKS
 from deepatlas.tasks import _reads as task_reads
 from deepatlas.train import load_checkpoint
 from fakedata import (make_adult, make_cifar, make_clipart, make_image_folder, make_mnist,
-                      make_proteins)
+                      make_proteins, make_speech)
 
 
 def _idx(folder: Path) -> list[str]:
@@ -126,6 +126,10 @@ TINY_DATA = {
     "clipart": lambda folder: [f"data.dir={make_clipart(folder, per_category=20)}",
                                "train.batch_size=8", "data.vocab_size=300", "data.image_size=16",
                                "model.text_width=16", "model.embed_dim=8"],
+    "speech": lambda folder: [f"data.dir={make_speech(folder)}", "train.batch_size=8",
+                              "speech.symbols=characters", "model.prenet=8", "model.rnn=16",
+                              "model.attention=8", "model.postnet=8", "speech.eval_sentences=2",
+                              "speech.wer_sentences=0", "speech.griffin_lim_iterations=2"],
 }
 SMALL_MODEL = {"width": 8, "depth": 8, "hidden": 8, "d_model": 16, "heads": 2, "layers": 1,
                "z_dim": 16}

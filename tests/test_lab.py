@@ -23,7 +23,7 @@ EXPECTED = {"learned-features", "universal-approximation", "vanishing-gradients"
             "gpt", "bert", "translation", "segmentation", "detection",
             "super-resolution", "spiking-networks", "fairness", "quantum-circuits",
             "in-memory-computing", "data-scaling", "explanations", "self-supervised",
-            "protein-structure", "image-text"}
+            "protein-structure", "image-text", "speech-synthesis"}
 
 
 @pytest.fixture(scope="module")
@@ -32,15 +32,15 @@ def tour(tmp_path_factory):
     from deepatlas.lab.experiments import curriculum
     from deepatlas.lab.tour import run_tour
 
-    from fakedata import make_clipart, make_proteins, make_scene_sources
+    from fakedata import make_clipart, make_proteins, make_scene_sources, make_speech
 
     out = tmp_path_factory.mktemp("tour")
     # The curriculum and gpt train every data set they find; the suite sees digits only (and
     # a data cache of tiny fakes), so its time does not depend on what this machine has
     # installed. The cache holds mnist-10k and photos, so that segmentation trains.
-    cache = make_clipart(make_proteins(make_scene_sources(tmp_path_factory.mktemp("cache"))),
-                         per_category=30)
-    for name in ("mnist-10k", "photos", "proteins", "clipart"):
+    cache = make_speech(make_clipart(make_proteins(make_scene_sources(
+        tmp_path_factory.mktemp("cache"))), per_category=30))
+    for name in ("mnist-10k", "photos", "proteins", "clipart", "speech"):
         (cache / name / "manifest.json").write_text("{}")  # what `deepatlas data get` leaves
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(curriculum, "number_of_classes",

@@ -17,6 +17,7 @@ from typing import Any
 
 from deepatlas.config_checks import validate as validate_config
 from deepatlas.config_tasks import (ClipConfig, ContactsConfig, FairnessConfig, GanConfig,
+                                    SpeechConfig,
                                     SimCLRConfig, UpscaleConfig)
 from deepatlas.errors import UserError, did_you_mean, unknown_name
 
@@ -111,20 +112,22 @@ class RunConfig:
     simclr: SimCLRConfig = field(default_factory=SimCLRConfig)
     contacts: ContactsConfig = field(default_factory=ContactsConfig)
     clip: ClipConfig = field(default_factory=ClipConfig)
+    speech: SpeechConfig = field(default_factory=SpeechConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
 SECTIONS = ("data", "model", "optim", "schedule", "train", "regularize", "distill", "gan",
-            "upscale", "fairness", "simclr", "contacts", "clip")
+            "upscale", "fairness", "simclr", "contacts", "clip", "speech")
 TOP_LEVEL = ("recipe", "description", "task", "seed")
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "task": ("classify-images", "classify-nodes", "seq2seq", "gan", "language-model",
              "translation", "masked-lm", "classify-text", "segment", "detect", "upscale",
-             "debias", "simclr", "predict-contacts", "clip"),
+             "debias", "simclr", "predict-contacts", "clip", "speak"),
     "data.tokenizer": ("char", "bpe"),
+    "speech.symbols": ("phonemes", "characters"),
     "gan.loss": ("nonsaturating", "minimax", "wgan-gp"),
     "data.augment": ("none", "flip", "crop", "crop-flip", "source", "copy-paste"),
     "optim.name": ("sgd", "adamw", "sgd-plain", "momentum", "adam"),
@@ -181,7 +184,8 @@ def _section_fields(section: str) -> dict[str, type]:
     cls = {"data": DataConfig, "optim": OptimConfig, "schedule": ScheduleConfig,
            "train": TrainConfig, "regularize": RegularizeConfig, "distill": DistillConfig,
            "gan": GanConfig, "upscale": UpscaleConfig, "fairness": FairnessConfig,
-           "simclr": SimCLRConfig, "contacts": ContactsConfig, "clip": ClipConfig}[section]
+           "simclr": SimCLRConfig, "contacts": ContactsConfig, "clip": ClipConfig,
+           "speech": SpeechConfig}[section]
     hints = {"str": str, "int": int, "float": float, "bool": bool}
     return {f.name: hints[f.type] if isinstance(f.type, str) else f.type
             for f in dataclasses.fields(cls)}

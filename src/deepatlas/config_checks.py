@@ -64,6 +64,12 @@ def validate(config: RunConfig) -> None:
          "long-range pairs of the metric are 24 apart)"),
         (config.contacts.coupling_std > 0, "contacts.coupling_std must be > 0"),
         (config.clip.keywords >= 0, "clip.keywords must be >= 0 (0: titles only)"),
+        (config.speech.guided_attention >= 0 and config.speech.guide_width > 0,
+         "speech.guided_attention must be >= 0 (0: off) and speech.guide_width > 0"),
+        (config.speech.max_seconds > 0, "speech.max_seconds must be > 0"),
+        (min(config.speech.eval_sentences, config.speech.wer_sentences,
+             config.speech.griffin_lim_iterations) >= 0,
+         "speech.eval_sentences, wer_sentences and griffin_lim_iterations must be >= 0"),
         (config.upscale.gan_weight == 0 or config.upscale.patch >= 16,
          f"upscale.patch={config.upscale.patch} is too small for the discriminator, which "
          "halves it four times: use >= 16 with upscale.gan_weight > 0"),
@@ -110,7 +116,8 @@ def validate(config: RunConfig) -> None:
                        "debias": (["adult"], "image"),
                        "simclr": (list_sources(), "embedding"),
                        "predict-contacts": (["potts-proteins"], "msa"),
-                       "clip": (["clipart"], "clip")}[config.task]
+                       "clip": (["clipart"], "clip"),
+                       "speak": (["speech"], "speech")}[config.task]
     if config.data.name not in sources:
         raise unknown_name(f"data set (data.name) for task {config.task}", config.data.name,
                            sources)

@@ -1,5 +1,5 @@
 """The config sections of single tasks (``[gan]``, ``[upscale]``, ``[fairness]``, ``[simclr]``,
-``[contacts]``, ``[clip]``): each names its task and MAP item. ``deepatlas.config`` assembles them
+``[contacts]``, ``[clip]``, ``[speech]``): each names its task and MAP item. ``deepatlas.config`` assembles them
 into :class:`~deepatlas.config.RunConfig`; the engine's own sections live there."""
 
 from __future__ import annotations
@@ -71,3 +71,15 @@ class ClipConfig:
     keywords: int = 6  # a caption is the title and up to this many of its keywords
     variants: bool = True  # each step, each drawing's text is one of caption, title,
     # keywords, one keyword (data/image_text.py); false: always the caption
+
+
+@dataclass
+class SpeechConfig:
+    """task = "speak" (MAP 6.3, Tacotron 2): the symbols, the alignment's guide, the measures."""
+    symbols: str = "phonemes"  # phonemes (espeak-ng's IPA, as spoken) | characters (the text)
+    guided_attention: float = 1.0  # weight of Tachibana et al.'s diagonal guide; 0 = off
+    guide_width: float = 0.2  # g of the guide: W_nt = 1 - exp(-(n/N - t/T)^2 / 2g^2)
+    max_seconds: float = 8.0  # training sentences longer than this are left out (padding)
+    eval_sentences: int = 48  # test sentences spoken free-running for MCD and attention
+    wer_sentences: int = 16  # of those, read by the recogniser (4 s each here); 0 = none
+    griffin_lim_iterations: int = 32

@@ -19,6 +19,7 @@ from deepatlas.cli import data as data_cli
 from deepatlas.cli import evaluate as eval_cli
 from deepatlas.cli import explain as explain_cli
 from deepatlas.cli import search as search_cli
+from deepatlas.cli import speak as speak_cli
 from deepatlas.cli import superpose as superpose_cli
 from deepatlas.cli import predict as predict_cli
 from deepatlas.cli import runs as runs_cli
@@ -238,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     upscale_cli.add_parser(sub)
     superpose_cli.add_parser(sub)
     search_cli.add_parser(sub)
+    speak_cli.add_parser(sub)
 
     p = sub.add_parser("lab", help="the lab: one experiment per claim of the map")
     lab = p.add_subparsers(dest="lab_command", required=True)
@@ -346,7 +348,8 @@ def _show_defaults(parser: argparse.ArgumentParser) -> None:
 COMMANDS = {"runs": runs_cli.cmd_runs, "recipes": cmd_recipes, "train": cmd_train, "eval": eval_cli.cmd_eval,
             "predict": predict_cli.cmd_predict, "explain": explain_cli.cmd_explain,
             "upscale": upscale_cli.cmd_upscale, "superpose": superpose_cli.cmd_superpose,
-            "search": search_cli.cmd_search, "generate": text_cli.cmd_generate, "translate": text_cli.cmd_translate,
+            "search": search_cli.cmd_search, "speak": speak_cli.cmd_speak,
+            "generate": text_cli.cmd_generate, "translate": text_cli.cmd_translate,
             "lab": cmd_lab, "tour": cmd_tour, "sample": cmd_sample,
             "distill": cmd_distill, "quantize": cmd_quantize, "export": cmd_export,
             "data": data_cli.cmd_data}

@@ -3,7 +3,7 @@ synthesiser, GPL-3+; its output is generated data), with the phonemes it spoke, 
 (text-to-speech, speech recognition, phoneme alignment).
 
 The sentences: the novels' paragraphs split into sentences, those of 6 to 25 words kept (no
-headings), and ``LIMIT`` of them (300) drawn with a fixed seed, then put back in book order. Each
+headings), and ``LIMIT`` of them (2,000) drawn with a fixed seed, then put back in book order. Each
 is synthesised by the locally installed ``espeak-ng`` (voice ``en-gb``, its default speed) as
 16-bit mono at 22,050 Hz, and its IPA phonemes come from the same run (``--ipa``). The text is
 passed on stdin, never as markup. Installed as ``sentences.tsv`` (id, book, sentence: fixed by
@@ -23,7 +23,7 @@ from typing import NamedTuple
 from deepatlas.data.fetch import DamagedPackage, Progress
 from deepatlas.errors import UserError
 
-LIMIT = 300  # sentences synthesised by default; each about 4 s of audio, 0.1 MB of FLAC
+LIMIT = 2000  # sentences synthesised by default; each about 4 s of audio, 0.1 MB of FLAC
 SEED = 0
 SAMPLE_RATE = 22_050
 VOICE = "en-gb"

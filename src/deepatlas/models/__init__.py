@@ -2,7 +2,7 @@
 
 from deepatlas.models import (airbench, alphafold, analog, bert, clip, cnn, detector, esrgan,  # noqa: F401
                               gan, gpt, graph, mlp, mobilenet, quantum, resnet, sequence,
-                              simclr, snn, transformer, unet)  # (registers them)
+                              simclr, snn, tacotron, transformer, unet)  # (registers them)
 from deepatlas.models.registry import (create_model, list_models, model_kind, model_options,
                                        register_model)
 

@@ -26,6 +26,7 @@ from deepatlas.tasks.language_model import LanguageModel
 from deepatlas.tasks.masked_lm import MaskedLM
 from deepatlas.tasks.segment import Segment
 from deepatlas.tasks.simclr import SimCLR
+from deepatlas.tasks.speak import Speak
 from deepatlas.tasks.seq2seq import Seq2Seq
 from deepatlas.tasks.translation import Translation
 from deepatlas.tasks.upscale import Upscale
@@ -36,7 +37,7 @@ TASKS: dict[str, type[Task]] = {t.name: t for t in (ClassifyImages, ClassifyNode
                                                     LanguageModel, Translation, MaskedLM,
                                                     ClassifyText, Segment, Detect, Upscale,
                                                     Debias, SimCLR, PredictContacts,
-                                                    ContrastiveImageText)}
+                                                    ContrastiveImageText, Speak)}
 
 
 def list_tasks() -> list[str]:
