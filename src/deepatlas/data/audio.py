@@ -95,7 +95,10 @@ def griffin_lim(magnitude: torch.Tensor, spec: Spectrogram, iterations: int = 32
                 momentum: float = 0.99, length: int | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
     """A waveform (..., samples) whose STFT magnitude approaches ``magnitude`` (..., F, frames).
-    Phases start at 0 (librosa's ``init=None``), or random with a ``generator``."""
+    Phases start at 0 (librosa's ``init=None``), or random with a ``generator``. Fewer than
+    two frames (a decoder that stopped at once) are padded with silence to two."""
+    if magnitude.shape[-1] < 2:
+        magnitude = torch.nn.functional.pad(magnitude, (0, 2 - magnitude.shape[-1]))
     if generator is None:
         phases = torch.ones_like(magnitude, dtype=torch.complex128 if magnitude.dtype ==
                                  torch.float64 else torch.complex64)
