@@ -163,17 +163,18 @@ def test_pocketsphinx_gives_one_normalised_transcript_per_waveform():
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """speak-espeak on 80 tone "sentences" (characters as symbols: no espeak-ng needed)."""
+    """speak-espeak on 60 tone "sentences" (characters as symbols: no espeak-ng needed), r = 4:
+    one 60 ms tone (~4 frames) a decoder step."""
     from deepatlas.config import apply_overrides, load_recipe
     from deepatlas.tasks import fit
 
     root = tmp_path_factory.mktemp("speak")
-    make_speech(root / "data", sentences=80)
+    make_speech(root / "data", sentences=60)
     config = load_recipe("speak-espeak")
     apply_overrides(config, [f"data.dir={root / 'data'}", "speech.symbols=characters",
                              "model.width=32", "model.prenet=32", "model.rnn=64",
-                             "model.attention=32", "model.postnet=32", "model.reduction=2",
-                             "train.epochs=25", "train.batch_size=8", "optim.lr=0.003",
+                             "model.attention=32", "model.postnet=32", "model.reduction=4",
+                             "train.epochs=24", "train.batch_size=8", "optim.lr=0.003",
                              "speech.eval_sentences=4", "speech.wer_sentences=1",
                              "speech.griffin_lim_iterations=4", "train.tensorboard=false"])
     return root, fit(config, root / "run", progress=False)
@@ -182,11 +183,12 @@ def tiny_run(tmp_path_factory):
 def test_the_task_learns_to_read_the_tiny_voice_in_order(tiny_run):
     root, summary = tiny_run
     history = [line for line in (root / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert summary["test_attention_diagonality"] > 0.8
-    assert summary["test_mcd_db"] < summary["test_mcd_other_sentence_db"]
-    assert 0.5 < summary["test_length_ratio"] < 2
+    assert summary["test_attention_diagonality"] > 0.8  # untrained: 0.4 (measured)
+    assert 0.7 < summary["test_length_ratio"] < 1.4  # untrained: 3.6, the budget
+    assert summary["test_stopped"] == 1.0 and len(history) == 24
     assert summary["test_mcd_griffin_lim_db"] < summary["test_mcd_db"]
-    assert summary["test_stopped"] == 1.0 and len(history) == 25
+    transcripts = (root / "run" / "samples" / "transcripts.tsv").read_text().splitlines()
+    assert len(transcripts) == 2 and {"test_wer", "test_wer_espeak"} <= summary.keys()
     for name in ("speech.png", "samples/transcripts.tsv", "samples/sentences.tsv"):
         assert (root / "run" / name).is_file(), name
     assert len(list((root / "run" / "samples").glob("*-ours.wav"))) == 3
