@@ -115,6 +115,11 @@ def griffin_lim(magnitude: torch.Tensor, spec: Spectrogram, iterations: int = 32
     return istft(magnitude * phases, spec, length)
 
 
+def mel_to_wave(logmel: torch.Tensor, spec: Spectrogram, iterations: int = 32) -> torch.Tensor:
+    """A waveform from a log-mel (frames, n_mels): its magnitude, then Griffin-Lim."""
+    return griffin_lim(mel_to_magnitude(logmel, spec), spec, iterations)
+
+
 def resample(wave: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
     """scipy's polyphase resampler (a Kaiser-windowed FIR), float32."""
     from scipy.signal import resample_poly

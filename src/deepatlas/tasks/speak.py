@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from deepatlas.data.audio import Spectrogram, griffin_lim, log_mel, mel_to_magnitude
+from deepatlas.data.audio import Spectrogram, log_mel, mel_to_wave
 from deepatlas.data.loaders import TensorBatches
 from deepatlas.data.speech_features import (Symbols, Utterances, load_utterances, pad_batch,
                                             pad_symbols)
@@ -125,9 +125,8 @@ class Speak(Task):
         t_at = torch.arange(alignment.shape[1], device=mel.device).view(1, -1, 1)
         n_at = torch.arange(n, device=mel.device).view(1, 1, -1)
         inside = (t_at < steps) & (n_at < lengths.view(-1, 1, 1))
-        width = self.config.speech.guide_width
-        weight = 1 - torch.exp(-(n_at / lengths.view(-1, 1, 1) - t_at / steps) ** 2
-                               / (2 * width ** 2))
+        weight = sm.guide_penalty(n_at / lengths.view(-1, 1, 1), t_at / steps,
+                                  self.config.speech.guide_width)
         guide = (alignment.float() * weight * inside).sum() / steps.sum()
         return {"mel": mel_loss, "post": post_loss, "stop": stop_loss, "guide": guide,
                 "alignment": alignment}
@@ -179,8 +178,7 @@ class Speak(Task):
         return out
 
     def waveform(self, logmel: torch.Tensor) -> torch.Tensor:
-        return griffin_lim(mel_to_magnitude(logmel, SPECTROGRAM), SPECTROGRAM,
-                           self.config.speech.griffin_lim_iterations)
+        return mel_to_wave(logmel, SPECTROGRAM, self.config.speech.griffin_lim_iterations)
 
     def finish(self, history: list[dict[str, float]], models: dict[str, nn.Module]
                ) -> dict[str, Any]:
@@ -271,5 +269,5 @@ def say(model: nn.Module, symbols: Symbols, data: dict[str, Any], source: str, s
             ids, torch.tensor([ids.shape[1]]), torch.tensor([frame_budget(ids.shape[1])]))
     frames = int(spoken[0])
     logmel = mel[0, :frames] * torch.tensor(data["mel_std"]) + torch.tensor(data["mel_mean"])
-    wave = griffin_lim(mel_to_magnitude(logmel, spec), spec, data["griffin_lim_iterations"])
+    wave = mel_to_wave(logmel, spec, data["griffin_lim_iterations"])
     return wave, alignment[0, :-(-frames // model.r)], bool(stopped[0])

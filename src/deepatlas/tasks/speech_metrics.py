@@ -46,11 +46,17 @@ def mcd_dtw(reference: torch.Tensor, ours: torch.Tensor) -> float:
     return float(_DB * np.linalg.norm(a[path[:, 0]] - b[path[:, 1]], axis=1).mean())
 
 
+def guide_penalty(symbol_fraction: torch.Tensor, step_fraction: torch.Tensor, width: float
+                  ) -> torch.Tensor:
+    """Tachibana et al.'s W = 1 - exp(-(n/N - t/T)^2 / 2g^2): 0 on the diagonal."""
+    return 1 - torch.exp(-(symbol_fraction - step_fraction) ** 2 / (2 * width ** 2))
+
+
 def guide(n: int, t: int, width: float) -> torch.Tensor:
-    """(t, n): Tachibana et al.'s penalty 1 - exp(-(n/N - t/T)^2 / 2g^2), 0 on the diagonal."""
+    """(t, n): the guide's penalty for one utterance of t decoder steps and n symbols."""
     steps = torch.arange(t, dtype=torch.float32).unsqueeze(1) / max(t, 1)
     symbols = torch.arange(n, dtype=torch.float32).unsqueeze(0) / max(n, 1)
-    return 1 - torch.exp(-(symbols - steps) ** 2 / (2 * width ** 2))
+    return guide_penalty(symbols, steps, width)
 
 
 def attention_focus(alignment: torch.Tensor) -> float:
