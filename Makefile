@@ -32,9 +32,10 @@ run: $(STAMP) data
 readme: $(STAMP)
 	$(BIN)/python scripts/readme_results.py
 
+# Two workers, each given a whole file at a time, the longest first (tests/conftest.py).
 test: $(TESTED) browser
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15  # one file per worker at a time
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

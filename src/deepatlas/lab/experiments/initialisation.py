@@ -65,7 +65,7 @@ SCHEMES = {
 def run(ctx: Context) -> Result:
     import math
 
-    seeds = [ctx.seed + s for s in range(10 if ctx.quick else 20)]
+    seeds = [ctx.seed + s for s in range(ctx.size(20, 10, smoke=3))]
     runs = {name: [activation_stds(init, act, seed) for seed in seeds]
             for name, (init, act) in SCHEMES.items()}
     stds = {name: r[0][0] for name, r in runs.items()}  # the first seed, for the plot

@@ -112,7 +112,7 @@ def run(ctx: Context) -> Result:
         i = best([r + (f / 1e9 if math.isfinite(f) else math.inf) for r, f in zip(reach, final)])
         quad_rates[name], quad[name], to_target[name] = GRID[i], paths[i], reach[i]
     # 2. Rosenbrock: the rate with the smallest final distance to the minimum (1, 1).
-    steps = 1000 if ctx.quick else 2000
+    steps = ctx.size(2000, 1000, smoke=300)
     one = torch.tensor([1.0, 1.0], dtype=torch.float64)
     rosen_rates, rosen, rosen_dist = {}, {}, {}
     for name in MAKERS:
@@ -122,9 +122,9 @@ def run(ctx: Context) -> Result:
         rosen_rates[name], rosen[name], rosen_dist[name] = ROSEN_GRID[i], paths[i], dist[i]
     # 3. Digits: the rate tuned on a separate seed, then compared over the seeds.
     xtr, ytr, _, _ = digits_tensors()
-    digit_steps = 300 if ctx.quick else 600
+    digit_steps = ctx.size(600, 300, smoke=40)
     tune_seed = ctx.seed + 1000
-    seeds = [ctx.seed + s for s in range(3 if ctx.quick else 5)]
+    seeds = [ctx.seed + s for s in range(ctx.size(5, 3, smoke=2))]
     digit_rates, final = {}, {}
     for name in MAKERS:
         tuned = [(digits_loss(name, lr, tune_seed, digit_steps, (xtr, ytr)), lr)

@@ -53,8 +53,8 @@ def run(ctx: Context) -> Result:
     xtr, ytr, xte, yte = digits_tensors()
     pick = torch.randperm(len(xtr), generator=torch.Generator().manual_seed(0))[:SUBSET]
     data = (xtr[pick], ytr[pick], xte, yte)
-    seeds = [ctx.seed + s for s in range(3 if ctx.quick else 6)]
-    steps = 600 if ctx.quick else 1000
+    seeds = [ctx.seed + s for s in range(ctx.size(6, 3, smoke=2))]
+    steps = ctx.size(1000, 600, smoke=100)
     kinds = ("none", "dropout", "label smoothing", "mixup")
     runs = {k: [train_one(k, s, steps, data) for s in seeds] for k in kinds}
     test = {k: [t for _, t in v] for k, v in runs.items()}

@@ -44,9 +44,9 @@ def deep_mlp(blocks: int, residual: bool, width: int = 64) -> nn.Module:
             implements="deepatlas.nn.ResidualBlock's rule relu(x + F(x)), on MLP blocks")
 def run(ctx: Context) -> Result:
     xtr, ytr, _, _ = digits_tensors()
-    depths = [2, 24] if ctx.quick else [2, 8, 24]
-    steps = 200 if ctx.quick else 800  # quick: the tour stays in minutes
-    seeds = [ctx.seed + s for s in range(3 if ctx.quick else 5)]
+    depths = ctx.size([2, 8, 24], [2, 24])
+    steps = ctx.size(800, 200, smoke=60)  # quick: the tour stays in minutes
+    seeds = [ctx.seed + s for s in range(ctx.size(5, 3, smoke=2))]
     final: dict[str, dict[int, list[float]]] = {"plain": {}, "residual": {}}
     curves = {}
     for kind in final:
