@@ -85,6 +85,8 @@ BAD_INPUT = [
       "model.surrogate=sigmoidish"], "unknown surrogate gradient 'sigmoidish'"),
     (["train", "debias-adult", "--set", "fairness.protected=age"],
      "fairness.protected must be one of sex, race"),
+    (["train", "debias-adult", "--set", "fairness.adversary_hidden=-4"],
+     "fairness.adversary_hidden must be >= 0"),
     (["train", "digits", "--set", "data.train_examples=99999"], "more than the"),
     (["train", "digits", "--set", "train.deterministic=maybe"], "expects true or false"),
     (["train", "digits", "--set", "optim.lr=-0.1"], "optim.lr must be > 0"),

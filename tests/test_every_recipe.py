@@ -179,14 +179,17 @@ def _die_mid_run(recipe: str, out: Path, sets: list[str], step: int) -> tuple[in
     """Train ``recipe`` in a child process that dies with ``os._exit(17)`` after ``step`` (the
     trainer's crash hook): no clean-up, no flush, as under SIGKILL. Returns (exit code, stderr).
 
-    On Linux the child is forked from this process, which has imported torch already: a fresh
-    interpreter would spend about 5 s of each recipe's check importing it again. It inherits
-    this process's thread count, which matters: oneDNN sums convolutions in a per-thread order.
+    Under `make test` (Linux, one thread per worker) the child is forked from this process,
+    which has imported torch already: a fresh interpreter would spend about 5 s of each
+    recipe's check importing it again. With more threads a fresh interpreter it is: a child
+    forked from a process whose OpenMP pool is running waits forever on the pool's locks.
+    Either way the child has this process's thread count, which matters: oneDNN sums
+    convolutions in a per-thread order.
     """
     args = ["train", recipe, "--out", str(out), "--no-progress",
             *[a for s in sets for a in ("--set", s)]]
     log = out.parent / f"{out.name}.stderr"
-    if sys.platform != "linux":  # fork is unsafe on macOS once torch has started threads
+    if sys.platform != "linux" or torch.get_num_threads() > 1:
         proc = subprocess.run([sys.executable, "-m", "deepatlas", *args], capture_output=True,
                               text=True, timeout=300,
                               env={**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()),

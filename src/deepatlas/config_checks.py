@@ -53,6 +53,8 @@ def validate(config: RunConfig) -> None:
          "upscale.patch"),
         (config.upscale.eval_images >= 0, "upscale.eval_images must be >= 0 (0 = all)"),
         (config.fairness.alpha >= 0, "fairness.alpha must be >= 0 (0 = projection only)"),
+        (config.fairness.adversary_hidden >= 0,
+         "fairness.adversary_hidden must be >= 0 (0 = a logistic-regression adversary)"),
         (config.simclr.temperature > 0, "simclr.temperature must be > 0"),
         (0 < config.simclr.min_scale <= 1, "simclr.min_scale must be in (0, 1]"),
         (config.simclr.knn_k >= 1, "simclr.knn_k must be >= 1"),

@@ -44,6 +44,7 @@ class FairnessConfig:
     constraint: str = "equalized-odds"  # the adversary sees (y_hat, y); or demographic-parity
     adversary: bool = True  # false: the plain predictor, the baseline
     alpha: float = 1.0  # weight of -grad L_A in the predictor's update (Zhang et al.'s alpha)
+    adversary_hidden: int = 0  # 0: the paper's logistic-regression adversary; > 0: one ReLU layer
 
 
 @dataclass

@@ -56,7 +56,8 @@ class Debias(Task):
                                                  image_size=1, num_classes=1,
                                                  **options).to(ctx.device)}
         if cfg.fairness.adversary:
-            self.models["adversary"] = Adversary(cfg.fairness.constraint).to(ctx.device)
+            self.models["adversary"] = Adversary(cfg.fairness.constraint,
+                                                  cfg.fairness.adversary_hidden).to(ctx.device)
         self.train_loader = TensorBatches(train.x, train.y, train.s,
                                           batch_size=cfg.train.batch_size // ctx.dist.world_size,
                                           seed=cfg.seed, device=ctx.device, rank=ctx.dist.rank,
