@@ -390,9 +390,34 @@ def speech() -> str:
         f"{get('test_wer', '.0%')} / {get('test_wer_espeak', '.0%')} |"])
 
 
+def scaling() -> str:
+    """MAP 6.2's scaling law (experiment ``model-scaling``), from its record in
+    ``results/tour-summary.json``."""
+    s = json.loads((RESULTS / "tour-summary.json").read_text())
+    e = next((x for x in s["experiments"] if x["id"] == "model-scaling"), None)
+    if e is None:
+        return "Not measured yet: `deepatlas lab run model-scaling`."
+    m = e["metrics"]
+    lines = [f"`deepatlas lab run model-scaling` ({len(e['seeds'])} seeds, {e['wall_s'] / 60:.1f}"
+             f" min, verdict: {e['verdict']}), {m['characters_seen']:,.0f} characters seen by "
+             "every size:", "",
+             "| layers x d_model | non-embedding parameters N | held-out nats/char |",
+             "| --- | --- | --- |"]
+    for key in sorted((k for k in m if k.startswith("non_embedding_parameters_")),
+                      key=lambda k: m[k]):
+        shape = key[len("non_embedding_parameters_"):]
+        layers, width = shape[1:].split("_d")
+        lines.append(f"| {layers} x {width} | {m[key]:,.0f} | "
+                     f"{m[f'test_nats_per_char_{shape}']:.3f} |")
+    lines += ["", f"Fit: L = {m['power_law_a']:.2f} N^-{m['power_law_b']:.3f} "
+              f"(R² {m['power_law_r2']:.2f}); Kaplan et al.'s alpha_N, for models trained to "
+              f"convergence: {m['kaplan_alpha_n']}."]
+    return "\n".join(lines)
+
+
 BLOCKS = {"science": science, "clip": clip, "speech": speech, "clip-peer": clip_peer, "recipes": recipes, "gpt-peer": gpt_peer, "tour": tour, "throughput": throughput,
           "time-to-accuracy": time_to_accuracy, "unet-peer": unet_peer, "upscale": upscale,
-          "directions": directions}
+          "directions": directions, "scaling": scaling}
 
 
 def render(readme: str) -> str:

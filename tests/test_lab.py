@@ -22,7 +22,7 @@ EXPECTED = {"learned-features", "universal-approximation", "vanishing-gradients"
             "gpt", "bert", "translation", "segmentation", "detection",
             "super-resolution", "spiking-networks", "fairness", "quantum-circuits",
             "in-memory-computing", "data-scaling", "explanations", "self-supervised",
-            "protein-structure", "image-text", "speech-synthesis"}
+            "protein-structure", "image-text", "speech-synthesis", "model-scaling"}
 
 
 @pytest.fixture(scope="module")

@@ -102,3 +102,15 @@ def without_fashion_mnist(why: str = "Fashion-MNIST is not installed"):
         return None
     return Result({}, "not measurable here", f"{why}: sudo apt-get install -y "
                   "dataset-fashion-mnist", [], reason="no data")
+
+
+def power_law(sizes: list[int], errors: list[float]) -> tuple[float, float, float]:
+    """(a, b, R^2) of the least-squares line log err = log a - b log N."""
+    import math
+
+    import numpy as np
+
+    x, y = np.log(np.array(sizes, float)), np.log(np.array(errors))
+    slope, intercept = np.polyfit(x, y, 1)
+    residual = y - (slope * x + intercept)
+    return float(math.exp(intercept)), float(-slope), float(1 - residual.var() / y.var())

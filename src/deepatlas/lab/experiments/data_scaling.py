@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from deepatlas.lab.common import pyplot, save, without_fashion_mnist
+from deepatlas.lab.common import power_law, pyplot, save, without_fashion_mnist
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import compare, verdict
 
@@ -35,14 +35,6 @@ BATCH = 256  # fashion-mnist-fast's batch size
 def plan(n: int, epochs: int, min_steps: int) -> int:
     """Epochs for ``n`` images: the recipe's, or enough for ``min_steps`` steps."""
     return max(epochs, math.ceil(min_steps / max(n // BATCH, 1)))
-
-
-def power_law(sizes: list[int], errors: list[float]) -> tuple[float, float, float]:
-    """(a, b, R^2) of log err = log a - b log N."""
-    x, y = np.log(np.array(sizes, float)), np.log(np.array(errors))
-    slope, intercept = np.polyfit(x, y, 1)
-    residual = y - (slope * x + intercept)
-    return float(math.exp(intercept)), float(-slope), float(1 - residual.var() / y.var())
 
 
 @experiment(name="data-scaling", map_id="9", title="Why deep learning works: data",
