@@ -390,6 +390,23 @@ def speech() -> str:
         f"{get('test_wer', '.0%')} / {get('test_wer_espeak', '.0%')} |"])
 
 
+def tokenisers() -> str:
+    """MAP 6.2's tokenisers, characters against byte-level BPE in bits per character, from
+    experiment ``gpt``'s record in ``results/tour-summary.json``."""
+    s = json.loads((RESULTS / "tour-summary.json").read_text())
+    e = next((x for x in s["experiments"] if x["id"] == "gpt"), None)
+    if e is None or "gpt_bpe_test_bpc_mean" not in e["metrics"]:
+        return "Not measured yet: `deepatlas lab run gpt`."
+    m = e["metrics"]
+    bpe = next(x for x in e["effects"] if x["name"].startswith("byte-level BPE"))
+    return (f"`deepatlas lab run gpt` ({len(e['seeds'])} seeds, 2 layers x 64, the same steps "
+            f"for both): held-out {m['gpt_test_bpc_mean']:.3f} bits/char with characters, "
+            f"{m['gpt_bpe_test_bpc_mean']:.3f} with byte-level BPE of "
+            f"{m['bpe_vocabulary']:,.0f} tokens (difference {_signed(bpe['effect'])} "
+            f"[{_signed(bpe['low'])}, {_signed(bpe['high'])}]); the unigram model: "
+            f"{m['unigram_test_bpc']:.3f}.")
+
+
 def scaling() -> str:
     """MAP 6.2's scaling law (experiment ``model-scaling``), from its record in
     ``results/tour-summary.json``."""
@@ -417,7 +434,8 @@ def scaling() -> str:
 
 BLOCKS = {"science": science, "clip": clip, "speech": speech, "clip-peer": clip_peer, "recipes": recipes, "gpt-peer": gpt_peer, "tour": tour, "throughput": throughput,
           "time-to-accuracy": time_to_accuracy, "unet-peer": unet_peer, "upscale": upscale,
-          "directions": directions, "scaling": scaling}
+          "directions": directions, "scaling": scaling,
+          "tokenisers": tokenisers}
 
 
 def render(readme: str) -> str:

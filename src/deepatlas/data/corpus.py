@@ -95,6 +95,9 @@ class TokenWindows:
 
 def eval_windows(tokens: torch.Tensor, context: int) -> torch.Tensor:
     """The stream cut into consecutive windows (N, T + 1) that overlap by one token, so every
-    token after the first is predicted exactly once (the tail shorter than T is dropped)."""
+    token after the first is predicted exactly once (the tail shorter than T is dropped). A
+    stream shorter than one window is one shorter window, (1, len(tokens))."""
     n = (len(tokens) - 1) // context
+    if n == 0:
+        return tokens[None, :]
     return tokens[: n * context + 1].unfold(0, context + 1, context)

@@ -61,6 +61,10 @@ class LanguageModel(Task):
                                                     cfg.data.vocab_size)
         self.tokens = {split: torch.tensor(self.tokenizer.encode(getattr(corpus, split)))
                        for split in ("train", "val", "test")}
+        short = [f"{split} ({len(t)})" for split, t in self.tokens.items() if len(t) < 2]
+        if short:
+            raise UserError(f"{corpus.name}: too few tokens to predict one in "
+                            f"{', '.join(short)}; the split needs at least 2")
         # characters per token of each split: turns nats/token into nats/char
         self.chars_per_token = {s: len(getattr(corpus, s)) / max(1, len(t))
                                 for s, t in self.tokens.items()}

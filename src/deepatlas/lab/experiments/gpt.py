@@ -14,6 +14,11 @@ Two measurements:
    interval over seeds lies below that level. Needs the ``austen`` set
    (``deepatlas data get austen``); the tour never downloads, so without it this part is "not
    measurable here" (no data).
+
+Beside it, reported and not judged: the same model, steps and seeds with byte-level BPE
+(``data.tokenizer=bpe``, ``BPE_VOCABULARY`` tokens, trained on the training text), in bits per
+character, which compare across tokenisers. Each BPE window of the same length covers several
+characters, so at equal steps BPE sees more text; its larger softmax costs more per step.
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ from collections import Counter
 
 from deepatlas.lab.common import pyplot, save
 from deepatlas.lab.registry import Context, Result, experiment
-from deepatlas.lab.stats import against
+from deepatlas.lab.stats import against, compare
 
 GPT3_QUOTED = 175e9
+BPE_VOCABULARY = 1024
 
 
 def unigram_bpc(train: str, test: str) -> float:
@@ -66,7 +72,7 @@ def run(ctx: Context) -> Result:
     parts = [{"name": "count", "verdict": "holds" if count_holds else "the text is wrong",
               "reason": "", "details": f"{count:,} parameters"}]
 
-    effects, seeds, bpcs, level = [], [], [], None
+    effects, seeds, bpcs, bpe_bpcs, level = [], [], [], [], None
     if not installed(get_set("austen").folder()):
         parts.append({"name": "learns to write", "verdict": "not measurable here",
                       "reason": "no data", "details": "austen is not installed: deepatlas "
@@ -82,19 +88,29 @@ def run(ctx: Context) -> Result:
                 f"train.limit_train_batches={ctx.size(1200, 150, smoke=10)}"]
         seeds = [ctx.seed + s for s in range(3)]
         for seed in seeds:
-            config = load_recipe("gpt-austen", [f"seed={seed}", "train.epochs=1",
-                                                "data.download=false",
-                                                "train.tensorboard=false", *size])
-            summary = fit(config, ctx.out / f"seed{seed}", progress=False)
-            bpcs.append(float(summary["test_bpc"]))
+            for tokens, out in ((["data.tokenizer=char"], bpcs),
+                                (["data.tokenizer=bpe", f"data.vocab_size={BPE_VOCABULARY}"],
+                                 bpe_bpcs)):
+                config = load_recipe("gpt-austen", [f"seed={seed}", "train.epochs=1",
+                                                    "data.download=false",
+                                                    "train.tensorboard=false", *size, *tokens])
+                summary = fit(config, ctx.out / f"{tokens[0].split('=')[1]}-seed{seed}",
+                              progress=False)
+                out.append(float(summary["test_bpc"]))
         effects.append(against("GPT test bits/char − unigram bits/char", bpcs, level,
                                direction="less"))
-        metrics |= {"unigram_test_bpc": level, "gpt_test_bpc_mean": sum(bpcs) / len(bpcs)}
+        effects.append(compare("byte-level BPE − characters, test bits/char", bpe_bpcs, bpcs,
+                               direction="less", judged=False))
+        metrics |= {"unigram_test_bpc": level, "gpt_test_bpc_mean": sum(bpcs) / len(bpcs),
+                    "gpt_bpe_test_bpc_mean": sum(bpe_bpcs) / len(bpe_bpcs),
+                    "bpe_vocabulary": BPE_VOCABULARY}
         parts.append({"name": "learns to write",
                       "verdict": "holds" if effects[0].decision == "supports"
                       else "does not hold at this scale", "reason": "",
                       "details": f"{sum(bpcs) / len(bpcs):.2f} bits/char against the unigram "
-                                 f"model's {level:.2f}, {len(seeds)} seeds"})
+                                 f"model's {level:.2f}, {len(seeds)} seeds (byte-level BPE, "
+                                 f"{BPE_VOCABULARY} tokens: "
+                                 f"{sum(bpe_bpcs) / len(bpe_bpcs):.2f})"})
 
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.3))
@@ -102,7 +118,9 @@ def run(ctx: Context) -> Result:
     left.set_xlabel("billions of parameters")
     left.set_title(f"GPT-3 175B, counted: {count / 1e9:.2f} B")
     if bpcs:
-        right.bar(["unigram"] + [f"GPT, seed {s}" for s in seeds], [level, *bpcs])
+        right.bar(["unigram"] + [f"chars, seed {s}" for s in seeds]
+                  + [f"BPE, seed {s}" for s in seeds], [level, *bpcs, *bpe_bpcs])
+        right.tick_params(axis="x", labelsize=6, rotation=45)
         right.set_ylabel("test bits per character")
         right.set_title("Austen, held-out 5% of each novel")
     else:
