@@ -73,8 +73,8 @@ def test_fairness_metrics_against_a_hand_count():
 def test_debiasing_narrows_the_gap_the_baseline_leaves(tmp_path):
     """The recipe's adversary (one hidden layer) on a small fake Adult whose income depends on
     sex far more than the real one's: alpha = 1 (the recipe's 0.1 is chosen for real Adult),
-    and 20 epochs, since 10 epochs of these 1,500 rows (240 steps) left the hidden adversary
-    too little training to push (the logistic one narrowed the gap in 10)."""
+    and 20 epochs, since 10 epochs of these 1,350 training rows (210 steps) left the hidden
+    adversary too little training to push (the logistic one narrowed the gap in 10)."""
     from fakedata import make_adult
 
     from deepatlas.config import load_recipe

@@ -13,8 +13,10 @@ TINY_DATA (the test says so).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -196,23 +198,36 @@ def _die_mid_run(recipe: str, out: Path, sets: list[str], step: int) -> tuple[in
                                    "DEEPATLAS_TEST_CRASH_AT_STEP": str(step)})
         return proc.returncode, proc.stderr
     pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
+    if pid == 0:  # the child: whatever happens, it ends here and never returns into pytest
         code = 99
         try:
-            sys.stdout = sys.stderr = log.open("w")
+            sys.stdout = sys.stderr = log.open("w", buffering=1)  # lines reach the file
             os.environ["DEEPATLAS_TEST_CRASH_AT_STEP"] = str(step)
             from deepatlas.cli.main import main
 
             code = main(args)
+        except SystemExit as stop:  # argparse's exit 2
+            code = stop.code if isinstance(stop.code, int) else 98
         except BaseException:
             import traceback
 
             traceback.print_exc()
         finally:
-            sys.stderr.flush()
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), log.read_text() if log.is_file() else ""
+            try:
+                sys.stderr.flush()
+            finally:
+                os._exit(code if isinstance(code, int) else 98)
+    deadline = time.monotonic() + 300  # as the fresh interpreter's timeout
+    try:
+        while (reaped := os.waitpid(pid, os.WNOHANG))[0] == 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{recipe}: the forked run did not end within 300 s")
+            time.sleep(0.05)
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+    return os.waitstatus_to_exitcode(reaped[1]), log.read_text() if log.is_file() else ""
 
 
 # Every other recipe here, the rest in tests/test_every_recipe_more.py: `--dist loadfile` gives

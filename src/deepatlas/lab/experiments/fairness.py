@@ -1,20 +1,20 @@
 """MAP 7.3: fairness by adversarial debiasing, on UCI Adult with sex protected.
 
-Recipe ``debias-adult``: an MLP (one hidden layer of 100 units) predicts income above 50K
-from the 108 encoded features; its adversary (one hidden layer of 16) sees (y-hat, y) and
-tries to recover sex, and the predictor's update is Zhang et al.'s projection
+Recipe ``debias-adult``: an MLP (one hidden layer of 100 units) predicts income above 50K from
+the 108 encoded features; its adversary (one hidden layer of 16) sees (y-hat, y) and tries to
+recover sex, and the predictor's update is Zhang et al.'s projection
 (``deepatlas.trust.debias``). The adversary's hidden layer and alpha = 0.1 were chosen on the
-validation rows (the recipe's comment has the sweep). The baseline is
-the same recipe with ``fairness.adversary = false``. The peer is fairlearn's
-``AdversarialFairnessClassifier`` (its own implementation of the same paper) on the same
-split, the same network sizes (its adversary too), epochs, batch size, learning rate and alpha; and again with a
-logistic-regression predictor ("fairlearn-linear"). fairlearn 0.15.0 projects each weight
-tensor with ``sum(torch.inner(unit, grad))``, which for a matrix is not the Frobenius inner
-product (it sums the products of every pair of rows): with a hidden layer the "projection" is
-no projection, and its equalized-odds predictor collapses to predicting the protected
-attribute itself (in one probe, 3 epochs at alpha = 0 and seed 0, its predictions equalled
-sex on every test row; in others it trains, with a wider spread). A one-row weight, as in
-logistic regression, is unaffected, hence the second peer.
+validation rows (the recipe's comment has the sweep). The baseline is the same recipe with
+``fairness.adversary = false``. The peer is fairlearn's ``AdversarialFairnessClassifier`` (its
+own implementation of the same paper) on the same split, the same network sizes (its adversary
+too), epochs, batch size, learning rate and alpha; and again with a logistic-regression
+predictor ("fairlearn-linear"). fairlearn 0.15.0 projects each weight tensor with
+``sum(torch.inner(unit, grad))``, which for a matrix is not the Frobenius inner product (it
+sums the products of every pair of rows): with a hidden layer the "projection" is no
+projection, and its equalized-odds predictor collapses to predicting the protected attribute
+itself (in one probe, 3 epochs at alpha = 0 and seed 0, its predictions equalled sex on every
+test row; in others it trains, with a wider spread). A one-row weight, as in logistic
+regression, is unaffected, hence the second peer.
 
 Metrics are fairlearn's, on ``adult.test``, of the model after the fixed budget (nothing is
 chosen on the test set), over 5 seeds. The claim holds when, beyond the spread over seeds,
@@ -52,7 +52,8 @@ def fairlearn_peer(config: RunConfig, seed: int, hidden: bool = True) -> dict[st
         backend="torch",
         predictor_model=[config.model["width"], "relu"] if hidden else [],
         adversary_model=([config.fairness.adversary_hidden, "relu"]
-                         if config.fairness.adversary_hidden else []), constraints=config.fairness.constraint.replace("-", "_"),
+                         if config.fairness.adversary_hidden else []),
+        constraints=config.fairness.constraint.replace("-", "_"),
         learning_rate=config.optim.lr, alpha=config.fairness.alpha,
         epochs=config.train.epochs, batch_size=config.train.batch_size, shuffle=True,
         random_state=seed)

@@ -6,7 +6,7 @@ position tables left out) and alpha_N ~ 0.076, for models trained to convergence
 data. Here: the ``gpt-austen`` recipe (character level) at five sizes, from 1 layer of width 32
 to 4 layers of width 128 (about 13 thousand to 0.8 million non-embedding parameters), each
 trained on the same number of characters (``STEPS`` steps of 16 windows of 64), the same
-schedule and learning rate. The held-out loss (nats per character on the last 10% of each
+schedule and learning rate. The held-out loss (nats per character on the last 5% of each
 novel; nothing is chosen on it) is fitted to L = a N^-b, a line in log-log axes.
 
 At a fixed token budget the law is Kaplan's L(N, D): small models are limited by their size,
