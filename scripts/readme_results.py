@@ -311,10 +311,15 @@ def directions() -> str:
     return "\n".join(lines)
 
 
+def _experiment(name: str) -> dict | None:
+    """Experiment ``name``'s record in ``results/tour-summary.json``; None before it is run."""
+    s = json.loads((RESULTS / "tour-summary.json").read_text())
+    return next((x for x in s["experiments"] if x["id"] == name), None)
+
+
 def science() -> str:
     """MAP 6.3's AlphaFold 2 experiment, from its record in ``results/tour-summary.json``."""
-    s = json.loads((RESULTS / "tour-summary.json").read_text())
-    e = next((x for x in s["experiments"] if x["id"] == "protein-structure"), None)
+    e = _experiment("protein-structure")
     if e is None:
         return "Not measured yet: `deepatlas lab run protein-structure`."
     m = e["metrics"]
@@ -336,8 +341,7 @@ def science() -> str:
 
 def clip() -> str:
     """MAP 6.3's CLIP experiment, from its record in ``results/tour-summary.json``."""
-    s = json.loads((RESULTS / "tour-summary.json").read_text())
-    e = next((x for x in s["experiments"] if x["id"] == "image-text"), None)
+    e = _experiment("image-text")
     if e is None:
         return "Not measured yet: `deepatlas lab run image-text`."
     m = e["metrics"]
@@ -365,8 +369,7 @@ def clip() -> str:
 
 def speech() -> str:
     """MAP 6.3's Tacotron 2 experiment, from its record in ``results/tour-summary.json``."""
-    s = json.loads((RESULTS / "tour-summary.json").read_text())
-    e = next((x for x in s["experiments"] if x["id"] == "speech-synthesis"), None)
+    e = _experiment("speech-synthesis")
     if e is None:
         return "Not measured yet: `deepatlas lab run speech-synthesis`."
     m = e["metrics"]
@@ -393,8 +396,7 @@ def speech() -> str:
 def tokenisers() -> str:
     """MAP 6.2's tokenisers, characters against byte-level BPE in bits per character, from
     experiment ``gpt``'s record in ``results/tour-summary.json``."""
-    s = json.loads((RESULTS / "tour-summary.json").read_text())
-    e = next((x for x in s["experiments"] if x["id"] == "gpt"), None)
+    e = _experiment("gpt")
     if e is None or "gpt_bpe_test_bpc_mean" not in e["metrics"]:
         return "Not measured yet: `deepatlas lab run gpt`."
     m = e["metrics"]
@@ -410,8 +412,7 @@ def tokenisers() -> str:
 def scaling() -> str:
     """MAP 6.2's scaling law (experiment ``model-scaling``), from its record in
     ``results/tour-summary.json``."""
-    s = json.loads((RESULTS / "tour-summary.json").read_text())
-    e = next((x for x in s["experiments"] if x["id"] == "model-scaling"), None)
+    e = _experiment("model-scaling")
     if e is None:
         return "Not measured yet: `deepatlas lab run model-scaling`."
     m = e["metrics"]

@@ -114,3 +114,18 @@ def power_law(sizes: list[int], errors: list[float]) -> tuple[float, float, floa
     slope, intercept = np.polyfit(x, y, 1)
     residual = y - (slope * x + intercept)
     return float(math.exp(intercept)), float(-slope), float(1 - residual.var() / y.var())
+
+
+def plot_power_law(sizes: list[int], per_seed: dict[int, list[float]],
+                   fit: tuple[float, float, float], digits: int = 2):
+    """Each seed's value at each size and the fitted a N^-b, in log-log axes: (figure, axes)."""
+    import numpy as np
+
+    a, b, r2 = fit
+    fig, ax = pyplot().subplots(figsize=(6, 3.5))
+    for i in range(len(per_seed[sizes[0]])):
+        ax.loglog(sizes, [per_seed[n][i] for n in sizes], "o", color="C0", alpha=0.4)
+    grid = np.geomspace(sizes[0], sizes[-1], 50)
+    ax.loglog(grid, a * grid ** -b, "k--", lw=1,
+              label=f"fit: {a:.2f} N^-{b:.{digits}f} (R² {r2:.2f})")
+    return fig, ax

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from deepatlas.lab.common import power_law, pyplot, save, without_fashion_mnist
+from deepatlas.lab.common import plot_power_law, power_law, save, without_fashion_mnist
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import compare, verdict
 
@@ -75,12 +75,7 @@ def run(ctx: Context) -> Result:
     status, note = verdict(effects, also=b > 0 and r2 >= 0.9,
                            unmet=f"the power-law fit is poor (b {b:.2f}, R² {r2:.2f})")
 
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for seed_index in range(len(seeds)):
-        ax.loglog(sizes, [errors[n][seed_index] for n in sizes], "o", color="C0", alpha=0.4)
-    grid = np.geomspace(sizes[0], sizes[-1], 50)
-    ax.loglog(grid, a * grid ** -b, "k--", lw=1, label=f"fit: {a:.2f} N^-{b:.2f} (R² {r2:.2f})")
+    fig, ax = plot_power_law(sizes, errors, (a, b, r2))
     ax.set_xlabel("training images N")
     ax.set_ylabel("test error")
     ax.legend(fontsize=8)

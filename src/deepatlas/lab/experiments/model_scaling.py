@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepatlas.lab.common import power_law, pyplot, save, without_data
+from deepatlas.lab.common import plot_power_law, power_law, save, without_data
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import compare, verdict
 
@@ -73,12 +73,7 @@ def run(ctx: Context) -> Result:
     status, note = verdict(effects, also=b > 0 and r2 >= 0.9,
                            unmet=f"the power-law fit is poor (b {b:.3f}, R² {r2:.2f})")
 
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for i in range(len(seeds)):
-        ax.loglog(params, [losses[n][i] for n in params], "o", color="C0", alpha=0.4)
-    grid = np.geomspace(params[0], params[-1], 50)
-    ax.loglog(grid, a * grid ** -b, "k--", lw=1, label=f"fit: {a:.2f} N^-{b:.3f} (R² {r2:.2f})")
+    fig, ax = plot_power_law(params, losses, (a, b, r2), digits=3)
     from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
     ax.xaxis.set_minor_formatter(NullFormatter())  # 10^4, 10^5, 10^6 only: no crowding
