@@ -139,6 +139,12 @@ def test_copy_paste_epochs_are_fresh_scenes_the_same_on_every_pass(sources):
     assert torch.equal(epoch_images(resumed, 1), second)
     resumed.set_epoch(1)
     assert torch.equal(torch.cat([i for i, _ in resumed.iterate(1)]), second[8:])
+    recoloured = CopyPasteEpochs(data, tensors, recolour=True, batch_size=8, seed=0)
+    assert torch.equal(epoch_images(recoloured, 0), first)  # the set itself is never recoloured
+    assert not torch.equal(epoch_images(recoloured, 1), second)
+    assert torch.equal(epoch_images(CopyPasteEpochs(data, tensors, recolour=True,
+                                                    batch_size=8, seed=0), 1),
+                       epoch_images(recoloured, 1))
 
 
 def test_compose_pastes_an_opaque_object_exactly():
@@ -192,3 +198,26 @@ def test_train_then_predict_writes_the_mask_over_an_image_of_any_size(cli, sourc
     (tmp_path / "bad.png").write_text("not an image")
     code, out, err = cli("predict", run, tmp_path / "bad.png", tmp_path / "odd.png", "--json")
     assert code == 2 and "bad.png is not an image" in err and '"image"' in out
+
+
+def test_recolour_permutes_or_inverts_the_background_and_keeps_the_labels_exact():
+    from deepatlas.data.scenes import compose
+
+    digit = np.zeros((1, 28, 28), np.uint8)
+    digit[0, 4:24, 4:24] = 255
+    background = np.zeros((40, 40, 3), np.uint8)
+    background[..., 0], background[..., 1], background[..., 2] = 20, 60, 100
+    looks = set()
+    for seed in range(40):
+        s = compose(digit, np.array([7]), [background], 1, size=32, max_objects=1, seed=seed,
+                    recolour=True)
+        again = compose(digit, np.array([7]), [background], 1, size=32, max_objects=1,
+                        seed=seed, recolour=True)
+        assert torch.equal(s.images, again.images) and torch.equal(s.masks, again.masks)
+        corner = tuple(s.images[0, :, 0, 0].tolist())  # outside any 20 px digit in 32 px
+        assert sorted(corner) in ([20, 60, 100], [155, 195, 235])  # permuted, or inverted
+        mask = s.masks[0] == 8
+        far = s.images[0][:, mask].float().mean(0)  # alpha 1: the digit's colour alone
+        assert mask.any() and (far - s.images[0, :, 0, 0].float().mean()).abs().min() > 40
+        looks.add(corner)
+    assert len(looks) == 12  # 6 orders x (as is, inverted)

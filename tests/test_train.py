@@ -201,3 +201,32 @@ def test_a_log_gets_a_progress_line_a_minute_within_an_epoch(capsys, monkeypatch
     assert len(lines) == 2
     with EpochProgress(1, 1, steps=10, enabled=False) as quiet:
         assert quiet.log_every_s == 0  # --no-progress: silent
+
+
+def test_fit_arms_runs_every_arm_at_every_seed_and_pairs_them_by_seed(tmp_path):
+    from deepatlas.lab.common import fit_arms
+
+    arms = {"plain": ("digits", []), "with mixup": ("digits", ["regularize.mixup_alpha=0.2"])}
+    seen = fit_arms(tmp_path, [3, 4], arms,
+                    lambda summary, run: (summary["seed"], run.name,
+                                          load_checkpoint(run / "last.pt")["config"]),
+                    ["train.epochs=1", "train.limit_train_batches=2", "train.tensorboard=false"])
+    assert list(seen) == ["plain", "with mixup"]
+    for arm, runs in seen.items():
+        assert [(seed, name) for seed, name, _ in runs] == [
+            (3, f"{arm.replace(' ', '-')}-seed3"), (4, f"{arm.replace(' ', '-')}-seed4")]
+    assert [c["regularize"]["mixup_alpha"] for _, _, c in seen["with mixup"]] == [0.2, 0.2]
+    assert [c["regularize"]["mixup_alpha"] for _, _, c in seen["plain"]] == [0.0, 0.0]
+
+
+def test_a_run_of_another_task_is_refused_with_what_it_is(tmp_path):
+    from deepatlas.errors import UserError
+    from deepatlas.train.checkpoint import load_run
+
+    fit(load_recipe("digits", ["train.epochs=1", "train.limit_train_batches=2",
+                               "train.tensorboard=false"]), tmp_path, progress=False)
+    state, path = load_run(tmp_path, "classify-images", "unused")
+    assert path.name == "best.pt" and state["task"] == "classify-images"
+    with pytest.raises(UserError, match=r"is not an upscale run \(it is a classify-images run\); "
+                                        r"upscale needs one"):
+        load_run(tmp_path, "upscale", "upscale needs one")

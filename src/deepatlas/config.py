@@ -28,7 +28,8 @@ class DataConfig:
     dir: str = ""  # where the files are; "" searches $DEEPATLAS_DATA, then the Debian path
     download: bool = False  # let torchvision download MNIST/Fashion-MNIST/CIFAR when online
     augment: str = "none"  # none | flip | crop | crop-flip | source (MAP 5.2; data/augment.py)
-    # | copy-paste (scene tasks: fresh scenes every epoch)
+    # | copy-paste | copy-paste-recolour (scene tasks: fresh scenes every epoch, on
+    # recoloured photographs for the second)
     image_size: int = 224  # crop size for streamed sets (ImageNet); in-memory sets keep theirs
     train_size_start: int = 0  # progressive resizing: training crops grow from this size...
     train_size_end: int = 0  # ...to this one (FFCV: 160 -> 192, test at 224); 0 = off
@@ -129,7 +130,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.tokenizer": ("char", "bpe"),
     "speech.symbols": ("phonemes", "characters"),
     "gan.loss": ("nonsaturating", "minimax", "wgan-gp"),
-    "data.augment": ("none", "flip", "crop", "crop-flip", "source", "copy-paste"),
+    "data.augment": ("none", "flip", "crop", "crop-flip", "source", "copy-paste",
+                     "copy-paste-recolour"),
     "optim.name": ("sgd", "adamw", "sgd-plain", "momentum", "adam"),
     "schedule.name": ("cosine", "onecycle", "constant"),
     "train.precision": ("auto", "fp32", "bf16", "fp16"),

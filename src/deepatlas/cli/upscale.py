@@ -36,12 +36,10 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         raise UserError(f"--tile must be >= 0 (0 = whole image), got {args.tile}")
     if Path(args.out).suffix.lower() not in FORMATS:
         raise UserError(f"--out {args.out}: name a {', '.join(FORMATS)} file")
-    from deepatlas.train.checkpoint import find_checkpoint, load_checkpoint
+    from deepatlas.train.checkpoint import load_run
 
-    state = load_checkpoint(find_checkpoint(args.run))  # its own error says what is wrong
-    if state.get("task") != "upscale":
-        raise UserError(f"{args.run} is a {state.get('task')} run; deepatlas upscale needs an "
-                        "upscale run (deepatlas train upscale-psnr)")
+    state, _ = load_run(args.run, "upscale",
+                        "deepatlas upscale needs one (deepatlas train upscale-psnr)")
     out = check_output(args.out, args.force, protect=Path(args.image))
     from PIL import Image
 

@@ -1,13 +1,39 @@
-"""Small shared pieces of the experiments: digits as tensors, a plain training loop, plots."""
+"""Small shared pieces of the experiments: digits as tensors, a plain training loop, plots,
+and recipes fitted per seed and arm on the one Trainer."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+
+T = TypeVar("T")
+
+
+def fit_arms(out: Path, seeds: Sequence[int], arms: Mapping[str, tuple[str, Sequence[str]]],
+             read: Callable[[dict[str, Any], Path], T], common: Sequence[str] = ()
+             ) -> dict[str, list[T]]:
+    """Every arm of an experiment at every seed, each a recipe fitted on the Trainer: ``arms``
+    maps a name to (recipe, its overrides); the run of arm ``a`` at seed ``s`` is
+    ``out/<a>-seed<s>`` (spaces as hyphens), configured ``common + overrides + seed=s``.
+    ``read(summary, run_dir)`` picks what the experiment keeps of each run; the result is one
+    list per arm in seed order, so paired statistics pair runs of the same seed."""
+    from deepatlas.config import load_recipe
+    from deepatlas.tasks import fit
+
+    kept: dict[str, list[T]] = {arm: [] for arm in arms}
+    for seed in seeds:
+        for arm, (recipe, sets) in arms.items():
+            run_dir = out / f"{arm.replace(' ', '-')}-seed{seed}"
+            summary = fit(load_recipe(recipe, [*common, *sets, f"seed={seed}"]), run_dir,
+                          progress=False)
+            kept[arm].append(read(summary, run_dir))
+    return kept
 
 
 def digits_tensors(flat: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,

@@ -46,13 +46,10 @@ def sample_grid(run_or_file: str, n: int, out: str | Path, seed: int = 0,
     from deepatlas.models.gan import is_progressive
     from deepatlas.tasks.gan import build_gan
     from deepatlas.outputs import check_output, write_via_temp
-    from deepatlas.train.checkpoint import find_checkpoint, load_checkpoint
+    from deepatlas.train.checkpoint import load_run
 
-    path = find_checkpoint(run_or_file)
-    state = load_checkpoint(path)
-    if state.get("task") != "gan":
-        raise UserError(f"{path} is not a GAN run; sample draws from `deepatlas train gan-*` "
-                        "runs")
+    state, path = load_run(run_or_file, "gan", "sample draws from `deepatlas train gan-*` runs",
+                           label="GAN")
     if not 1 <= n <= MAX_SAMPLES:
         raise UserError(f"--n must be in [1, {MAX_SAMPLES}], got {n}")
     if not 0 <= seed < 2**63:

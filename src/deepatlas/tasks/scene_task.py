@@ -54,18 +54,21 @@ def first(scenes: Scenes, n: int) -> Scenes:
 class CopyPasteEpochs:
     """Training batches whose scenes are composed anew every epoch: copy-paste as augmentation,
     as Dwibedi et al. use it (``data.augment = "copy-paste"``). Epoch 0 is the set's own
-    training scenes; epoch ``e`` composes as many from the same digits and photographs with
-    seed ``(seed, 0, e)``, so a resumed epoch sees exactly the scenes it saw before."""
+    training scenes; epoch ``e`` composes as many from the same digits and photographs (on
+    recoloured crops with ``recolour``: ``"copy-paste-recolour"``) with seed ``(seed, 0, e)``,
+    so a resumed epoch sees exactly the scenes it saw before."""
 
     def __init__(self, data: SceneData, tensors: Callable[[Scenes], tuple[torch.Tensor, ...]],
-                 **batches: Any) -> None:
+                 recolour: bool = False, **batches: Any) -> None:
         self.data, self.tensors, self.batches = data, tensors, batches
+        self.recolour = recolour
         self.epoch = -1
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:
-            self.loader = TensorBatches(*self.tensors(self.data.compose_train(epoch)),
+            self.loader = TensorBatches(*self.tensors(self.data.compose_train(epoch,
+                                                                              self.recolour)),
                                         **self.batches)
             self.epoch = epoch
         self.loader.set_epoch(epoch)
@@ -114,18 +117,22 @@ class SceneTask(Task):
     def batches(self, tensors: Callable[[Scenes], tuple[torch.Tensor, ...]]
                 ) -> TensorBatches | CopyPasteEpochs:
         """Shuffled training batches of ``tensors(scenes)`` (the scenes' images first), this
-        rank's share; with ``data.augment = "copy-paste"``, of fresh scenes every epoch."""
+        rank's share; with ``data.augment = "copy-paste"``, of fresh scenes every epoch (and
+        ``"copy-paste-recolour"``, on recoloured photographs)."""
         cfg, dist = self.config, self.ctx.dist
-        if cfg.data.augment not in ("none", "copy-paste"):
+        fresh = cfg.data.augment in ("copy-paste", "copy-paste-recolour")
+        if cfg.data.augment != "none" and not fresh:
             raise UserError(f"data.augment={cfg.data.augment} does not apply to scenes; task "
-                            f"{self.name} takes none or copy-paste (fresh scenes every epoch)")
+                            f"{self.name} takes none, copy-paste (fresh scenes every epoch) or "
+                            "copy-paste-recolour (on recoloured photographs)")
         kwargs = {"batch_size": cfg.train.batch_size // dist.world_size, "seed": cfg.seed,
                   "rank": dist.rank, "world_size": dist.world_size}
-        if cfg.data.augment == "copy-paste" and self.data.compose_train is None:
-            raise UserError(f"data.augment=copy-paste composes new digit-scenes; {cfg.data.name} "
-                            "is a fixed set of images: use data.augment=none")
-        loader = (CopyPasteEpochs(self.data, tensors, **kwargs)
-                  if cfg.data.augment == "copy-paste"
+        if fresh and self.data.compose_train is None:
+            raise UserError(f"data.augment={cfg.data.augment} composes new digit-scenes; "
+                            f"{cfg.data.name} is a fixed set of images: use data.augment=none")
+        loader = (CopyPasteEpochs(self.data, tensors,
+                                  recolour=cfg.data.augment == "copy-paste-recolour", **kwargs)
+                  if fresh
                   else TensorBatches(*tensors(self.data.train), **kwargs))
         if len(loader) == 0:
             raise UserError(f"train.batch_size={cfg.train.batch_size} is larger than the "

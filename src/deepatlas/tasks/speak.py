@@ -241,13 +241,10 @@ def load_speech_run(run_or_file: str) -> tuple[nn.Module, Symbols, dict[str, Any
     """(Tacotron 2 in eval mode with its inference weights, its symbols, its checkpoint's data)
     of a ``speak`` run; any other run is a UserError."""
     from deepatlas.models.saved import inference_weights
-    from deepatlas.train.checkpoint import find_checkpoint, load_checkpoint
+    from deepatlas.train.checkpoint import load_run
 
-    path = find_checkpoint(run_or_file)
-    state = load_checkpoint(path)
-    if state.get("task") != Speak.name:
-        raise UserError(f"{path} is not a speak run; speak reads runs of `deepatlas train "
-                        "speak-espeak`")
+    state, _ = load_run(run_or_file, Speak.name,
+                        "speak reads runs of `deepatlas train speak-espeak`")
     data = state["data"]
     symbols = Symbols(data["symbols"], data["table"])
     options = {k: v for k, v in state["config"]["model"].items() if k != "name"}

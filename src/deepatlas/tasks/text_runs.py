@@ -8,7 +8,6 @@ from typing import Any
 from torch import nn
 
 from deepatlas.data.tokenize import Tokenizer, tokenizer_from_json
-from deepatlas.errors import UserError
 from deepatlas.models import create_model
 
 
@@ -20,12 +19,9 @@ def load_text_run(run_or_file: str | Path, task: str, refusal: str, *,
     sizes the output (or ``num_classes`` does) and, with ``source_vocabulary``, the input;
     with ``image_input`` (CLIP), the run's data ``image_size`` sizes the image input."""
     from deepatlas.models.saved import inference_weights
-    from deepatlas.train.checkpoint import find_checkpoint, load_checkpoint
+    from deepatlas.train.checkpoint import load_run
 
-    path = find_checkpoint(run_or_file)
-    state = load_checkpoint(path)
-    if state.get("task") != task:
-        raise UserError(f"{path} is not a {task} run; {refusal}")
+    state, _ = load_run(run_or_file, task, refusal)
     tokenizer = tokenizer_from_json(state["data"]["tokenizer"])
     vocab = tokenizer.vocab_size
     options = {k: v for k, v in state["config"]["model"].items() if k != "name"}

@@ -97,6 +97,23 @@ def load_checkpoint(path: str | Path, formats: tuple[str, ...] = (FORMAT,)) -> d
     return state
 
 
+def load_run(run_or_file: str | Path, task: str, refusal: str, label: str | None = None
+             ) -> tuple[dict[str, Any], Path]:
+    """The checkpoint of a ``task`` run (a run folder or a checkpoint file) and its path; any
+    other run is a UserError naming what it is, that ends with ``refusal`` (which says what
+    the command reads). ``label`` is the task's name in the message (``task`` by default)."""
+    path = find_checkpoint(run_or_file)
+    state = load_checkpoint(path)
+    found = state.get("task")
+    if found != task:
+        def a(name: str) -> str:
+            return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+        raise UserError(f"{path} is not {a(label or task)} run (it is {a(str(found))} run); "
+                        f"{refusal}")
+    return state, path
+
+
 def load_pretrained(run_or_file: str | Path, task: str, train_it: str,
                     model_config: dict[str, Any], ignore: tuple[str, ...] = ()
                     ) -> tuple[dict[str, Any], Path]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from deepatlas.errors import TrainingDiverged, TrainingInterrupted, UserError
+from deepatlas.train import faults
 from deepatlas.train import state as run_state
 from deepatlas.train.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from deepatlas.train.distributed import (DistEnv, all_reduce_sum, init_distributed,
@@ -39,12 +39,6 @@ from deepatlas.train.runtime import autocast_dtype, seed_everything, to_device
 from deepatlas.train.task import Context, Task
 
 PROGRESS_EVERY = 10  # steps between progress-bar and NaN checks (each one syncs the device)
-
-# Fault injection for the tests of never-lose-a-run (tests/test_faults.py); unset in real runs.
-TEST_STEP_DELAY = "DEEPATLAS_TEST_STEP_DELAY"  # seconds to sleep after every step
-TEST_CRASH_AT_STEP = "DEEPATLAS_TEST_CRASH_AT_STEP"  # the last rank dies there, first attempt
-TEST_NAN_AT_STEP = "DEEPATLAS_TEST_NAN_AT_STEP"  # the loss of that step becomes NaN
-TEST_SIGNAL_AT_STEP = "DEEPATLAS_TEST_SIGINT_AT_STEP"  # the process sends itself SIGINT there
 
 
 class Trainer:
@@ -182,7 +176,7 @@ class Trainer:
                        for k, (_, c) in carried.items()}
         self.bad = torch.zeros((), dtype=torch.bool, device=self.device)
         every = cfg.train.checkpoint_every_steps
-        delay = float(os.environ.get(TEST_STEP_DELAY, "0"))
+        delay = faults.step_delay()
         steps = self.steps_per_epoch
         with EpochProgress(epoch + 1, cfg.train.epochs, steps,
                            self.progress and self.dist.is_main) as bar:
@@ -202,7 +196,7 @@ class Trainer:
                     bar.advance(self.position - bar.done, self._mean(next(iter(self.sums), "")))
                 if delay:
                     time.sleep(delay)
-                self._maybe_crash_for_test()
+                faults.after_step(self.step, self.dist)
                 mid_epoch = self.position < steps
                 if mid_epoch and (self.interrupted or (every and self.step % every == 0)):
                     self.partial = self._reduced_sums()
@@ -220,7 +214,7 @@ class Trainer:
         with self.ctx.autocast():
             out = self.task.training_step(batch, group.name)
         loss = out.loss
-        if os.environ.get(TEST_NAN_AT_STEP) == str(self.step):
+        if faults.nan_at(self.step):
             loss = loss * float("nan")
         self.bad |= ~torch.isfinite(loss.detach())
         group.optimizer.zero_grad(set_to_none=True)
@@ -268,15 +262,6 @@ class Trainer:
             f"{self.out_dir / 'last.pt'}. Resume with: deepatlas train {self.config.recipe} "
             f"--out {self.out_dir} --resume")
 
-    def _maybe_crash_for_test(self) -> None:
-        if os.environ.get(TEST_SIGNAL_AT_STEP) == str(self.step):
-            os.kill(os.getpid(), signal.SIGINT)
-        crash_at = os.environ.get(TEST_CRASH_AT_STEP)
-        if (crash_at and self.step == int(crash_at)
-                and self.dist.rank == self.dist.world_size - 1
-                and os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"):
-            os._exit(17)  # a rank dies as a killed process would: no clean-up
-
     def inference_models(self) -> dict[str, nn.Module]:
         """The task's models, with the EMA's weights in place of the averaged one's."""
         models = dict(self.task.models)
@@ -292,7 +277,7 @@ class Trainer:
         threads = torch.get_num_threads()
         if self.task.max_threads:
             torch.set_num_threads(min(threads, self.task.max_threads))
-        previous = self._catch_signals()
+        previous = faults.catch_signals(self._on_signal, lambda: self.interrupted is not None)
         try:
             self._setup()
             if self.dist.is_main:
@@ -305,8 +290,7 @@ class Trainer:
                              getattr(self, "step", 0))
             raise
         finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+            faults.restore_signals(previous)
             torch.use_deterministic_algorithms(was_deterministic)
             torch.set_num_threads(threads)
             if getattr(self, "writer", None) is not None:
@@ -317,21 +301,13 @@ class Trainer:
                 os.close(self._lock)  # the run folder is free for the next process
                 self._lock = None
 
-    def _catch_signals(self) -> dict[int, Any]:
-        """Ctrl-C / SIGTERM: finish the step, save, exit with how to resume. A second one
-        stops at once."""
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-
-        def handler(signum, frame):
-            if self.interrupted is not None:
-                raise KeyboardInterrupt
-            self.interrupted = signum
-            if not hasattr(self, "dist") or self.dist.is_main:
-                print(f"\n{signal.Signals(signum).name}: saving a checkpoint after this step "
-                      "(again to quit at once)", flush=True)
-
-        return {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    def _on_signal(self, signum: int) -> None:
+        """Ctrl-C / SIGTERM: finish the step, save, exit with how to resume (a second one
+        stops at once: :func:`~deepatlas.train.faults.catch_signals`)."""
+        self.interrupted = signum
+        if not hasattr(self, "dist") or self.dist.is_main:
+            print(f"\n{signal.Signals(signum).name}: saving a checkpoint after this step "
+                  "(again to quit at once)", flush=True)
 
     def _fit(self) -> dict[str, Any]:
         cfg = self.config

@@ -18,7 +18,7 @@ interval; the record says so). Needs the ``austen`` and ``rt-snippets`` sets.
 
 from __future__ import annotations
 
-from deepatlas.lab.common import pyplot, save, without_data
+from deepatlas.lab.common import fit_arms, pyplot, save, without_data
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import compare, verdict
 
@@ -49,14 +49,10 @@ def run(ctx: Context) -> Result:
     fine = [*common, f"train.epochs={ctx.size(2, 1, smoke=1)}",
             f"train.limit_train_batches={ctx.size(150, 10, smoke=4)}"]
     seeds = [ctx.seed + s for s in range(ctx.size(3, 1, smoke=1))]  # quick: the code path
-    accuracy: dict[str, list[float]] = {"fine-tuned": [], "from scratch": []}
-    for seed in seeds:
-        for arm, recipe, extra in (("fine-tuned", "bert-sentiment",
-                                    [f"train.init_from={pretrained}"]),
-                                   ("from scratch", "bert-sentiment-scratch", [])):
-            summary = fit(load_recipe(recipe, [*fine, *extra, f"seed={seed}"]),
-                          ctx.out / f"{arm.replace(' ', '-')}-seed{seed}", progress=False)
-            accuracy[arm].append(float(summary["test_acc"]))
+    arms = {"fine-tuned": ("bert-sentiment", [f"train.init_from={pretrained}"]),
+            "from scratch": ("bert-sentiment-scratch", [])}
+    accuracy = fit_arms(ctx.out, seeds, arms, lambda summary, _: float(summary["test_acc"]),
+                        fine)
     effect = compare("fine-tuned − from scratch, test accuracy", accuracy["fine-tuned"],
                      accuracy["from scratch"], direction="greater")
     status, note = verdict([effect])

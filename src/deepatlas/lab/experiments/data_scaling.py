@@ -24,7 +24,8 @@ import math
 
 import numpy as np
 
-from deepatlas.lab.common import plot_power_law, power_law, save, without_fashion_mnist
+from deepatlas.lab.common import (fit_arms, plot_power_law, power_law, save,
+                                  without_fashion_mnist)
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import compare, verdict
 
@@ -45,8 +46,6 @@ def plan(n: int, epochs: int, min_steps: int) -> int:
             implements="data.train_examples (nested subsets) on recipe fashion-mnist-fast; "
                        "a power-law fit")
 def run(ctx: Context) -> Result:
-    from deepatlas.config import load_recipe
-    from deepatlas.tasks import fit
 
     absent = without_fashion_mnist()
     if absent is not None:
@@ -55,19 +54,17 @@ def run(ctx: Context) -> Result:
                      smoke=[300, 600])
     epochs, min_steps = ctx.size((6, MIN_STEPS), (1, 20), smoke=(1, 2))
     seeds = [ctx.seed + s for s in range(ctx.size(3, 1, smoke=1))]
-    errors: dict[int, list[float]] = {n: [] for n in sizes}
-    walls: dict[int, list[float]] = {n: [] for n in sizes}
-    for seed in seeds:
-        for n in sizes:
-            sets = ["train.tensorboard=false", f"seed={seed}", f"data.train_examples={n}",
-                    f"train.epochs={plan(n, epochs, min_steps)}",
-                    "train.checkpoint_every_epochs=100000"]  # last.pt once, at the end
-            if ctx.smoke:  # the code path only: two batches, a plain test pass
-                sets += ["train.limit_train_batches=2", "train.tta=none"]
-            summary = fit(load_recipe("fashion-mnist-fast", sets), ctx.out / f"n{n}-seed{seed}",
-                          progress=False)
-            errors[n].append(1 - float(summary["test_acc"]))
-            walls[n].append(float(summary["wall_s"]))
+    common = ["train.tensorboard=false",
+              "train.checkpoint_every_epochs=100000"]  # last.pt once, at the end
+    if ctx.smoke:  # the code path only: two batches, a plain test pass
+        common += ["train.limit_train_batches=2", "train.tta=none"]
+    arms = {f"n{n}": ("fashion-mnist-fast", [f"data.train_examples={n}",
+                                             f"train.epochs={plan(n, epochs, min_steps)}"])
+            for n in sizes}
+    runs = fit_arms(ctx.out, seeds, arms, lambda summary, _: (
+        1 - float(summary["test_acc"]), float(summary["wall_s"])), common)
+    errors = {n: [e for e, _ in runs[f"n{n}"]] for n in sizes}
+    walls = {n: [w for _, w in runs[f"n{n}"]] for n in sizes}
     means = [float(np.mean(errors[n])) for n in sizes]
     a, b, r2 = power_law(sizes, means)
     effects = [compare(f"test error with {sizes[0]:,} - with {sizes[-1]:,} images",

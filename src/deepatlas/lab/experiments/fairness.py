@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepatlas.config import RunConfig
-from deepatlas.lab.common import pyplot, save, without_data
+from deepatlas.lab.common import fit_arms, pyplot, save, without_data
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import against, verdict
 
@@ -73,7 +73,6 @@ def fairlearn_peer(config: RunConfig, seed: int, hidden: bool = True) -> dict[st
                        "AdversarialFairnessClassifier")
 def run(ctx: Context) -> Result:
     from deepatlas.config import load_recipe
-    from deepatlas.tasks import fit
 
     missing = without_data("adult")
     if missing is not None:
@@ -81,18 +80,15 @@ def run(ctx: Context) -> Result:
     seeds = [ctx.seed + s for s in range(ctx.size(5, 1, smoke=1))]
     budget = ctx.size([], ["train.epochs=1"], smoke=["train.epochs=1",
                                                       "train.limit_train_batches=4"])
-    arms = {"baseline": ["fairness.adversary=false"], "debiased": []}
-    measured: dict[str, list[dict[str, float]]] = {"baseline": [], "debiased": [],
-                                                   "fairlearn": [], "fairlearn-linear": []}
-    for seed in seeds:
-        for arm, sets in arms.items():
-            config = load_recipe("debias-adult", ["train.tensorboard=false", f"seed={seed}",
-                                                  *budget, *sets])
-            summary = fit(config, ctx.out / f"{arm}-seed{seed}", progress=False)
-            measured[arm].append({k[len("test_"):]: float(v) for k, v in summary.items()
-                                  if k.startswith("test_") and isinstance(v, float)})
-        measured["fairlearn"].append(fairlearn_peer(config, seed))
-        measured["fairlearn-linear"].append(fairlearn_peer(config, seed, hidden=False))
+    common = ["train.tensorboard=false", *budget]
+    arms = {"baseline": ("debias-adult", ["fairness.adversary=false"]),
+            "debiased": ("debias-adult", [])}
+    measured = fit_arms(ctx.out, seeds, arms, lambda summary, _: {
+        k[len("test_"):]: float(v) for k, v in summary.items()
+        if k.startswith("test_") and isinstance(v, float)}, common)
+    configs = [load_recipe("debias-adult", [*common, f"seed={seed}"]) for seed in seeds]
+    measured["fairlearn"] = [fairlearn_peer(c, c.seed) for c in configs]
+    measured["fairlearn-linear"] = [fairlearn_peer(c, c.seed, hidden=False) for c in configs]
 
     def values(arm: str, key: str) -> list[float]:
         return [m[key] for m in measured[arm]]

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from deepatlas.lab.common import pyplot, save
+from deepatlas.lab.common import fit_arms, pyplot, save
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import against, compare
 
@@ -52,7 +52,6 @@ def unigram_bpc(train: str, test: str) -> float:
 def run(ctx: Context) -> Result:
     import torch
 
-    from deepatlas.config import load_recipe
     from deepatlas.data.fetch import installed
     from deepatlas.data.packages import get_set
     from deepatlas.models.gpt import GPT, GPT3_175B
@@ -79,7 +78,6 @@ def run(ctx: Context) -> Result:
                                                       "data get austen"})
     else:
         from deepatlas.data.corpus import load_corpus
-        from deepatlas.tasks import fit
 
         corpus = load_corpus("austen", download=False)
         level = unigram_bpc(corpus.train, corpus.test)
@@ -87,16 +85,13 @@ def run(ctx: Context) -> Result:
         size = ["model.d_model=64", "model.layers=2", "model.context=64", "train.batch_size=16",
                 f"train.limit_train_batches={ctx.size(1200, 150, smoke=10)}"]
         seeds = [ctx.seed + s for s in range(3)]
-        for seed in seeds:
-            for tokens, out in ((["data.tokenizer=char"], bpcs),
-                                (["data.tokenizer=bpe", f"data.vocab_size={BPE_VOCABULARY}"],
-                                 bpe_bpcs)):
-                config = load_recipe("gpt-austen", [f"seed={seed}", "train.epochs=1",
-                                                    "data.download=false",
-                                                    "train.tensorboard=false", *size, *tokens])
-                summary = fit(config, ctx.out / f"{tokens[0].split('=')[1]}-seed{seed}",
-                              progress=False)
-                out.append(float(summary["test_bpc"]))
+        arms = {"char": ("gpt-austen", ["data.tokenizer=char"]),
+                "bpe": ("gpt-austen", ["data.tokenizer=bpe",
+                                       f"data.vocab_size={BPE_VOCABULARY}"])}
+        runs = fit_arms(ctx.out, seeds, arms, lambda summary, _: float(summary["test_bpc"]),
+                        ["train.epochs=1", "data.download=false", "train.tensorboard=false",
+                         *size])
+        bpcs, bpe_bpcs = runs["char"], runs["bpe"]
         effects.append(against("GPT test bits/char − unigram bits/char", bpcs, level,
                                direction="less"))
         effects.append(compare("byte-level BPE − characters, test bits/char", bpe_bpcs, bpcs,

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deepatlas.lab.common import pyplot, save, without_data
+from deepatlas.lab.common import fit_arms, pyplot, save, without_data
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import against, verdict
 
@@ -70,8 +70,6 @@ def drift_curve(run_dir: Path, draws: int, images: int) -> dict[str, list[float]
                        "read noise, PCM drift, DAC/ADC, drift compensation), model analog-mlp, "
                        "recipe analog-mnist")
 def run(ctx: Context) -> Result:
-    from deepatlas.config import load_recipe
-    from deepatlas.tasks import fit
 
     missing = without_data("mnist-10k")
     if missing is not None:
@@ -80,14 +78,10 @@ def run(ctx: Context) -> Result:
     budget = ctx.size([], ["train.epochs=3"], smoke=["train.epochs=1",
                                                       "train.limit_train_batches=4"])
     draws, images = ctx.size(5, 2, smoke=1), ctx.size(2000, 1000, smoke=200)
-    arms = {"plain": ["model.train_noise=0"], "hardware-aware": []}
-    curves: dict[str, list[dict[str, list[float]]]] = {arm: [] for arm in arms}
-    for seed in seeds:
-        for arm, sets in arms.items():
-            out = ctx.out / f"{arm}-seed{seed}"
-            fit(load_recipe("analog-mnist", ["train.tensorboard=false", f"seed={seed}",
-                                             *budget, *sets]), out, progress=False)
-            curves[arm].append(drift_curve(out, draws, images))
+    arms = {"plain": ("analog-mnist", ["model.train_noise=0"]),
+            "hardware-aware": ("analog-mnist", [])}
+    curves = fit_arms(ctx.out, seeds, arms, lambda _, run: drift_curve(run, draws, images),
+                      ["train.tensorboard=false", *budget])
 
     day = list(TIMES).index("1 day")
     plain_cost = [c["raw"][0] - c["raw"][day] for c in curves["plain"]]

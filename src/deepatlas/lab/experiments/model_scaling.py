@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepatlas.lab.common import plot_power_law, power_law, save, without_data
+from deepatlas.lab.common import (fit_arms, plot_power_law, power_law, save,
+                                  without_data)
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import compare, verdict
 
@@ -46,8 +47,6 @@ def non_embedding_parameters(layers: int, d_model: int) -> int:
             implements="deepatlas.models.gpt (num_params(embeddings=False)); recipe "
                        "gpt-austen at five sizes; a power-law fit")
 def run(ctx: Context) -> Result:
-    from deepatlas.config import load_recipe
-    from deepatlas.tasks import fit
 
     absent = without_data("austen")
     if absent is not None:
@@ -56,16 +55,15 @@ def run(ctx: Context) -> Result:
     steps = ctx.size(STEPS, 100, smoke=3)
     seeds = [ctx.seed + s for s in range(ctx.size(3, 1, smoke=1))]
     params = [non_embedding_parameters(*size) for size in sizes]
-    losses: dict[int, list[float]] = {n: [] for n in params}
-    for seed in seeds:
-        for (layers, width), n in zip(sizes, params):
-            sets = [f"seed={seed}", "train.epochs=1", "data.download=false",
-                    "train.tensorboard=false", f"model.layers={layers}",
-                    f"model.d_model={width}", "model.heads=4", f"model.context={CONTEXT}",
-                    f"train.batch_size={BATCH}", f"train.limit_train_batches={steps}"]
-            summary = fit(load_recipe("gpt-austen", sets),
-                          ctx.out / f"L{layers}-d{width}-seed{seed}", progress=False)
-            losses[n].append(float(summary["test_nats_per_char"]))
+    common = ["train.epochs=1", "data.download=false", "train.tensorboard=false",
+              "model.heads=4", f"model.context={CONTEXT}", f"train.batch_size={BATCH}",
+              f"train.limit_train_batches={steps}"]
+    arms = {f"L{layers}-d{width}": ("gpt-austen", [f"model.layers={layers}",
+                                                   f"model.d_model={width}"])
+            for layers, width in sizes}
+    runs = fit_arms(ctx.out, seeds, arms,
+                    lambda summary, _: float(summary["test_nats_per_char"]), common)
+    losses = {n: runs[arm] for n, arm in zip(params, arms)}
     means = [float(np.mean(losses[n])) for n in params]
     a, b, r2 = power_law(params, means)
     effects = [compare(f"held-out nats/char, N = {params[0]:,} - N = {params[-1]:,}",

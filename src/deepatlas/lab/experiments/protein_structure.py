@@ -25,7 +25,7 @@ import statistics
 
 import numpy as np
 
-from deepatlas.lab.common import pyplot, save, without_data
+from deepatlas.lab.common import fit_arms, pyplot, save, without_data
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import against, compare, verdict
 
@@ -90,9 +90,7 @@ def experimental_spread(folder) -> dict[str, list[float]]:
                        "predict-contacts, recipe contacts-evoformer, deepatlas superpose; "
                        "baselines: mean-field DCA and MI with APC")
 def run(ctx: Context) -> Result:
-    from deepatlas.config import load_recipe
     from deepatlas.data.packages import get_set
-    from deepatlas.tasks import fit
 
     missing = without_data("proteins")
     if missing is not None:
@@ -106,18 +104,16 @@ def run(ctx: Context) -> Result:
                              "contacts.eval_families_per_chain=1", "contacts.length=32",
                              "contacts.sequences=8", "contacts.sweeps=2", "model.blocks=1",
                              "model.width=8", "train.limit_train_batches=2"])
-    arms = {"evoformer": [], "paper-inputs": ["model.covariance=false"]}
+    arms = {"evoformer": ("contacts-evoformer", []),
+            "paper-inputs": ("contacts-evoformer", ["model.covariance=false"])}
     if ctx.quick and not ctx.smoke:  # the tour's minutes: the ablation's code path is the same
         arms.pop("paper-inputs")
-    precision: dict[str, list[float]] = {arm: [] for arm in (*arms, "dca", "mi")}
-    for seed in seeds:
-        for arm, sets in arms.items():
-            config = load_recipe("contacts-evoformer", ["train.tensorboard=false",
-                                                        f"seed={seed}", *budget, *sets])
-            summary = fit(config, ctx.out / f"{arm}-seed{seed}", progress=False)
-            precision[arm].append(float(summary["test_precision"]))
-        precision["dca"].append(float(summary["test_dca_precision"]))
-        precision["mi"].append(float(summary["test_mi_precision"]))
+    runs = fit_arms(ctx.out, seeds, arms, lambda summary, _: summary,
+                    ["train.tensorboard=false", *budget])
+    precision = {arm: [float(s["test_precision"]) for s in summaries]
+                 for arm, summaries in runs.items()}
+    for baseline in ("dca", "mi"):  # they read the same test families in every arm
+        precision[baseline] = [float(s[f"test_{baseline}_precision"]) for s in runs["evoformer"]]
     spread = experimental_spread(get_set("proteins").folder())
     medians = [statistics.median(v) for v in spread.values()]
 

@@ -24,7 +24,7 @@ import math
 import numpy as np
 import torch
 
-from deepatlas.lab.common import pyplot, save
+from deepatlas.lab.common import fit_arms, pyplot, save
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import against, verdict
 from deepatlas.nn import quantum as q
@@ -86,9 +86,7 @@ def plateau_fit(widths: list[int], variances: list[float]) -> tuple[float, float
                        "PennyLane's default.qubit), models vqc and pca-mlp, recipe "
                        "quantum-fashion")
 def run(ctx: Context) -> Result:
-    from deepatlas.config import load_recipe
     from deepatlas.lab.experiments.curriculum import number_of_classes
-    from deepatlas.tasks import fit
 
     metrics: dict[str, float] = {}
     # 1. The barren plateau: no data needed.
@@ -115,15 +113,16 @@ def run(ctx: Context) -> Result:
         budget = ctx.size([], ["train.epochs=2"],
                           smoke=["train.epochs=1", "train.limit_train_batches=1",
                                  "train.batch_size=64", "model.layers=1"])
-        for seed in seeds:
-            for model in runs:
-                sets = ["train.tensorboard=false", f"seed={seed}", *budget]
-                if model == "pca-mlp":  # same front end and budget; its own learning rate
-                    sets += ["model.name=pca-mlp", "optim.lr=0.03"]
-                summary = fit(load_recipe("quantum-fashion", sets),
-                              ctx.out / f"{model}-seed{seed}", progress=False)
-                runs[model].append(float(summary["test_acc"]))
-                metrics[f"{model}_wall_s_seed{seed}"] = float(summary["wall_s"])
+        # the classical peer: same front end and budget, its own learning rate
+        arms = {"vqc": ("quantum-fashion", []),
+                "pca-mlp": ("quantum-fashion", ["model.name=pca-mlp", "optim.lr=0.03"])}
+        fitted = fit_arms(ctx.out, seeds, arms, lambda summary, _: (
+            float(summary["test_acc"]), float(summary["wall_s"])),
+            ["train.tensorboard=false", *budget])
+        for model, pairs in fitted.items():
+            runs[model] = [acc for acc, _ in pairs]
+            metrics |= {f"{model}_wall_s_seed{seed}": wall
+                        for seed, (_, wall) in zip(seeds, pairs)}
         for model, accs in runs.items():
             metrics[f"{model}_test_acc_mean"] = float(np.mean(accs))
         effects.append(against(f"vqc test accuracy - {TARGET:.0%}", runs["vqc"], TARGET))

@@ -19,7 +19,7 @@ code, not evidence).
 
 from __future__ import annotations
 
-from deepatlas.lab.common import pyplot, save, without_data
+from deepatlas.lab.common import fit_arms, pyplot, save, without_data
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import compare, verdict
 
@@ -36,9 +36,6 @@ SETS = ("mnist-10k", "photos")
                        "deepatlas.losses.dice_iou and soft_dice_loss; task segment; recipe "
                        "segment-scenes")
 def run(ctx: Context) -> Result:
-    from deepatlas.config import load_recipe
-    from deepatlas.tasks import fit
-
     absent = without_data(*SETS)
     if absent is not None:
         return absent
@@ -49,15 +46,12 @@ def run(ctx: Context) -> Result:
         common += [f"train.limit_train_batches={limit}",
                    f"train.limit_eval_examples={ctx.size(0, 100, smoke=50)}"]
     seeds = [ctx.seed + s for s in range(ctx.size(3, 1, smoke=1))]  # quick: the code path
-    dice: dict[str, list[float]] = {"U-Net": [], "no skips": []}
-    class_dice: dict[str, list[float]] = {"U-Net": [], "no skips": []}
-    for seed in seeds:
-        for arm, skips in (("U-Net", "true"), ("no skips", "false")):
-            summary = fit(load_recipe("segment-scenes", [*common, f"model.skips={skips}",
-                                                         f"seed={seed}"]),
-                          ctx.out / f"{arm.replace(' ', '-')}-seed{seed}", progress=False)
-            dice[arm].append(float(summary["test_dice"]))
-            class_dice[arm].append(float(summary["test_class_dice"]))
+    arms = {"U-Net": ("segment-scenes", ["model.skips=true"]),
+            "no skips": ("segment-scenes", ["model.skips=false"])}
+    runs = fit_arms(ctx.out, seeds, arms, lambda summary, _: (
+        float(summary["test_dice"]), float(summary["test_class_dice"])), common)
+    dice = {arm: [d for d, _ in pairs] for arm, pairs in runs.items()}
+    class_dice = {arm: [c for _, c in pairs] for arm, pairs in runs.items()}
     effect = compare("with skips − without, test foreground Dice", dice["U-Net"],
                      dice["no skips"], direction="greater")
     status, note = verdict([effect])
