@@ -11,6 +11,8 @@ generated from one committed file:
   ``summary.json``);
 - ``gpt-peer``: ``results/benchmarks/gpt-peer-*.json`` (``benchmarks/gpt_peer.py``);
 - ``unet-peer``: ``results/benchmarks/unet-peer-*.json`` (``benchmarks/unet_peer.py``);
+- ``scene-augment``: ``results/benchmarks/scene-augment-*.json``
+  (``benchmarks/scene_augment.py``);
 - ``upscale``: ``results/recipes/upscale-psnr.json`` and ``upscale-esrgan.json``;
 - ``directions``: MAP 7's experiments in ``results/tour-summary.json``;
 - ``science``: MAP 6.3's ``protein-structure`` experiment in ``results/tour-summary.json``;
@@ -19,6 +21,7 @@ generated from one committed file:
 - ``time-to-accuracy``: ``results/benchmarks/time-to-accuracy-*.json``
   (``benchmarks/time_to_accuracy.py``).
 
+The blocks from ``results/benchmarks/`` are made in ``readme_benchmarks.py``, beside this file.
 ``tests/test_readme.py`` runs the check, so ``make test`` fails when they disagree.
 """
 
@@ -34,12 +37,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
 
-
-def _one(pattern: str) -> dict:
-    files = sorted((RESULTS / "benchmarks").glob(pattern))
-    if len(files) != 1:
-        raise SystemExit(f"expected one results/benchmarks/{pattern}, found {len(files)}")
-    return json.loads(files[0].read_text())
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or loaded by path
+from readme_benchmarks import (clip_peer, gpt_peer, scene_augment,  # noqa: E402
+                               throughput, time_to_accuracy, unet_peer)
 
 
 def _num(x: float) -> str:
@@ -84,50 +84,6 @@ def tour() -> str:
     return "\n".join(lines)
 
 
-def throughput() -> str:
-    t = _one("throughput-*.json")
-    peaks = t["peaks"]
-    lines = [f"Measured on {t.get('cpu_threads')} threads of an {t.get('cpu')} with native "
-             f"bf16 (batch {t['batch']}, channels_last): matmul peak {peaks['fp32']:.0f} "
-             f"GFLOP/s fp32, {peaks['bf16']:.0f} bf16. A CPU without native bf16 runs the bf16 "
-             "rows emulated, many times slower; `precision = \"auto\"` uses fp32 there. File: "
-             "`results/benchmarks/throughput-*.json`.", "",
-             "| model | parameters | precision | images/s | GFLOP/s | share of the matmul peak |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for r in t["rows"]:
-        lines.append(f"| {r['model']} | {r['params']:,} | {r['precision']} | "
-                     f"{r['images_per_s']:,.0f} | {r['gflop_per_s']:.0f} | "
-                     f"{r['share_of_peak']:.0%} |")
-    return "\n".join(lines)
-
-
-def time_to_accuracy() -> str:
-    t = _one("time-to-accuracy-*.json")
-    ours, base = t["table"]["deepatlas"], t["table"]["baseline"]
-
-    def cell(row):
-        if row["mean"] is None:
-            return f"not reached ({row['reached']} seeds)"
-        return f"{row['mean']:.0f} ± {row['std']:.0f} s"
-
-    lines = [f"Seeds {', '.join(map(str, t['seeds']))}, mean ± std, on "
-             f"{t.get('cpu_threads')} threads ({t.get('cpu')}, torch {t.get('torch')}). File: "
-             "`results/benchmarks/time-to-accuracy-*.json`.", "",
-             f"| time to test accuracy | `{t['recipe']}` | PyTorch MNIST example | speed-up |",
-             "| --- | --- | --- | --- |"]
-    for key in [k for k in ours if k.endswith("%")]:
-        a, b = ours[key], base[key]
-        speed = (f"{b['mean'] / a['mean']:.1f}x" if a["mean"] and b["mean"] else "")
-        lines.append(f"| {key} | {cell(a)} | {cell(b)} | {speed} |")
-    fa, fb = ours["final_acc"], base["final_acc"]
-    lines.append(f"| final test accuracy | {fa['mean']:.2%} ± {fa['std'] * 100:.2f} | "
-                 f"{fb['mean']:.2%} ± {fb['std'] * 100:.2f} | |")
-    ta, tb = ours["total_s"], base["total_s"]
-    lines.append(f"| training time | {cell(ta)} | {cell(tb)} | "
-                 f"{tb['mean'] / ta['mean']:.1f}x |")
-    return "\n".join(lines)
-
-
 def recipes() -> str:
     """One row per ``results/recipes/RECIPE.json``: a recipe run's own summary.json."""
     lines = ["| recipe | headline (held-out test) | best epoch by | epochs | training time | "
@@ -147,63 +103,6 @@ def recipes() -> str:
                      f"{' (' + ', '.join(others) + ')' if others else ''} | {monitor} | "
                      f"{r['epochs']} | {r['wall_s'] / 60:.1f} min | {r.get('cpu_threads', '?')} "
                      f"threads, {r.get('cpu', '?')}, {r.get('precision', '?')} |")
-    return "\n".join(lines)
-
-
-def gpt_peer() -> str:
-    t = _one("gpt-peer-*.json")
-    rows = t["rows"]
-    names = list(rows)
-    lines = [f"`python benchmarks/gpt_peer.py --seconds {t['seconds']:.0f}`: both models "
-             f"{rows[names[0]]['params']:,} parameters, the same loop, windows and "
-             f"{t['seconds']:.0f} s of training each, on {t.get('cpu_threads')} threads "
-             f"({t.get('cpu')}, torch {t.get('torch')}, transformers {t['transformers']}). "
-             "File: `results/benchmarks/gpt-peer-*.json`.", "",
-             "| measure | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
-    for key, label, fmt in (("train_tokens_per_s", "training tokens/s", "{:,.0f}"),
-                            ("steps", "steps in the budget", "{:,}"),
-                            ("val_nats_per_char", "held-out loss at equal time (nats/char)",
-                             "{:.3f}"),
-                            ("generate_tokens_per_s", "generation tokens/s (KV cache, batch 1)",
-                             "{:,.0f}")):
-        lines.append(f"| {label} | " + " | ".join(fmt.format(rows[n][key]) for n in names)
-                     + " |")
-    return "\n".join(lines)
-
-
-def unet_peer() -> str:
-    t = _one("unet-peer-*.json")
-    rows = t["rows"]
-    lines = [f"`python benchmarks/unet_peer.py --epochs {t['epochs']}`: both through the same "
-             f"Trainer and `segment-scenes` recipe, {t['epochs']} epochs each, on "
-             f"{t.get('cpu_threads')} threads ({t.get('cpu')}, torch {t.get('torch')}, "
-             f"segmentation_models_pytorch {t['smp']}). File: "
-             "`results/benchmarks/unet-peer-*.json`.", "",
-             "| model | parameters | test foreground Dice | class Dice | mIoU | training time |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for name, r in rows.items():
-        lines.append(f"| {name} | {r['num_params']:,} | {r['test_dice']:.3f} | "
-                     f"{r['test_class_dice']:.3f} | {r['test_miou']:.3f} | "
-                     f"{r['wall_s'] / 60:.1f} min |")
-    return "\n".join(lines)
-
-
-def clip_peer() -> str:
-    if not list((RESULTS / "benchmarks").glob("clip-peer-*.json")):
-        return "Not measured yet: `python benchmarks/clip_peer.py`."
-    t = _one("clip-peer-*.json")
-    lines = [f"`python benchmarks/clip_peer.py --epochs {t['epochs']}`: all through the same "
-             f"Trainer and `clip-clipart` recipe, {t['epochs']} epochs each, one seed, on "
-             f"{t.get('cpu_threads')} threads ({t.get('cpu')}, torch {t.get('torch')}, "
-             f"open_clip {t['open_clip']}). File: `results/benchmarks/clip-peer-*.json`.", "",
-             "| model | parameters | zero-shot balanced acc. | zero-shot acc. | probe acc. | "
-             "image→text R@1 | text→image R@1 | training time |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for name, r in t["rows"].items():
-        lines.append(f"| {name} | {r['num_params']:,} | {r['test_zero_shot_balanced_acc']:.1%} | "
-                     f"{r['test_zero_shot_acc']:.1%} | {r['test_probe_acc']:.1%} | "
-                     f"{r['test_image_to_text_r1']:.1%} | {r['test_text_to_image_r1']:.1%} | "
-                     f"{r['wall_s'] / 60:.1f} min |")
     return "\n".join(lines)
 
 
@@ -435,6 +334,7 @@ def scaling() -> str:
 
 BLOCKS = {"science": science, "clip": clip, "speech": speech, "clip-peer": clip_peer, "recipes": recipes, "gpt-peer": gpt_peer, "tour": tour, "throughput": throughput,
           "time-to-accuracy": time_to_accuracy, "unet-peer": unet_peer, "upscale": upscale,
+          "scene-augment": scene_augment,
           "directions": directions, "scaling": scaling,
           "tokenisers": tokenisers}
 

@@ -14,9 +14,10 @@ grey level is the alpha) and the backgrounds are random crops of the 23 ``photos
   epoch (``data.augment = "copy-paste"``), as the paper uses it. ``"copy-paste-recolour"``
   also recolours their backgrounds (channels permuted, half of them inverted), since 15
   training photographs are few looks. On the U-Net recipe (one seed each, 8 epochs) fresh
-  scenes lifted test Dice from 0.816 to 0.845, and recolouring them to 0.863; on the
+  scenes lifted test Dice from 0.816 to 0.842, and recolouring them to 0.863; on the
   detector (20 epochs) recolouring left test mAP@0.5 where it was (0.721 against 0.723) and
-  lowered validation's (0.685 against 0.734), so ``detect-scenes`` does not recolour.
+  lowered validation's (0.684 against 0.734), so ``detect-scenes`` does not recolour
+  (``results/benchmarks/scene-augment-*.json``).
 - **Reproducible.** A scene is a function of (split, index, seed): numpy's PCG64 seeded with
   them. :func:`compose` is deterministic; nothing is cached on disk.
 - **Occlusion.** Up to ``max_objects`` digits per scene, each 45-75% of the scene's side; a
