@@ -103,24 +103,30 @@ def scene_augment() -> str:
     names = {"none": "the fixed 4,000", "copy-paste": "fresh every epoch",
              "copy-paste-recolour": "fresh, on recoloured photographs"}
     lines = [f"File: `results/benchmarks/scene-augment-*.json` (seed {t['seed']}, "
-             f"{t.get('cpu_threads')} threads, {t.get('cpu')}); {t['note']}", "",
+             f"{t.get('cpu_threads')} threads, {t.get('cpu')}); {t.get('note', '')}", "",
              "| recipe | `data.augment` | training scenes | test (last epoch) | validation "
-             "(last epoch) | test Dice outside the edge band (best.pt) | training time |",
+             "(last epoch) | test Dice outside the edge band (best.pt) | training time* |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for recipe, arms in t["rows"].items():
         figure = "Dice" if recipe == "segment-scenes" else "mAP@0.5"
         for arm, r in arms.items():
-            val, test = [r[k] for k in r if k.startswith("last_")]
+            key = "dice" if recipe == "segment-scenes" else "map50"
+            val, test = r[f"last_val_{key}"], r[f"last_test_{key}"]
             outside = r.get("test_dice_outside_band")
             lines.append(f"| `{recipe}` | `{arm}` | {names[arm]} | {figure} {test:.3f} | "
                          f"{val:.3f} | {'' if outside is None else f'{outside:.3f}'} | "
                          f"{r['wall_s'] / 60:.1f} min |")
     bands = [r for r in t["rows"]["segment-scenes"].values() if "errors_in_band" in r]
     if bands:
-        lines += ["", "The band (foreground pixels within one pixel of a digit's edge) holds "
-                  f"{bands[-1]['band_share_of_foreground']:.0%} of the test foreground and "
-                  + " and ".join(f"{r['errors_in_band']:.0%}" for r in bands)
+        lines += ["", "The edge band (pixels within one pixel of a digit's edge, either side) "
+                  f"holds {bands[-1]['band_share_of_foreground']:.0%} of the test foreground "
+                  "pixels, and " + " and ".join(f"{r['errors_in_band']:.0%}" for r in bands)
                   + " of the errors of the runs with fresh scenes."]
+    firsts = [r["first_epoch_s"] for r in t["rows"]["segment-scenes"].values()
+              if "first_epoch_s" in r]
+    if firsts:  # the same work in every run: what the machine's load did to the times
+        lines += ["", "*On a shared machine. Epoch 1 trains on the same fixed scenes in every "
+                  f"U-Net run, and took from {min(firsts):.0f} to {max(firsts):.0f} s."]
     return "\n".join(lines)
 
 

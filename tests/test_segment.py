@@ -140,6 +140,14 @@ def test_copy_paste_epochs_are_fresh_scenes_the_same_on_every_pass(sources):
     resumed.set_epoch(1)
     assert torch.equal(torch.cat([i for i, _ in resumed.iterate(1)]), second[8:])
     recoloured = CopyPasteEpochs(data, tensors, recolour=True, batch_size=8, seed=0)
+    held_out = data.val.images.clone(), data.test.images.clone()
+    data.compose_train(3, True)  # recolouring training scenes never touches the held-out ones
+    scenes._composed.cache_clear()  # compose every split again, from the same photographs
+    again = scenes.load_scenes(str(sources), image_size=32, counts={"train": 24, "val": 4,
+                                                                     "test": 4})
+    assert again is not data
+    assert torch.equal(again.val.images, held_out[0])
+    assert torch.equal(again.test.images, held_out[1])
     assert torch.equal(epoch_images(recoloured, 0), first)  # the set itself is never recoloured
     assert not torch.equal(epoch_images(recoloured, 1), second)
     assert torch.equal(epoch_images(CopyPasteEpochs(data, tensors, recolour=True,
@@ -200,7 +208,7 @@ def test_train_then_predict_writes_the_mask_over_an_image_of_any_size(cli, sourc
     assert code == 2 and "bad.png is not an image" in err and '"image"' in out
 
 
-def test_recolour_permutes_or_inverts_the_background_and_keeps_the_labels_exact():
+def test_recolour_permutes_or_inverts_the_background_and_keeps_the_digit_in_contrast():
     from deepatlas.data.scenes import compose
 
     digit = np.zeros((1, 28, 28), np.uint8)

@@ -217,6 +217,8 @@ def test_fit_arms_runs_every_arm_at_every_seed_and_pairs_them_by_seed(tmp_path):
             (3, f"{arm.replace(' ', '-')}-seed3"), (4, f"{arm.replace(' ', '-')}-seed4")]
     assert [c["regularize"]["mixup_alpha"] for _, _, c in seen["with mixup"]] == [0.2, 0.2]
     assert [c["regularize"]["mixup_alpha"] for _, _, c in seen["plain"]] == [0.0, 0.0]
+    assert all(c["train"]["limit_train_batches"] == 2 for runs in seen.values()
+               for _, _, c in runs)  # common reaches every run
 
 
 def test_a_run_of_another_task_is_refused_with_what_it_is(tmp_path):

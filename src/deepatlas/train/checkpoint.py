@@ -109,8 +109,8 @@ def load_run(run_or_file: str | Path, task: str, refusal: str, label: str | None
         def a(name: str) -> str:
             return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
-        raise UserError(f"{path} is not {a(label or task)} run (it is {a(str(found))} run); "
-                        f"{refusal}")
+        what = f"it is {a(found)} run" if found else "it names no task"
+        raise UserError(f"{path} is not {a(label or task)} run ({what}); {refusal}")
     return state, path
 
 
