@@ -46,7 +46,6 @@ def plan(n: int, epochs: int, min_steps: int) -> int:
             implements="data.train_examples (nested subsets) on recipe fashion-mnist-fast; "
                        "a power-law fit")
 def run(ctx: Context) -> Result:
-
     absent = without_fashion_mnist()
     if absent is not None:
         return absent

@@ -70,7 +70,6 @@ def drift_curve(run_dir: Path, draws: int, images: int) -> dict[str, list[float]
                        "read noise, PCM drift, DAC/ADC, drift compensation), model analog-mlp, "
                        "recipe analog-mnist")
 def run(ctx: Context) -> Result:
-
     missing = without_data("mnist-10k")
     if missing is not None:
         return missing

@@ -47,7 +47,6 @@ def non_embedding_parameters(layers: int, d_model: int) -> int:
             implements="deepatlas.models.gpt (num_params(embeddings=False)); recipe "
                        "gpt-austen at five sizes; a power-law fit")
 def run(ctx: Context) -> Result:
-
     absent = without_data("austen")
     if absent is not None:
         return absent
