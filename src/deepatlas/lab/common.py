@@ -142,6 +142,24 @@ def power_law(sizes: list[int], errors: list[float]) -> tuple[float, float, floa
     return float(math.exp(intercept)), float(-slope), float(1 - residual.var() / y.var())
 
 
+def scaling_verdict(sizes: list[int], per_size: dict[int, list[float]], effect_name: str,
+                    digits: int = 2):
+    """A scaling experiment's judgement: the smallest size's values against the largest's,
+    paired over seeds, and the power law a N^-b fitted to the means, which must fall (b > 0)
+    and fit (R^2 >= 0.9). Returns (means, (a, b, R^2), effects, status, note); ``digits``
+    are b's in the note."""
+    import numpy as np
+
+    from deepatlas.lab.stats import compare, verdict
+
+    means = [float(np.mean(per_size[n])) for n in sizes]
+    a, b, r2 = power_law(sizes, means)
+    effects = [compare(effect_name, per_size[sizes[0]], per_size[sizes[-1]])]
+    status, note = verdict(effects, also=b > 0 and r2 >= 0.9,
+                           unmet=f"the power-law fit is poor (b {b:.{digits}f}, R² {r2:.2f})")
+    return means, (a, b, r2), effects, status, note
+
+
 def plot_power_law(sizes: list[int], per_seed: dict[int, list[float]],
                    fit: tuple[float, float, float], digits: int = 2):
     """Each seed's value at each size and the fitted a N^-b, in log-log axes: (figure, axes)."""

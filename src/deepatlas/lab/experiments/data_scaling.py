@@ -24,10 +24,9 @@ import math
 
 import numpy as np
 
-from deepatlas.lab.common import (fit_arms, plot_power_law, power_law, save,
+from deepatlas.lab.common import (fit_arms, plot_power_law, save, scaling_verdict,
                                   without_fashion_mnist)
 from deepatlas.lab.registry import Context, Result, experiment
-from deepatlas.lab.stats import compare, verdict
 
 MIN_STEPS = 200
 BATCH = 256  # fashion-mnist-fast's batch size
@@ -64,12 +63,8 @@ def run(ctx: Context) -> Result:
         1 - float(summary["test_acc"]), float(summary["wall_s"])), common)
     errors = {n: [e for e, _ in runs[f"n{n}"]] for n in sizes}
     walls = {n: [w for _, w in runs[f"n{n}"]] for n in sizes}
-    means = [float(np.mean(errors[n])) for n in sizes]
-    a, b, r2 = power_law(sizes, means)
-    effects = [compare(f"test error with {sizes[0]:,} - with {sizes[-1]:,} images",
-                       errors[sizes[0]], errors[sizes[-1]])]
-    status, note = verdict(effects, also=b > 0 and r2 >= 0.9,
-                           unmet=f"the power-law fit is poor (b {b:.2f}, R² {r2:.2f})")
+    means, (a, b, r2), effects, status, note = scaling_verdict(
+        sizes, errors, f"test error with {sizes[0]:,} - with {sizes[-1]:,} images")
 
     fig, ax = plot_power_law(sizes, errors, (a, b, r2))
     ax.set_xlabel("training images N")

@@ -17,12 +17,9 @@ explains at least 90% of the variance of log L (R^2 >= 0.9).
 
 from __future__ import annotations
 
-import numpy as np
-
-from deepatlas.lab.common import (fit_arms, plot_power_law, power_law, save,
+from deepatlas.lab.common import (fit_arms, plot_power_law, save, scaling_verdict,
                                   without_data)
 from deepatlas.lab.registry import Context, Result, experiment
-from deepatlas.lab.stats import compare, verdict
 
 SIZES = [(1, 32), (2, 48), (2, 64), (3, 96), (4, 128)]  # (layers, d_model), 4 heads each
 STEPS, BATCH, CONTEXT = 800, 16, 64  # 819,200 characters seen by every size
@@ -63,12 +60,8 @@ def run(ctx: Context) -> Result:
     runs = fit_arms(ctx.out, seeds, arms,
                     lambda summary, _: float(summary["test_nats_per_char"]), common)
     losses = {n: runs[arm] for n, arm in zip(params, arms)}
-    means = [float(np.mean(losses[n])) for n in params]
-    a, b, r2 = power_law(params, means)
-    effects = [compare(f"held-out nats/char, N = {params[0]:,} - N = {params[-1]:,}",
-                       losses[params[0]], losses[params[-1]])]
-    status, note = verdict(effects, also=b > 0 and r2 >= 0.9,
-                           unmet=f"the power-law fit is poor (b {b:.3f}, R² {r2:.2f})")
+    means, (a, b, r2), effects, status, note = scaling_verdict(
+        params, losses, f"held-out nats/char, N = {params[0]:,} - N = {params[-1]:,}", digits=3)
 
     fig, ax = plot_power_law(params, losses, (a, b, r2), digits=3)
     from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
