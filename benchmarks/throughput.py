@@ -1,11 +1,13 @@
 """Training throughput per model and precision, against this machine's own matmul peak (MAP 8).
 
-    python benchmarks/throughput.py [--batch 256] [--steps 20] [--out results/benchmarks]
+    python benchmarks/throughput.py [--batch 256] [--steps 20] [--device cpu] [--out results/benchmarks]
 
 For each model and precision: images per second of a full training step (forward, backward,
 SGD update) on Fashion-MNIST-shaped input (1 x 28 x 28), and the achieved FLOP rate, with the
-step's FLOPs counted by torch.utils.flop_counter. The peak is a 2048 x 2048 matmul in the same
-precision. Run by hand, never by the tests; results go to a JSON with the machine and versions.
+step's FLOPs counted by torch.utils.flop_counter. The peak is a square matmul in the same
+precision (2048 on a CPU; 8192 on a GPU, which a smaller one leaves idle). fp32 means IEEE
+fp32 on a GPU too (TF32 off, PyTorch's default for matmuls). Run by hand, never by the tests;
+results go to a JSON with the machine and versions.
 """
 
 from __future__ import annotations
@@ -30,39 +32,51 @@ MODELS = {
 }
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so that a wall-clock interval covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(dtype: torch.dtype, device: torch.device, repeats: int = 10) -> float:
+    n = 8192 if device.type == "cuda" else 2048
+    a, b = (torch.randn(n, n, dtype=dtype, device=device) for _ in range(2))
     a @ b
+    synchronize(device)
     t0 = time.perf_counter()
     for _ in range(repeats):
         a @ b
+    synchronize(device)
     return 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9  # GFLOP/s
 
 
 def train_step(model, optimizer, x, y, amp: torch.dtype | None) -> None:
-    with torch.autocast("cpu", dtype=amp or torch.float32, enabled=amp is not None):
+    with torch.autocast(x.device.type, dtype=amp or torch.float32, enabled=amp is not None):
         loss = F.cross_entropy(model(x), y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
 
 
-def measure(name: str, options: dict, amp: torch.dtype | None, batch: int, steps: int) -> dict:
+def measure(name: str, options: dict, amp: torch.dtype | None, batch: int, steps: int,
+            device: torch.device) -> dict:
     torch.manual_seed(0)
     model = create_model(name, in_channels=1, image_size=28, num_classes=10, **options)
     memory_format = torch.channels_last if name != "mlp" else torch.contiguous_format
-    model = model.to(memory_format=memory_format).train()
+    model = model.to(device, memory_format=memory_format).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(batch, 1, 28, 28).contiguous(memory_format=memory_format)
-    y = torch.randint(0, 10, (batch,))
+    x = torch.randn(batch, 1, 28, 28, device=device).contiguous(memory_format=memory_format)
+    y = torch.randint(0, 10, (batch,), device=device)
     with FlopCounterMode(display=False) as counter:
         train_step(model, optimizer, x, y, amp)
     flops = counter.get_total_flops()
     for _ in range(3):
         train_step(model, optimizer, x, y, amp)
+    synchronize(device)
     t0 = time.perf_counter()
     for _ in range(steps):
         train_step(model, optimizer, x, y, amp)
+    synchronize(device)
     seconds = (time.perf_counter() - t0) / steps
     return {"images_per_s": batch / seconds, "gflop_per_s": flops / seconds / 1e9,
             "gflop_per_step": flops / 1e9, "params": sum(p.numel() for p in model.parameters())}
@@ -72,22 +86,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--out", default="results/benchmarks")
     args = parser.parse_args()
-    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    device = torch.device(args.device)
+    peaks = {"fp32": matmul_peak(torch.float32, device),
+             "bf16": matmul_peak(torch.bfloat16, device)}
+    where = (torch.cuda.get_device_name(device) if device.type == "cuda"
+             else f"{torch.get_num_threads()} threads")
     print(f"matmul peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s "
-          f"({torch.get_num_threads()} threads)")
+          f"({where})")
     rows = []
     for label, (name, options) in MODELS.items():
         for precision, amp in (("fp32", None), ("bf16", torch.bfloat16)):
-            r = measure(name, options, amp, args.batch, args.steps)
+            r = measure(name, options, amp, args.batch, args.steps, device)
             r.update(model=label, precision=precision,
                      share_of_peak=r["gflop_per_s"] / peaks[precision])
             rows.append(r)
             print(f"{label:<30} {precision}  {r['images_per_s']:>8.0f} img/s  "
                   f"{r['gflop_per_s']:>6.1f} GFLOP/s  {r['share_of_peak']:>5.1%} of peak")
     path = write_result(args.out, "throughput", {"batch": args.batch, "steps": args.steps,
-                                                 "peaks": peaks, "rows": rows})
+                                                 "peaks": peaks, "rows": rows}, device)
     print(f"wrote {path}")
 
 

@@ -9,11 +9,35 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
-def _one(pattern: str) -> dict:
-    files = sorted((RESULTS / "benchmarks").glob(pattern))
+def _one(pattern: str, gpu: bool = False) -> dict:
+    """The one result file matching ``pattern`` measured on a CPU (or, with ``gpu``, on a
+    GPU: ``benchmarks/*.py --device cuda``)."""
+    files = [f for f in sorted((RESULTS / "benchmarks").glob(pattern))
+             if json.loads(f.read_text()).get("device", "cpu").startswith("cuda") == gpu]
     if len(files) != 1:
-        raise SystemExit(f"expected one results/benchmarks/{pattern}, found {len(files)}")
+        raise SystemExit(f"expected one results/benchmarks/{pattern} measured on a "
+                         f"{'GPU' if gpu else 'CPU'}, found {len(files)}")
     return json.loads(files[0].read_text())
+
+
+def _throughput_rows(t: dict) -> list[str]:
+    lines = ["| model | parameters | precision | images/s | GFLOP/s | share of the matmul peak |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for r in t["rows"]:
+        lines.append(f"| {r['model']} | {r['params']:,} | {r['precision']} | "
+                     f"{r['images_per_s']:,.0f} | {r['gflop_per_s']:,.0f} | "
+                     f"{r['share_of_peak']:.1%} |")
+    return lines
+
+
+def throughput_gpu() -> str:
+    t = _one("throughput-*.json", gpu=True)
+    peaks = t["peaks"]
+    return "\n".join([
+        f"`python benchmarks/throughput.py --device cuda --batch {t['batch']} --steps "
+        f"{t['steps']}` on one {t['gpu']} (torch {t['torch']}): 8192 x 8192 matmul peak "
+        f"{peaks['fp32'] / 1000:,.0f} TFLOP/s fp32 (TF32 off), {peaks['bf16'] / 1000:,.0f} "
+        "bf16. File: `results/benchmarks/throughput-h200.json`.", ""] + _throughput_rows(t))
 
 
 def throughput() -> str:
@@ -23,13 +47,39 @@ def throughput() -> str:
              f"bf16 (batch {t['batch']}, channels_last): matmul peak {peaks['fp32']:.0f} "
              f"GFLOP/s fp32, {peaks['bf16']:.0f} bf16. A CPU without native bf16 runs the bf16 "
              "rows emulated, many times slower; `precision = \"auto\"` uses fp32 there. File: "
-             "`results/benchmarks/throughput-*.json`.", "",
-             "| model | parameters | precision | images/s | GFLOP/s | share of the matmul peak |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "`results/benchmarks/throughput-vm.json`.", ""] + _throughput_rows(t)
+    return "\n".join(lines)
+
+
+def detector_fps() -> str:
+    t = _one("detector-fps-*.json", gpu=True)
+    lines = [f"`python benchmarks/detector_fps.py --device cuda --compile` on one {t['gpu']} "
+             f"(torch {t['torch']}): the recipe's detector ({t['params']:,} parameters), batch "
+             f"1, forward pass plus NMS, {t['trials']} trials of {t['frames']} frames, mean ± "
+             "std. File: `results/benchmarks/detector-fps-h200.json`.", "",
+             "| runtime | 320 px | 640 px |", "| --- | --- | --- |"]
+    by_runtime: dict[str, dict[int, dict]] = {}
     for r in t["rows"]:
-        lines.append(f"| {r['model']} | {r['params']:,} | {r['precision']} | "
-                     f"{r['images_per_s']:,.0f} | {r['gflop_per_s']:.0f} | "
-                     f"{r['share_of_peak']:.0%} |")
+        by_runtime.setdefault(r["runtime"], {})[r["size"]] = r
+    for runtime, sizes in by_runtime.items():
+        cells = [f"{sizes[s]['fps_mean']:,.0f} ± {sizes[s]['fps_std']:.0f} FPS "
+                 f"({sizes[s]['ms_per_frame']:.2f} ms)" if s in sizes else "" for s in (320, 640)]
+        lines.append(f"| {runtime} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def detect_gpu() -> str:
+    t = _one("detect-gpu-*.json", gpu=True)
+    lines = [f"On one {t['gpu']} (torch {t['torch']}, bf16), seed 0, three runs side by side. "
+             "File: `results/benchmarks/detect-gpu-h200.json`.", "",
+             "| run | parameters | epochs | training time | test mAP@0.5 | test mAP@0.5:0.95 | "
+             "validation mAP@0.5 |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, r in t["runs"].items():
+        last = r["curve"][-1]  # scored every 5 epochs; a stopped run's last scores
+        wall = r.get("wall_s", last["wall_s"]) / 60
+        lines.append(f"| {name} | {r['num_params']:,} | {last['epoch']} | {wall:.1f} min | "
+                     f"{last['test_map50']:.3f} | {last['test_map']:.3f} | "
+                     f"{last['val_map50']:.3f} |")
     return "\n".join(lines)
 
 

@@ -38,8 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or loaded by path
-from readme_benchmarks import (clip_peer, gpt_peer, scene_augment,  # noqa: E402
-                               throughput, time_to_accuracy, unet_peer)
+from readme_benchmarks import (clip_peer, detect_gpu, detector_fps, gpt_peer,  # noqa: E402
+                               scene_augment, throughput, throughput_gpu, time_to_accuracy,
+                               unet_peer)
 
 
 def _num(x: float) -> str:
@@ -334,7 +335,8 @@ def scaling() -> str:
 
 BLOCKS = {"science": science, "clip": clip, "speech": speech, "clip-peer": clip_peer, "recipes": recipes, "gpt-peer": gpt_peer, "tour": tour, "throughput": throughput,
           "time-to-accuracy": time_to_accuracy, "unet-peer": unet_peer, "upscale": upscale,
-          "scene-augment": scene_augment,
+          "scene-augment": scene_augment, "throughput-gpu": throughput_gpu,
+          "detector-fps": detector_fps, "detect-gpu": detect_gpu,
           "directions": directions, "scaling": scaling,
           "tokenisers": tokenisers}
 

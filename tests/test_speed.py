@@ -160,3 +160,17 @@ def test_benchmark_results_record_the_machine(tmp_path):
     saved = json.loads(path.read_text())
     assert saved["figure"] == 1.5 and saved["torch"] == torch.__version__
     assert saved["cpu_threads"] >= 1 and path.name.startswith("bench-")
+
+
+def test_gpu_benchmark_results_are_named_after_the_gpu(tmp_path, monkeypatch):
+    """One host's CPU and GPU results must not overwrite each other (both hosts here are
+    called "vm")."""
+    from deepatlas.train import runinfo
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    monkeypatch.setattr(runinfo, "machine_info", lambda device: {"device": str(device)})
+    path = runinfo.write_result(tmp_path, "bench", {"figure": 1.5}, torch.device("cuda"))
+    assert path.name == "bench-h200.json"
+    assert json.loads(path.read_text())["device"] == "cuda"
+    cpu = runinfo.write_result(tmp_path, "bench", {"figure": 2.0})
+    assert cpu != path and json.loads(path.read_text())["figure"] == 1.5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +39,18 @@ def machine_info(device: torch.device) -> dict[str, Any]:
     return info
 
 
-def write_result(out_dir: str | Path, name: str, result: dict[str, Any]) -> Path:
-    """Write ``result``, with the machine and versions, to ``out_dir/name-<host>.json``
-    (how every benchmark records what it measured)."""
+def write_result(out_dir: str | Path, name: str, result: dict[str, Any],
+                 device: torch.device = torch.device("cpu")) -> Path:
+    """Write ``result``, with the machine (``device`` and what it is) and versions, to
+    ``out_dir/name-<where>.json`` (how every benchmark records what it measured): ``<where>``
+    is the host's name, or on a GPU the GPU's (``NVIDIA H200`` -> ``h200``), so that one
+    host's CPU and GPU results sit side by side."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{name}-{platform.node() or 'machine'}.json"
-    path.write_text(json.dumps({**result, **machine_info(torch.device("cpu"))}, indent=2) + "\n")
+    where = platform.node() or "machine"
+    if device.type == "cuda":
+        gpu = torch.cuda.get_device_name(device).lower().removeprefix("nvidia ")
+        where = re.sub(r"[^a-z0-9]+", "-", gpu).strip("-")
+    path = out / f"{name}-{where}.json"
+    path.write_text(json.dumps({**result, **machine_info(device)}, indent=2) + "\n")
     return path

@@ -27,22 +27,32 @@ QUOTED_FPS = 45.0
 SIZES = (320, 640)
 
 
-def frames_per_second(model, size: int, frames: int, warmup: int = 3) -> float:
-    """Batch-1 frames per second of ``model`` plus NMS on ``size`` x ``size`` inputs."""
+def frames_per_second(model, size: int, frames: int, warmup: int = 3, device=None,
+                      amp=None) -> float:
+    """Batch-1 frames per second of ``model`` plus NMS on ``size`` x ``size`` inputs, on
+    ``device`` (the model's; CPU by default), under autocast to ``amp`` when given."""
     import torch
 
     from deepatlas.models.detector import postprocess
 
-    x = torch.randn(1, 3, size, size)
+    device = torch.device(device or "cpu")
+    x = torch.randn(1, 3, size, size, device=device)
+
+    def frame():
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            out = model(x)
+        return postprocess(out.float(), score_threshold=0.25)
+
     with torch.inference_mode():
-        return timed(lambda: postprocess(model(x), score_threshold=0.25), frames, warmup)
+        return timed(frame, frames, warmup, device)
 
 
-def onnx_frame(model, size: int, path):
+def onnx_frame(model, size: int, path, provider: str = "CPUExecutionProvider"):
     """A function running one batch-1 frame plus NMS through ONNX Runtime, the model exported
     to ``path`` as ``deepatlas export --format onnx`` writes it
-    (:func:`deepatlas.compress.export.export_onnx`), on as many threads as PyTorch uses; None
-    when onnx, onnxscript or onnxruntime is not installed."""
+    (:func:`deepatlas.compress.export.export_onnx`), on ``provider`` (on a CPU, as many threads
+    as PyTorch uses); None when onnx, onnxscript or onnxruntime is not installed, or when
+    ONNX Runtime lacks ``provider``."""
     import torch
 
     from deepatlas.errors import UserError
@@ -53,26 +63,36 @@ def onnx_frame(model, size: int, path):
 
         from deepatlas.compress.export import export_onnx
 
+        if provider not in onnxruntime.get_available_providers():
+            return None
         x = torch.randn(1, 3, size, size)
         export_onnx(model, x, path, "{}")
     except (ImportError, UserError):
         return None
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
-    session = onnxruntime.InferenceSession(str(path), options,
-                                           providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(str(path), options, providers=[provider])
     feed = {session.get_inputs()[0].name: x.numpy()}
     return lambda: postprocess(torch.from_numpy(session.run(None, feed)[0]),
                                score_threshold=0.25)
 
 
-def timed(frame, frames: int, warmup: int = 3) -> float:
-    """Frames per second of ``frame()``, after ``warmup`` untimed calls."""
+def timed(frame, frames: int, warmup: int = 3, device=None) -> float:
+    """Frames per second of ``frame()``, after ``warmup`` untimed calls; on a GPU the clock
+    stops when its queued work is done."""
+    import torch
+
+    def synchronize() -> None:
+        if device is not None and torch.device(device).type == "cuda":
+            torch.cuda.synchronize(device)
+
     for _ in range(warmup):
         frame()
+    synchronize()
     start = time.perf_counter()
     for _ in range(frames):
         frame()
+    synchronize()
     return frames / (time.perf_counter() - start)
 
 
