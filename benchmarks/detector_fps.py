@@ -37,6 +37,7 @@ from deepatlas.train.runinfo import write_result
 
 
 def detector(size: int, device: torch.device) -> torch.nn.Module:
+    """The ``detect-scenes`` recipe's detector for ``size`` px inputs, untrained (seed 0)."""
     recipe = load_recipe("detect-scenes")
     options = {k: v for k, v in recipe.model.items() if k != "name"}
     torch.manual_seed(0)

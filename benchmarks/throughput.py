@@ -1,13 +1,15 @@
 """Training throughput per model and precision, against this machine's own matmul peak (MAP 8).
 
-    python benchmarks/throughput.py [--batch 256] [--steps 20] [--device cpu] [--out results/benchmarks]
+    python benchmarks/throughput.py [--batch 256] [--steps 20] [--device cpu]
+                                    [--out results/benchmarks]
 
 For each model and precision: images per second of a full training step (forward, backward,
 SGD update) on Fashion-MNIST-shaped input (1 x 28 x 28), and the achieved FLOP rate, with the
 step's FLOPs counted by torch.utils.flop_counter. The peak is a square matmul in the same
-precision (2048 on a CPU; 8192 on a GPU, which a smaller one leaves idle). fp32 means IEEE
-fp32 on a GPU too (TF32 off, PyTorch's default for matmuls). Run by hand, never by the tests;
-results go to a JSON with the machine and versions.
+precision (2048 on a CPU; 8192 on a GPU, which a smaller one leaves idle). On a GPU the fp32
+peak is IEEE fp32 (TF32 off, PyTorch's default for matmuls), while the fp32 rows' convolutions
+run in TF32 (cuDNN's default in PyTorch): PyTorch's defaults, as a user meets them. Run by
+hand, never by the tests; results go to a JSON with the machine and versions.
 """
 
 from __future__ import annotations

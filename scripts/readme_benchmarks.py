@@ -17,7 +17,7 @@ def _one(pattern: str, gpu: bool = False) -> dict:
     if len(files) != 1:
         raise SystemExit(f"expected one results/benchmarks/{pattern} measured on a "
                          f"{'GPU' if gpu else 'CPU'}, found {len(files)}")
-    return json.loads(files[0].read_text())
+    return {**json.loads(files[0].read_text()), "file": f"results/benchmarks/{files[0].name}"}
 
 
 def _throughput_rows(t: dict) -> list[str]:
@@ -37,7 +37,25 @@ def throughput_gpu() -> str:
         f"`python benchmarks/throughput.py --device cuda --batch {t['batch']} --steps "
         f"{t['steps']}` on one {t['gpu']} (torch {t['torch']}): 8192 x 8192 matmul peak "
         f"{peaks['fp32'] / 1000:,.0f} TFLOP/s fp32 (TF32 off), {peaks['bf16'] / 1000:,.0f} "
-        "bf16. File: `results/benchmarks/throughput-h200.json`.", ""] + _throughput_rows(t))
+        "bf16; the fp32 rows' convolutions ran in TF32 (cuDNN's default in PyTorch), which "
+        f"flatters their share of the fp32 peak. File: `{t['file']}`.", ""] + _throughput_rows(t))
+
+
+def translate_gpu() -> str:
+    t = _one("translate-gpu-*.json", gpu=True)
+    lines = [f"On one {t['gpu']} (torch {t['torch']}, bf16), seed 0, three runs side by side; "
+             "the two longer ones were stopped in epoch 7 by the time limit, so they have "
+             f"validation scores at epoch 4 only. File: `{t['file']}`.", "",
+             "| run | epochs planned | at epoch | validation BLEU (greedy) | validation chrF | "
+             "test BLEU (beam 4) | test chrF (beam 4) |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, r in t["runs"].items():
+        scored = [row for row in r["curve"] if "val_bleu" in row][-1]
+        planned = r.get("epochs", r.get("epochs_planned"))
+        test = (f"{r['test_bleu_beam']:.1f} | {r['test_chrf_beam']:.1f}"
+                if "test_bleu_beam" in r else "stopped before | the test")
+        lines.append(f"| {name} | {planned} | {scored['epoch']} | {scored['val_bleu']:.1f} | "
+                     f"{scored['val_chrf']:.1f} | {test} |")
+    return "\n".join(lines)
 
 
 def throughput() -> str:
@@ -47,16 +65,17 @@ def throughput() -> str:
              f"bf16 (batch {t['batch']}, channels_last): matmul peak {peaks['fp32']:.0f} "
              f"GFLOP/s fp32, {peaks['bf16']:.0f} bf16. A CPU without native bf16 runs the bf16 "
              "rows emulated, many times slower; `precision = \"auto\"` uses fp32 there. File: "
-             "`results/benchmarks/throughput-vm.json`.", ""] + _throughput_rows(t)
+             f"`{t['file']}`.", ""] + _throughput_rows(t)
     return "\n".join(lines)
 
 
 def detector_fps() -> str:
     t = _one("detector-fps-*.json", gpu=True)
-    lines = [f"`python benchmarks/detector_fps.py --device cuda --compile` on one {t['gpu']} "
+    lines = [f"`python benchmarks/detector_fps.py --device cuda --compile --frames {t['frames']}` "
+             f"on one {t['gpu']} "
              f"(torch {t['torch']}): the recipe's detector ({t['params']:,} parameters), batch "
              f"1, forward pass plus NMS, {t['trials']} trials of {t['frames']} frames, mean ± "
-             "std. File: `results/benchmarks/detector-fps-h200.json`.", "",
+             f"std. File: `{t['file']}`.", "",
              "| runtime | 320 px | 640 px |", "| --- | --- | --- |"]
     by_runtime: dict[str, dict[int, dict]] = {}
     for r in t["rows"]:
@@ -71,7 +90,7 @@ def detector_fps() -> str:
 def detect_gpu() -> str:
     t = _one("detect-gpu-*.json", gpu=True)
     lines = [f"On one {t['gpu']} (torch {t['torch']}, bf16), seed 0, three runs side by side. "
-             "File: `results/benchmarks/detect-gpu-h200.json`.", "",
+             f"File: `{t['file']}`.", "",
              "| run | parameters | epochs | training time | test mAP@0.5 | test mAP@0.5:0.95 | "
              "validation mAP@0.5 |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, r in t["runs"].items():

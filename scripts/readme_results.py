@@ -17,7 +17,12 @@ generated from one committed file:
 - ``directions``: MAP 7's experiments in ``results/tour-summary.json``;
 - ``science``: MAP 6.3's ``protein-structure`` experiment in ``results/tour-summary.json``;
 - ``tour``: ``results/tour-summary.json`` (``deepatlas tour --out ...``'s ``summary.json``);
-- ``throughput``: ``results/benchmarks/throughput-*.json`` (``benchmarks/throughput.py``);
+- ``throughput``: ``results/benchmarks/throughput-*.json`` (``benchmarks/throughput.py``),
+  and ``throughput-gpu`` its run on a GPU;
+- ``detector-fps``: ``results/benchmarks/detector-fps-*.json`` (``benchmarks/detector_fps.py
+  --device cuda``);
+- ``detect-gpu``, ``translate-gpu``: ``results/benchmarks/detect-gpu-*.json`` and
+  ``translate-gpu-*.json``, recipes trained on a GPU (assembled from the runs' summaries);
 - ``time-to-accuracy``: ``results/benchmarks/time-to-accuracy-*.json``
   (``benchmarks/time_to_accuracy.py``).
 
@@ -40,7 +45,7 @@ RESULTS = ROOT / "results"
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or loaded by path
 from readme_benchmarks import (clip_peer, detect_gpu, detector_fps, gpt_peer,  # noqa: E402
                                scene_augment, throughput, throughput_gpu, time_to_accuracy,
-                               unet_peer)
+                               translate_gpu, unet_peer)
 
 
 def _num(x: float) -> str:
@@ -337,6 +342,7 @@ BLOCKS = {"science": science, "clip": clip, "speech": speech, "clip-peer": clip_
           "time-to-accuracy": time_to_accuracy, "unet-peer": unet_peer, "upscale": upscale,
           "scene-augment": scene_augment, "throughput-gpu": throughput_gpu,
           "detector-fps": detector_fps, "detect-gpu": detect_gpu,
+          "translate-gpu": translate_gpu,
           "directions": directions, "scaling": scaling,
           "tokenisers": tokenisers}
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from deepatlas.data.translation import LengthBatches, load_pairs, read_pairs, split_by_chapter
+from deepatlas.errors import UserError
 from deepatlas.models import create_model
 from deepatlas.tasks.translation import bleu_and_chrf, cut_at_end
 from fakedata import make_bible_pairs
@@ -50,6 +51,28 @@ def test_incremental_decoding_with_the_kv_cache_equals_the_full_decoder(pre_norm
     cache = model.start_decoding(memory)
     steps = [model.decode_step(tgt[:, t], t, cache, keep) for t in range(tgt.shape[1])]
     torch.testing.assert_close(torch.stack(steps, 1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_tied_embeddings_share_one_matrix_and_tokens_enter_at_the_positions_scale():
+    """Vaswani et al. 3.4: one matrix for both embeddings and the output layer, scaled by
+    sqrt(d_model); drawn from N(0, 1/d_model), a token's entries then have unit variance,
+    like the sinusoidal positions'."""
+    torch.manual_seed(0)
+    untied = create_model("transformer-seq2seq", in_channels=4000, num_classes=4000,
+                          d_model=128)
+    tied = create_model("transformer-seq2seq", in_channels=4000, num_classes=4000,
+                        d_model=128, tie_embeddings=True)
+    n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert n(untied) - n(tied) == 2 * 4000 * 128  # parameters() counts a shared one once
+    assert tied.src_embed.weight is tied.tgt_embed.weight is tied.out.weight
+    scaled = tied.src_embed.weight[1:] * 128 ** 0.5
+    assert scaled.std().item() == pytest.approx(1.0, rel=0.02)
+    assert torch.count_nonzero(tied.src_embed.weight[0]) == 0  # padding
+    loss = tied(torch.randint(1, 4000, (2, 5)), torch.randint(1, 4000, (2, 6))).sum()
+    loss.backward()  # the shared matrix collects the gradients of all three uses
+    assert tied.out.weight.grad is not None and tied.out.weight.grad.abs().sum() > 0
+    with pytest.raises(UserError, match="one vocabulary"):
+        create_model("transformer-seq2seq", in_channels=20, num_classes=9, tie_embeddings=True)
 
 
 def test_beam_of_one_is_greedy_and_a_wider_beam_scores_at_least_as_high():

@@ -46,15 +46,31 @@ def transformer(*, in_channels: int = 1, image_size: int = 28, num_classes: int 
 class Seq2SeqTransformer(nn.Module):
     """Encoder-decoder (Vaswani et al. 2017), pre-norm (or post-norm, the paper's layout, with
     ``pre_norm=False``). Token 0 is padding; the decoder input starts with a begin token and is
-    shifted right (teacher forcing)."""
+    shifted right (teacher forcing).
+
+    Embeddings are drawn from N(0, 1/d_model) and multiplied by sqrt(d_model) (the paper's
+    section 3.4; fairseq's init): a token then enters with unit-variance entries, the order
+    of the sinusoidal positions added to it (variance 1/2). PyTorch's default N(0, 1) would
+    make tokens sqrt(d_model) times louder (11x at d_model 128) and drown the positions; the
+    translate-en-es recipe went from 4.3 to 17.2 test BLEU with this and tying together.
+    ``tie_embeddings`` (one vocabulary for both languages) shares one matrix between the
+    source and target embeddings and the output layer, as the paper does: 35% of the
+    recipe's parameters, each row trained by both languages and by the output."""
 
     def __init__(self, src_vocab: int, tgt_vocab: int, d_model: int = 128, heads: int = 4,
                  layers: int = 2, dropout: float = 0.1, max_len: int = 64,
-                 pre_norm: bool = True) -> None:
+                 pre_norm: bool = True, tie_embeddings: bool = False) -> None:
         super().__init__()
+        if tie_embeddings and src_vocab != tgt_vocab:
+            raise ValueError(f"tie_embeddings needs one vocabulary: source {src_vocab}, "
+                             f"target {tgt_vocab} tokens")
         self.d_model = d_model
         self.src_embed = nn.Embedding(src_vocab, d_model, padding_idx=0)
         self.tgt_embed = nn.Embedding(tgt_vocab, d_model, padding_idx=0)
+        for table in (self.src_embed, self.tgt_embed):
+            nn.init.normal_(table.weight, 0.0, d_model ** -0.5)
+            with torch.no_grad():
+                table.weight[0].zero_()  # padding starts at zero (tied, the output moves it)
         self.register_buffer("pe", sinusoidal_positional_encoding(max_len, d_model),
                              persistent=False)
         self.encoder = nn.ModuleList(EncoderLayer(d_model, heads, 4 * d_model, dropout, pre_norm)
@@ -66,6 +82,9 @@ class Seq2SeqTransformer(nn.Module):
         final = nn.LayerNorm if pre_norm else (lambda d: nn.Identity())
         self.enc_norm, self.dec_norm = final(d_model), final(d_model)
         self.out = nn.Linear(d_model, tgt_vocab)
+        if tie_embeddings:
+            self.tgt_embed.weight = self.src_embed.weight
+            self.out.weight = self.src_embed.weight
         self.drop = nn.Dropout(dropout)
 
     def _embed(self, table: nn.Embedding, tokens: torch.Tensor) -> torch.Tensor:
@@ -161,10 +180,11 @@ class Seq2SeqTransformer(nn.Module):
 @register_model(kind="seq2seq")
 def transformer_seq2seq(*, in_channels: int = 32, image_size: int = 0, num_classes: int = 16,
                         d_model: int = 128, heads: int = 4, layers: int = 2,
-                        dropout: float = 0.1, max_len: int = 64, pre_norm: bool = True
-                        ) -> nn.Module:
+                        dropout: float = 0.1, max_len: int = 64, pre_norm: bool = True,
+                        tie_embeddings: bool = False) -> nn.Module:
     """Encoder-decoder; ``in_channels`` / ``num_classes`` are the source / target vocabularies,
     ``max_len`` the longest sequence its positions cover; ``pre_norm=False`` is the original
-    post-norm layout."""
+    post-norm layout; ``tie_embeddings`` shares one matrix between both embeddings and the
+    output layer (one vocabulary)."""
     return Seq2SeqTransformer(in_channels, num_classes, d_model, heads, layers, dropout,
-                              max_len, pre_norm)
+                              max_len, pre_norm, tie_embeddings)

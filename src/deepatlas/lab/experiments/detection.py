@@ -18,17 +18,24 @@ architecture and the number of boxes left for NMS, which a score threshold of 0.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from deepatlas.lab.common import pyplot, save
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import against, verdict
 
+if TYPE_CHECKING:  # torch is imported where it is used: listing the lab stays fast
+    import torch
+
 QUOTED_FPS = 45.0
 SIZES = (320, 640)
 
 
-def frames_per_second(model, size: int, frames: int, warmup: int = 3, device=None,
-                      amp=None) -> float:
+def frames_per_second(model: torch.nn.Module, size: int, frames: int, warmup: int = 3,
+                      device: torch.device | str | None = None,
+                      amp: torch.dtype | None = None) -> float:
     """Batch-1 frames per second of ``model`` plus NMS on ``size`` x ``size`` inputs, on
     ``device`` (the model's; CPU by default), under autocast to ``amp`` when given."""
     import torch
@@ -47,7 +54,8 @@ def frames_per_second(model, size: int, frames: int, warmup: int = 3, device=Non
         return timed(frame, frames, warmup, device)
 
 
-def onnx_frame(model, size: int, path, provider: str = "CPUExecutionProvider"):
+def onnx_frame(model: torch.nn.Module, size: int, path: Path,
+               provider: str = "CPUExecutionProvider") -> Callable[[], Any] | None:
     """A function running one batch-1 frame plus NMS through ONNX Runtime, the model exported
     to ``path`` as ``deepatlas export --format onnx`` writes it
     (:func:`deepatlas.compress.export.export_onnx`), on ``provider`` (on a CPU, as many threads
@@ -77,7 +85,8 @@ def onnx_frame(model, size: int, path, provider: str = "CPUExecutionProvider"):
                                score_threshold=0.25)
 
 
-def timed(frame, frames: int, warmup: int = 3, device=None) -> float:
+def timed(frame: Callable[[], Any], frames: int, warmup: int = 3,
+          device: torch.device | str | None = None) -> float:
     """Frames per second of ``frame()``, after ``warmup`` untimed calls; on a GPU the clock
     stops when its queued work is done."""
     import torch
