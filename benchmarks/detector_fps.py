@@ -29,20 +29,9 @@ from pathlib import Path
 
 import torch
 
-from deepatlas.config import load_recipe
 from deepatlas.lab.experiments.detection import (QUOTED_FPS, SIZES, frames_per_second,
-                                                 onnx_frame, timed)
-from deepatlas.models import create_model
+                                                 onnx_frame, recipe_detector, timed)
 from deepatlas.train.runinfo import write_result
-
-
-def detector(size: int, device: torch.device) -> torch.nn.Module:
-    """The ``detect-scenes`` recipe's detector for ``size`` px inputs, untrained (seed 0)."""
-    recipe = load_recipe("detect-scenes")
-    options = {k: v for k, v in recipe.model.items() if k != "name"}
-    torch.manual_seed(0)
-    return create_model(recipe.model["name"], in_channels=3, image_size=size, num_classes=10,
-                        **options).eval().to(device)
 
 
 def main() -> None:
@@ -59,7 +48,7 @@ def main() -> None:
     if device.type == "cuda":
         runtimes |= {"eager bf16": torch.bfloat16, "eager fp16": torch.float16}
     rows: list[dict] = []
-    params = sum(p.numel() for p in detector(SIZES[0], torch.device("cpu")).parameters())
+    params = sum(p.numel() for p in recipe_detector(SIZES[0]).parameters())
 
     def record(runtime: str, size: int, fps: list[float]) -> Path:
         """Print a row and (re)write the result file, so that an interrupted run keeps it."""
@@ -73,7 +62,7 @@ def main() -> None:
             "params": params, "rows": rows}, device)
 
     for size in SIZES:
-        model = detector(size, device)
+        model = recipe_detector(size).to(device)
         for runtime, amp in runtimes.items():
             record(runtime, size, [frames_per_second(model, size, args.frames, 5, device, amp)
                                    for _ in range(args.trials)])
@@ -85,7 +74,7 @@ def main() -> None:
                     for _ in range(args.trials)])
         provider = "CUDAExecutionProvider" if device.type == "cuda" else "CPUExecutionProvider"
         with tempfile.TemporaryDirectory() as folder:
-            frame = onnx_frame(detector(size, torch.device("cpu")), size,
+            frame = onnx_frame(recipe_detector(size), size,
                                Path(folder) / "detector.onnx", provider)
             if frame is not None:
                 record(f"ONNX Runtime {provider}", size,

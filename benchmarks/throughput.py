@@ -23,6 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from deepatlas.models import create_model
 from deepatlas.train.runinfo import write_result
+from deepatlas.train.runtime import synchronize
 
 MODELS = {
     "airbench-w32 (fashion-mnist-fast)": ("airbench", {"width": 32}),
@@ -32,12 +33,6 @@ MODELS = {
     "cnn-w32 (mnist)": ("cnn", {"width": 32}),
     "mlp-3x256": ("mlp", {"depth": 3, "width": 256}),
 }
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for queued GPU work, so that a wall-clock interval covers it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def matmul_peak(dtype: torch.dtype, device: torch.device, repeats: int = 10) -> float:

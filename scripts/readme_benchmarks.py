@@ -12,12 +12,13 @@ RESULTS = Path(__file__).resolve().parents[1] / "results"
 def _one(pattern: str, gpu: bool = False) -> dict:
     """The one result file matching ``pattern`` measured on a CPU (or, with ``gpu``, on a
     GPU: ``benchmarks/*.py --device cuda``)."""
-    files = [f for f in sorted((RESULTS / "benchmarks").glob(pattern))
-             if json.loads(f.read_text()).get("device", "cpu").startswith("cuda") == gpu]
-    if len(files) != 1:
+    found = [{**json.loads(f.read_text()), "file": f"results/benchmarks/{f.name}"}
+             for f in sorted((RESULTS / "benchmarks").glob(pattern))]
+    found = [t for t in found if t.get("device", "cpu").startswith("cuda") == gpu]
+    if len(found) != 1:
         raise SystemExit(f"expected one results/benchmarks/{pattern} measured on a "
-                         f"{'GPU' if gpu else 'CPU'}, found {len(files)}")
-    return {**json.loads(files[0].read_text()), "file": f"results/benchmarks/{files[0].name}"}
+                         f"{'GPU' if gpu else 'CPU'}, found {len(found)}")
+    return found[0]
 
 
 def _throughput_rows(t: dict) -> list[str]:

@@ -13,6 +13,13 @@ from torch import nn
 from deepatlas.train.distributed import DistEnv, all_reduce_sum
 
 
+def synchronize(device: torch.device | str | None) -> None:
+    """Wait for the work queued on a GPU ``device``, so that a wall-clock interval covers it
+    (a no-op on a CPU, where every op has finished when it returns)."""
+    if device is not None and torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)

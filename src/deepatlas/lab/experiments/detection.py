@@ -33,6 +33,21 @@ QUOTED_FPS = 45.0
 SIZES = (320, 640)
 
 
+def recipe_detector(size: int, seed: int = 0) -> torch.nn.Module:
+    """The ``detect-scenes`` recipe's detector for ``size`` px inputs, untrained, in eval mode,
+    on the CPU."""
+    import torch
+
+    from deepatlas.config import load_recipe
+    from deepatlas.models import create_model
+
+    recipe = load_recipe("detect-scenes")
+    options = {k: v for k, v in recipe.model.items() if k != "name"}
+    torch.manual_seed(seed)
+    return create_model(recipe.model["name"], in_channels=3, image_size=size, num_classes=10,
+                        **options).eval()
+
+
 def frames_per_second(model: torch.nn.Module, size: int, frames: int, warmup: int = 3,
                       device: torch.device | str | None = None,
                       amp: torch.dtype | None = None) -> float:
@@ -89,19 +104,15 @@ def timed(frame: Callable[[], Any], frames: int, warmup: int = 3,
           device: torch.device | str | None = None) -> float:
     """Frames per second of ``frame()``, after ``warmup`` untimed calls; on a GPU the clock
     stops when its queued work is done."""
-    import torch
-
-    def synchronize() -> None:
-        if device is not None and torch.device(device).type == "cuda":
-            torch.cuda.synchronize(device)
+    from deepatlas.train.runtime import synchronize
 
     for _ in range(warmup):
         frame()
-    synchronize()
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(frames):
         frame()
-    synchronize()
+    synchronize(device)
     return frames / (time.perf_counter() - start)
 
 
@@ -115,19 +126,12 @@ def timed(frame: Callable[[], Any], frames: int, warmup: int = 3,
 def run(ctx: Context) -> Result:
     import torch
 
-    from deepatlas.config import load_recipe
-    from deepatlas.models import create_model
-
-    recipe = load_recipe("detect-scenes")
-    options = {k: v for k, v in recipe.model.items() if k != "name"}
     trials, frames = ctx.size(5, 3, smoke=2), ctx.size(30, 10, smoke=2)
     fps: dict[int, list[float]] = {}
     onnx: dict[int, list[float]] = {}
     with_onnx = ctx.size(True, False, smoke=True)  # quick: exporting costs more than timing
     for size in SIZES:
-        torch.manual_seed(ctx.seed)
-        model = create_model(recipe.model["name"], in_channels=3, image_size=size,
-                             num_classes=10, **options).eval()
+        model = recipe_detector(size, ctx.seed)
         fps[size] = [frames_per_second(model, size, frames) for _ in range(trials)]
         frame = (onnx_frame(model, size, ctx.path(f"detector-{size}.onnx"))
                  if with_onnx and (size == SIZES[0] or not ctx.smoke) else None)
