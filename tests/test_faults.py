@@ -151,10 +151,13 @@ def test_a_second_process_on_a_training_run_is_refused(cli, tmp_path):
     """Two trainings into one folder would interleave metrics.jsonl and mix checkpoints: the
     second is refused in one line, and the first finishes untouched."""
     out = tmp_path / "run"
-    proc = _start(out, env={"DEEPATLAS_TEST_STEP_DELAY": "0.02"})
+    # About 90 steps at 0.15 s: 14 s, well past the two refused calls (each about 3 s, most
+    # of it building the task); at 0.02 s a fast machine finished the run between them.
+    proc = _start(out, env={"DEEPATLAS_TEST_STEP_DELAY": "0.15"})
     _wait_until_training(out, proc, 0)
     for resume in ([], ["--resume"]):
         code, _, err = cli("train", "digits", "--out", out, "--set", "seed=1", *resume)
+        assert proc.poll() is None, "the first run ended before the check: slow its steps"
         assert code == 2 and "is in use by another deepatlas process" in err, err
     assert proc.wait(timeout=300) == 0, proc.stderr.read()
     assert "seed = 0" in (out / "config.toml").read_text()
