@@ -53,7 +53,7 @@ def translate_gpu() -> str:
         scored = [row for row in r["curve"] if "val_bleu" in row][-1]
         planned = r.get("epochs", r.get("epochs_planned"))
         test = (f"{r['test_bleu_beam']:.1f} | {r['test_chrf_beam']:.1f}"
-                if "test_bleu_beam" in r else "stopped before | the test")
+                if "test_bleu_beam" in r else "not reached | not reached")
         lines.append(f"| {name} | {planned} | {scored['epoch']} | {scored['val_bleu']:.1f} | "
                      f"{scored['val_chrf']:.1f} | {test} |")
     return "\n".join(lines)

@@ -78,6 +78,42 @@ def test_clip_model_shapes_gradients_and_the_eot_pooling(encoder):
     assert torch.allclose(model.encode_image(images).norm(dim=1), torch.ones(3))
 
 
+def test_the_vit_equals_open_clips_vision_transformer_with_the_same_weights():
+    """CLIP's ViT, ln_pre included: open_clip's VisionTransformer (its projection set to the
+    identity) and deepatlas's, given one set of weights, give the same [CLS] vector."""
+    from open_clip.transformer import VisionTransformer as OpenClipViT
+
+    from deepatlas.models.clip import VisionTransformer
+
+    torch.manual_seed(0)
+    theirs = OpenClipViT(image_size=16, patch_size=4, width=16, layers=2, heads=2,
+                         mlp_ratio=4.0, output_dim=16).eval()
+    ours = VisionTransformer(3, 16, 4, 16, 2, 2).eval()
+    with torch.no_grad():
+        theirs.proj.copy_(torch.eye(16))
+        for p in theirs.parameters():  # LayerNorms and biases too, so that none is trivial
+            if p is not theirs.proj:
+                p.add_(0.1 * torch.randn_like(p))
+    state = theirs.state_dict()
+    renamed = {"cls": state["class_embedding"].view(1, 1, 16),
+               "position": state["positional_embedding"][None],
+               "to_patches.weight": state["conv1.weight"],
+               "norm.weight": state["ln_post.weight"], "norm.bias": state["ln_post.bias"]}
+    names = {"ln_1": "norm1", "ln_2": "norm2", "attn": "attention", "mlp.c_fc": "ff.0",
+             "mlp.c_proj": "ff.3"}
+    for key, value in state.items():
+        if key.startswith("ln_pre"):
+            renamed[key] = value
+        if key.startswith("transformer.resblocks."):
+            rest = key.removeprefix("transformer.resblocks.")
+            for old, new in names.items():
+                rest = rest.replace(f".{old}.", f".{new}.")
+            renamed[f"layers.{rest}"] = value
+    ours.load_state_dict(renamed)  # strict: every parameter of ours has its counterpart
+    images = torch.randn(3, 3, 16, 16)
+    assert torch.allclose(ours(images), theirs(images), atol=1e-5)
+
+
 def test_the_temperature_is_clipped_at_one_hundredth():
     model = create_model("clip", image_size=16, num_classes=20, width=4, context=8,
                          text_width=16, text_layers=1, heads=2, embed_dim=8)

@@ -9,7 +9,10 @@ its caption into one space, trained so that each image is nearest its own captio
 - **Image encoder** (``image_encoder``): ``"resnet"``, the CIFAR-style ResNet of
   :mod:`deepatlas.models.resnet` without its classifier (features 4w), or ``"vit"``, a Vision
   Transformer (Dosovitskiy et al. 2021) from the map's Transformer layers: ``patch`` x
-  ``patch`` patches, a [CLS] token, learned positions, pre-norm layers of width 4w.
+  ``patch`` patches, a [CLS] token, learned positions, pre-norm layers of width 4w. As in
+  CLIP's ViT (and open_clip's): a LayerNorm before the first layer (``ln_pre``), which ViT
+  itself lacks, a patch projection without bias, and the [CLS] token and the positions drawn
+  from N(0, 1/width), so that they start as large as the projected patches.
 - **Text encoder**: CLIP's, a causal Transformer over BPE tokens whose caption vector is the
   last layer's output at the [EOT] token (after LayerNorm). Causal, as in the paper, so the
   padding after [EOT] never reaches it.
@@ -48,18 +51,21 @@ class VisionTransformer(nn.Module):
         super().__init__()
         if image_size % patch:
             raise UserError(f"model.patch={patch} must divide data.image_size={image_size}")
-        self.to_patches = nn.Conv2d(in_channels, width, patch, stride=patch)  # linear per patch
-        self.cls = nn.Parameter(torch.zeros(1, 1, width))
-        self.position = nn.Parameter(torch.zeros(1, 1 + (image_size // patch) ** 2, width))
+        # a linear map of each patch; no bias, since ln_pre follows
+        self.to_patches = nn.Conv2d(in_channels, width, patch, stride=patch, bias=False)
+        scale = width ** -0.5
+        self.cls = nn.Parameter(scale * torch.randn(1, 1, width))
+        self.position = nn.Parameter(scale * torch.randn(1, 1 + (image_size // patch) ** 2,
+                                                         width))
+        self.ln_pre = nn.LayerNorm(width)
         self.layers = nn.ModuleList(EncoderLayer(width, heads, 4 * width, dropout=0.0)
                                     for _ in range(layers))
         self.norm = nn.LayerNorm(width)
-        nn.init.normal_(self.position, std=0.02)
-        nn.init.normal_(self.cls, std=0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.to_patches(x).flatten(2).transpose(1, 2)  # (B, N, D)
         h = torch.cat([self.cls.expand(len(h), -1, -1), h], dim=1) + self.position  # (B, 1+N, D)
+        h = self.ln_pre(h)
         for layer in self.layers:
             h = layer(h)
         return self.norm(h[:, 0])
