@@ -200,6 +200,26 @@ def scene_augment() -> str:
     return "\n".join(lines)
 
 
+def dca_peer() -> str:
+    if not list((RESULTS / "benchmarks").glob("dca-peer-*.json")):
+        return "Not measured yet: `python benchmarks/dca_peer.py`."
+    t = _one("dca-peer-*.json")
+    p = t["top_l5_precision"]
+    return "\n".join([
+        f"`python benchmarks/dca_peer.py` on the lab's {t['families']} test alignments "
+        f"({t['alignment'][0]} sequences x {t['alignment'][1]} residues, pseudocount "
+        f"{t['pseudocount']}, no reweighting), pydca {t['pydca']}, on {t.get('cpu_threads')} "
+        f"threads ({t.get('cpu')}). File: `{t['file']}`.", "",
+        "| | deepatlas | pydca |", "| --- | --- | --- |",
+        f"| couplings J = -C⁻¹, largest difference / largest coupling | "
+        f"{t['max_relative_coupling_difference']:.0e} | (the reference) |",
+        f"| top-L/5 long-range precision, APC-corrected Frobenius score | "
+        f"{p['deepatlas_21_states']:.3f} (over pydca's 21 states; the lab's 20: "
+        f"{p['deepatlas']:.3f}) | {p['pydca']:.3f} |",
+        f"| time for all {t['families']} alignments | {t['seconds']['deepatlas']:.1f} s | "
+        f"{t['seconds']['pydca']:.1f} s |"])
+
+
 def clip_peer() -> str:
     if not list((RESULTS / "benchmarks").glob("clip-peer-*.json")):
         return "Not measured yet: `python benchmarks/clip_peer.py`."

@@ -43,8 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or loaded by path
-from readme_benchmarks import (clip_peer, detect_gpu, detector_fps, gpt_peer,  # noqa: E402
-                               scene_augment, throughput, throughput_gpu, time_to_accuracy,
+from readme_benchmarks import (clip_peer, dca_peer, detect_gpu, detector_fps,  # noqa: E402
+                               gpt_peer, scene_augment, throughput, throughput_gpu, time_to_accuracy,
                                translate_gpu, unet_peer)
 
 
@@ -338,7 +338,7 @@ def scaling() -> str:
     return "\n".join(lines)
 
 
-BLOCKS = {"science": science, "clip": clip, "speech": speech, "clip-peer": clip_peer, "recipes": recipes, "gpt-peer": gpt_peer, "tour": tour, "throughput": throughput,
+BLOCKS = {"science": science, "clip": clip, "speech": speech, "clip-peer": clip_peer, "dca-peer": dca_peer, "recipes": recipes, "gpt-peer": gpt_peer, "tour": tour, "throughput": throughput,
           "time-to-accuracy": time_to_accuracy, "unet-peer": unet_peer, "upscale": upscale,
           "scene-augment": scene_augment, "throughput-gpu": throughput_gpu,
           "detector-fps": detector_fps, "detect-gpu": detect_gpu,

@@ -14,8 +14,8 @@ from deepatlas.data.potts import (contact_map, distance_bins, gibbs_sample, make
                                   random_potts, split_chains)
 from deepatlas.models import create_model
 from deepatlas.models.alphafold import column_covariance
-from deepatlas.models.coevolution import (apc, frequencies, mean_field_dca, mutual_information,
-                                          top_precision)
+from deepatlas.models.coevolution import (apc, frequencies, mean_field_couplings,
+                                          mean_field_dca, mutual_information, top_precision)
 
 
 def test_contact_map_and_bins():
@@ -101,6 +101,30 @@ def test_mutual_information_matches_scikit_learn():
         for j in range(4):
             want = 0.0 if i == j else mutual_info_score(tokens[:, i], tokens[:, j])
             assert ours[i, j].item() == pytest.approx(want, abs=1e-12)
+
+
+def test_mean_field_couplings_are_minus_the_inverse_covariance_laid_out_by_site_pair():
+    """J_ij(a, b) = -(C⁻¹)[(i, a), (j, b)], C built entry by entry over the first q - 1
+    states (pydca's layout; benchmarks/dca_peer.py finds pydca's couplings equal to 3e-13);
+    the gauge state's couplings are 0."""
+    q, length = 3, 4
+    tokens = torch.randint(q, (50, length), generator=torch.Generator().manual_seed(4))
+    single, pair = frequencies(tokens, q, pseudocount=0.5)
+    n = q - 1
+    cov = torch.zeros(length * n, length * n, dtype=torch.float64)
+    for i in range(length):
+        for j in range(length):
+            for a in range(n):
+                for b in range(n):
+                    cov[i * n + a, j * n + b] = pair[i, j, a, b] - single[i, a] * single[j, b]
+    want = -torch.linalg.inv(cov)
+    got = mean_field_couplings(tokens, q, pseudocount=0.5)
+    assert got.shape == (length, length, q, q)
+    assert torch.all(got[..., -1, :] == 0) and torch.all(got[..., :, -1] == 0)
+    for i in range(length):
+        for j in range(length):
+            assert torch.allclose(got[i, j, :n, :n], want[i * n:(i + 1) * n, j * n:(j + 1) * n],
+                                  atol=1e-10)
 
 
 def test_frequencies_pseudocount_keeps_columns_consistent():

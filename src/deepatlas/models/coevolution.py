@@ -61,15 +61,24 @@ def mutual_information(tokens: torch.Tensor, q: int) -> torch.Tensor:
     return mi.fill_diagonal_(0)
 
 
-def mean_field_dca(tokens: torch.Tensor, q: int, pseudocount: float = 0.5) -> torch.Tensor:
-    """Frobenius norms (L, L) of the mean-field couplings J = -C⁻¹, each block J_ij shifted to
-    the zero-sum gauge first; the diagonal zero."""
+def mean_field_couplings(tokens: torch.Tensor, q: int, pseudocount: float = 0.5
+                         ) -> torch.Tensor:
+    """The mean-field couplings J_ij(a, b) (L, L, q, q) = -C⁻¹ over the first q - 1 states;
+    the last state is the gauge, its couplings 0 (pydca's ``compute_couplings``, laid out by
+    site pair)."""
     length = tokens.shape[1]
     single, pair = frequencies(tokens, q, pseudocount)
     cov = pair - single[:, None, :, None] * single[None, :, None, :]  # (L, L, q, q)
     cov = cov[:, :, : q - 1, : q - 1].permute(0, 2, 1, 3).reshape(length * (q - 1), -1)
     coupling = -torch.linalg.inv(cov).reshape(length, q - 1, length, q - 1).permute(0, 2, 1, 3)
-    coupling = F.pad(coupling, (0, 1, 0, 1))  # the gauge state's couplings are 0
+    return F.pad(coupling, (0, 1, 0, 1))  # (L, L, q, q): the gauge state's couplings are 0
+
+
+def mean_field_dca(tokens: torch.Tensor, q: int, pseudocount: float = 0.5) -> torch.Tensor:
+    """Frobenius norms (L, L) of the mean-field couplings J = -C⁻¹, each q x q block J_ij
+    shifted to the zero-sum gauge first (the gauge state's zeros included, as Ekeberg et al.
+    gauge); the diagonal zero."""
+    coupling = mean_field_couplings(tokens, q, pseudocount)
     gauged = (coupling - coupling.mean(-1, keepdim=True) - coupling.mean(-2, keepdim=True)
               + coupling.mean((-1, -2), keepdim=True))
     return torch.linalg.matrix_norm(gauged).fill_diagonal_(0)
