@@ -338,7 +338,9 @@ def scaling() -> str:
     return "\n".join(lines)
 
 
-BLOCKS = {"science": science, "clip": clip, "speech": speech, "clip-peer": clip_peer, "dca-peer": dca_peer, "recipes": recipes, "gpt-peer": gpt_peer, "tour": tour, "throughput": throughput,
+BLOCKS = {"science": science, "clip": clip, "speech": speech, "clip-peer": clip_peer,
+          "dca-peer": dca_peer, "recipes": recipes, "gpt-peer": gpt_peer, "tour": tour,
+          "throughput": throughput,
           "time-to-accuracy": time_to_accuracy, "unet-peer": unet_peer, "upscale": upscale,
           "scene-augment": scene_augment, "throughput-gpu": throughput_gpu,
           "detector-fps": detector_fps, "detect-gpu": detect_gpu,

@@ -105,7 +105,7 @@ def test_mutual_information_matches_scikit_learn():
 
 def test_mean_field_couplings_are_minus_the_inverse_covariance_laid_out_by_site_pair():
     """J_ij(a, b) = -(C⁻¹)[(i, a), (j, b)], C built entry by entry over the first q - 1
-    states (pydca's layout; benchmarks/dca_peer.py finds pydca's couplings equal to 3e-13);
+    states (pydca's layout; benchmarks/dca_peer.py compares them with pydca's own);
     the gauge state's couplings are 0."""
     q, length = 3, 4
     tokens = torch.randint(q, (50, length), generator=torch.Generator().manual_seed(4))

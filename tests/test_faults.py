@@ -177,6 +177,23 @@ def test_nan_stops_the_run_and_keeps_the_good_checkpoint(cli, tmp_path):
     assert all(torch.equal(good["model"][k], after["model"][k]) for k in good["model"])
 
 
+def test_weights_that_no_longer_fit_the_model_stop_in_one_line(cli, tmp_path):
+    """A checkpoint from before a model changed (CLIP's ViT gained ln_pre): eval and resume
+    say that its weights do not fit, in one line, instead of load_state_dict's traceback."""
+    assert cli("train", "digits", "--out", tmp_path, "--set", "train.epochs=1",
+               "--set", "train.tensorboard=false", "--no-progress")[0] == 0
+    for name in ("best.pt", "last.pt"):
+        state = load_checkpoint(tmp_path / name)
+        for weights in (state["model"], *state.get("models", {}).values()):
+            weights["renamed.weight"] = weights.pop(next(iter(weights)))
+        torch.save(state, tmp_path / name)  # still a deepatlas checkpoint, by its "format"
+    for args in (("eval", tmp_path), ("train", "digits", "--out", tmp_path, "--resume",
+                                      "--set", "train.epochs=2", "--no-progress")):
+        code, _, err = cli(*args)
+        assert code == 2 and "do not fit model" in err and "train it again" in err, err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_disk_full_stops_with_a_message_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
     import deepatlas.train.checkpoint as checkpoint
 

@@ -11,8 +11,9 @@ its caption into one space, trained so that each image is nearest its own captio
   Transformer (Dosovitskiy et al. 2021) from the map's Transformer layers: ``patch`` x
   ``patch`` patches, a [CLS] token, learned positions, pre-norm layers of width 4w. As in
   CLIP's ViT (and open_clip's): a LayerNorm before the first layer (``ln_pre``), which ViT
-  itself lacks, a patch projection without bias, and the [CLS] token and the positions drawn
-  from N(0, 1/width), so that they start as large as the projected patches.
+  itself lacks; a patch projection without bias (the learned positions already add an
+  offset); the [CLS] token and the positions drawn from N(0, 1/width) (open_clip's
+  ``scale = width ** -0.5``).
 - **Text encoder**: CLIP's, a causal Transformer over BPE tokens whose caption vector is the
   last layer's output at the [EOT] token (after LayerNorm). Causal, as in the paper, so the
   padding after [EOT] never reaches it.
@@ -51,7 +52,8 @@ class VisionTransformer(nn.Module):
         super().__init__()
         if image_size % patch:
             raise UserError(f"model.patch={patch} must divide data.image_size={image_size}")
-        # a linear map of each patch; no bias, since ln_pre follows
+        # a linear map of each patch, without bias: the learned positions, added next, already
+        # give every patch a learned offset
         self.to_patches = nn.Conv2d(in_channels, width, patch, stride=patch, bias=False)
         scale = width ** -0.5
         self.cls = nn.Parameter(scale * torch.randn(1, 1, width))

@@ -43,15 +43,24 @@ def build_model(state: dict[str, Any], command: str = "this command") -> nn.Modu
                         **options)
 
 
+def load_weights(model: nn.Module, weights: dict[str, torch.Tensor],
+                 described: Any) -> None:
+    """``model.load_state_dict(weights)``, or one line naming the model ``described`` when
+    they do not fit (a checkpoint from before a model changed, e.g. CLIP's ViT gaining
+    ``ln_pre``): a traceback tells the user nothing they can act on."""
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise UserError(f"the checkpoint's weights do not fit model {described}: "
+                        f"{str(exc).splitlines()[0]} (a checkpoint from an older deepatlas "
+                        "whose model has since changed: train it again)") from None
+
+
 def model_from_checkpoint(state: dict[str, Any], command: str = "this command"
                           ) -> nn.Module:
     """The image classifier a checkpoint describes, with its inference weights, in eval mode."""
     model = build_model(state, command)
-    try:
-        model.load_state_dict(inference_weights(state))
-    except RuntimeError as exc:
-        raise UserError(f"the checkpoint's weights do not fit model {state['config']['model']}: "
-                        f"{str(exc).splitlines()[0]}") from None
+    load_weights(model, inference_weights(state), state["config"]["model"])
     return model.eval()
 
 

@@ -18,7 +18,7 @@ def load_text_run(run_or_file: str | Path, task: str, refusal: str, *,
     run; any other run is a UserError that ends with ``refusal``. The tokeniser's vocabulary
     sizes the output (or ``num_classes`` does) and, with ``source_vocabulary``, the input;
     with ``image_input`` (CLIP), the run's data ``image_size`` sizes the image input."""
-    from deepatlas.models.saved import inference_weights
+    from deepatlas.models.saved import inference_weights, load_weights
     from deepatlas.train.checkpoint import load_run
 
     state, _ = load_run(run_or_file, task, refusal)
@@ -31,5 +31,5 @@ def load_text_run(run_or_file: str | Path, task: str, refusal: str, *,
         options["image_size"] = state["data"]["image_size"]
     model = create_model(state["config"]["model"]["name"], num_classes=num_classes or vocab,
                          **options)
-    model.load_state_dict(inference_weights(state))
+    load_weights(model, inference_weights(state), state["config"]["model"])
     return model.eval(), tokenizer, state

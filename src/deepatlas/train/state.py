@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from deepatlas.errors import UserError
+from deepatlas.models.saved import load_weights
 from deepatlas.train.checkpoint import load_checkpoint, save_checkpoint
 from deepatlas.train.runtime import rng_state, set_rng_state
 
@@ -66,7 +67,7 @@ def restore(trainer: "Trainer", state: dict[str, Any]) -> None:
                         f"saved state does not fit {config.optim.name} (the lr, "
                         "epochs and most other keys may change on resume)")
     for name, model in trainer.task.models.items():
-        model.load_state_dict(state["models"][name])
+        load_weights(model, state["models"][name], config.model)
     if trainer.ema is not None and state.get("ema"):
         trainer.ema.load_state_dict(state["ema"])
     lr, decays = config.optim.lr, (config.optim.weight_decay, 0.0)

@@ -157,12 +157,12 @@ def rebuild_task(task_class: type[Task], state: dict[str, Any], device: torch.de
     own config (with ``overrides``), one process, the inference weights in its
     ``ema_model``."""
     from deepatlas.config import apply_overrides, from_dict
-    from deepatlas.models.saved import inference_weights
+    from deepatlas.models.saved import inference_weights, load_weights
 
     config = from_dict(state["config"])
     apply_overrides(config, overrides)
     task = task_class(config)
     task.setup(Context(config, device, DistEnv(), None, torch.contiguous_format, Path(".")))
-    task.models[task.ema_model].load_state_dict(inference_weights(state))
+    load_weights(task.models[task.ema_model], inference_weights(state), config.model)
     task.train_models = task.models
     return task
