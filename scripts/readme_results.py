@@ -43,9 +43,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or loaded by path
-from readme_benchmarks import (clip_peer, dca_peer, detect_gpu, detector_fps,  # noqa: E402
-                               gpt_peer, scene_augment, throughput, throughput_gpu, time_to_accuracy,
-                               translate_gpu, unet_peer)
+from readme_benchmarks import (  # noqa: E402
+    clip_peer, dca_peer, detect_gpu, detector_fps, gpt_peer, scene_augment, throughput,
+    throughput_gpu, time_to_accuracy, translate_gpu, unet_peer)
 
 
 def _num(x: float) -> str:
@@ -356,6 +356,9 @@ def render(readme: str) -> str:
                              re.S)
         if not pattern.search(readme):
             raise SystemExit(f"README.md has no <!-- results:{name} --> block")
+        for marker in (f"<!-- results:{name} -->", f"<!-- /results:{name} -->"):
+            if readme.count(marker) != 1:  # a stray copy would sit outside the block for good
+                raise SystemExit(f"README.md has {readme.count(marker)} {marker} markers, not 1")
         readme = pattern.sub(lambda m: m.group(1) + make() + "\n" + m.group(2), readme)
     return readme
 

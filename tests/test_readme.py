@@ -5,6 +5,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -30,6 +32,17 @@ def test_the_check_fails_when_a_figure_is_edited_by_hand(tmp_path, monkeypatch):
                       re.S).group(1)
     edited = readme.replace(block, block.replace("|", "| 1", 1))
     assert script.render(edited) != edited
+
+
+def test_a_stray_copy_of_a_marker_is_refused():
+    """A second end marker after a block (session 17 committed one) would sit outside every
+    block, where the check could never see it."""
+    script = _script()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    doubled = readme.replace("<!-- /results:clip-peer -->",
+                             "<!-- /results:clip-peer -->\n<!-- /results:clip-peer -->")
+    with pytest.raises(SystemExit, match="2 <!-- /results:clip-peer --> markers"):
+        script.render(doubled)
 
 
 def test_the_committed_tour_summary_is_complete():
