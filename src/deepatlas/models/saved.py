@@ -26,7 +26,7 @@ def saved_model(state: dict[str, Any], **data_args: Any) -> nn.Module:
     data's shape: in_channels, image_size, num_classes), its inference weights, eval mode."""
     options = {k: v for k, v in state["config"]["model"].items() if k != "name"}
     model = create_model(state["config"]["model"]["name"], **data_args, **options)
-    model.load_state_dict(inference_weights(state))
+    load_weights(model, inference_weights(state), state["config"]["model"])
     return model.eval()
 
 

@@ -44,6 +44,7 @@ def sample_grid(run_or_file: str, n: int, out: str | Path, seed: int = 0,
 
     from deepatlas.config import from_dict
     from deepatlas.models.gan import is_progressive
+    from deepatlas.models.saved import load_weights
     from deepatlas.tasks.gan import build_gan
     from deepatlas.outputs import check_output, write_via_temp
     from deepatlas.train.checkpoint import load_run
@@ -61,7 +62,7 @@ def sample_grid(run_or_file: str, n: int, out: str | Path, seed: int = 0,
     if state.get("ema"):
         weights = {k[len("module."):]: v for k, v in state["ema"].items()
                    if k.startswith("module.")}
-    generator.load_state_dict(weights)
+    load_weights(generator, weights, state["config"]["model"])
     generator.eval()
     z = torch.randn(n, generator.z_dim, generator=torch.Generator().manual_seed(seed))
     if is_progressive(generator):

@@ -240,7 +240,7 @@ class Speak(Task):
 def load_speech_run(run_or_file: str) -> tuple[nn.Module, Symbols, dict[str, Any]]:
     """(Tacotron 2 in eval mode with its inference weights, its symbols, its checkpoint's data)
     of a ``speak`` run; any other run is a UserError."""
-    from deepatlas.models.saved import inference_weights
+    from deepatlas.models.saved import inference_weights, load_weights
     from deepatlas.train.checkpoint import load_run
 
     state, _ = load_run(run_or_file, Speak.name,
@@ -250,7 +250,7 @@ def load_speech_run(run_or_file: str) -> tuple[nn.Module, Symbols, dict[str, Any
     options = {k: v for k, v in state["config"]["model"].items() if k != "name"}
     model = create_model(state["config"]["model"]["name"], num_classes=symbols.size,
                          in_channels=data["spectrogram"]["n_mels"], **options)
-    model.load_state_dict(inference_weights(state))
+    load_weights(model, inference_weights(state), state["config"]["model"])
     return model.eval(), symbols, data
 
 

@@ -128,8 +128,10 @@ class Upscale(Task):
                                   seed=cfg.seed, eval_images=up.eval_images)
         self.pretrained = ""
         if cfg.train.init_from:
+            from deepatlas.models.saved import load_weights
+
             weights, self.pretrained = pretrained_generator(cfg.train.init_from, cfg.model)
-            generator.load_state_dict(weights)
+            load_weights(generator, weights, cfg.model)
         self.models = {"generator": generator.to(ctx.device)}
         if self.adversarial:
             self.models["critic"] = create_model(
