@@ -155,12 +155,13 @@ def directions() -> str:
             "SpikingJelly's conv SNN: 93.1% at T = 4 after 64 epochs; target >= 88% in 10 min"),
         "in-memory-computing": (
             "7.2", lambda m: f"from 1 s to 1 day after programming: plain training loses "
-                             f"{m['plain_cost_1day_mean'] * 100:.1f} points uncompensated; "
+                             f"{m['plain_cost_1day_mean'] * 100:.2f} points uncompensated; "
                              "hardware-aware training with drift compensation "
-                             f"{m['aware_compensated_cost_1day_mean'] * 100:.1f} (digital "
+                             f"{m['aware_compensated_cost_1day_mean'] * 100:.2f} (digital "
                              f"{m['hardware-aware_digital_acc_mean']:.2%}, 1 year "
                              f"{m['hardware-aware_compensated_acc_1year']:.2%})",
-            "aihwkit's analog LeNet: 98.7% on MNIST; targets >= 3 and <= 1 point"),
+            "aihwkit's analog LeNet: 98.7% on MNIST; targets >= 3 and <= 1 point; devices: "
+            "IBM's PCM model (aihwkit's constants)"),
         "fairness": (
             "7.3", lambda m: f"accuracy {m['baseline_acc_mean']:.3f} -> "
                              f"{m['debiased_acc_mean']:.3f}, average odds difference "

@@ -9,16 +9,27 @@ import torch
 import torch.nn.functional as F
 
 from deepatlas.models import create_model
-from deepatlas.nn.crossbar import (AnalogLinear, PCMDevice, program_model, quantize,
+from deepatlas.nn.crossbar import (AnalogLinear, PCMDevice, drift_exponent_stats,
+                                   program_model, programming_sigma, quantize, read_noise_sigma,
                                    set_inference_time)
 
-IDEAL = PCMDevice(levels=2**16, prog_noise=0.0, read_noise=0.0, drift_nu_std=0.0,
+IDEAL = PCMDevice(levels=2**16, prog_noise_scale=0.0, read_noise_scale=0.0, drift_scale=0.0,
                   dac_bits=24, adc_bits=24, out_bound=1e3)
+DAY = 86400.0
 
 
-def _layer(device: PCMDevice) -> AnalogLinear:
+def _layer(device: PCMDevice, shape: tuple[int, int] = (20, 6)) -> AnalogLinear:
     torch.manual_seed(0)
-    layer = AnalogLinear(20, 6, pcm=device).double().eval()
+    layer = AnalogLinear(*shape, pcm=device).double().eval()
+    layer.program(torch.Generator().manual_seed(0))
+    return layer
+
+
+def _uniform_layer(device: PCMDevice, n: int = 200) -> AnalogLinear:
+    """Every weight +1: each G+ is programmed to g* = 1 and each G- to g* = 0."""
+    layer = AnalogLinear(n, n, pcm=device).double().eval()
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
     layer.program(torch.Generator().manual_seed(0))
     return layer
 
@@ -40,38 +51,70 @@ def test_an_ideal_crossbar_is_the_linear_layer():
     assert (layer.g_plus >= 0).all() and ((layer.g_plus == 0) | (layer.g_minus == 0)).all()
 
 
+def test_the_device_statistics_are_ibms_pcm_model():
+    """aihwkit's PCMLikeNoiseModel constants, at the two ends of the conductance range."""
+    ends = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    torch.testing.assert_close(programming_sigma(ends, PCMDevice()),
+                               torch.tensor([0.26348, 0.26348 + 1.9650 - 1.1731]) / 25.0,
+                               check_dtype=False)
+    mu, spread = drift_exponent_stats(torch.tensor([1e-3, 0.2, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(mu, torch.tensor([0.1, -0.0155 * math.log(0.2) + 0.0244, 0.049],
+                                                dtype=torch.float64))
+    torch.testing.assert_close(spread, torch.tensor([0.045, -0.0125 * math.log(0.2) - 0.0059,
+                                                     0.008], dtype=torch.float64))
+    layer = _uniform_layer(PCMDevice())  # 40,000 devices at each end
+    assert layer.g_plus.std().item() == pytest.approx(1.05538 / 25, rel=0.01)
+    assert layer.nu_plus.mean().item() == pytest.approx(0.049, rel=0.005)
+    assert layer.nu_plus.std().item() == pytest.approx(0.008, rel=0.01)
+    assert layer.nu_minus.mean().item() == pytest.approx(0.1004, rel=0.01)  # E|N(0.1, 0.045^2)|
+
+
 def test_drift_follows_the_power_law_and_compensation_undoes_a_shared_drift():
-    layer = _layer(IDEAL)  # every device drifts with nu = 0.05 exactly
+    layer = _layer(dataclasses.replace(IDEAL, drift_scale=1.0))
+    set_inference_time(layer, DAY)
+    factor = (DAY + 20.0) / 20.0  # t0 = 20 s
+    torch.testing.assert_close(layer.conductance, layer.g_plus * factor ** -layer.nu_plus
+                               - layer.g_minus * factor ** -layer.nu_minus)
+    with torch.no_grad():  # every device with the same exponent: a drift they all share
+        layer.nu_plus.fill_(0.06), layer.nu_minus.fill_(0.06)
     x = torch.randn(8, 20, dtype=torch.float64)
+    set_inference_time(layer, 0.0)
     fresh = layer(x) - layer.bias
-    day = 86400.0
-    set_inference_time(layer, day)
-    torch.testing.assert_close(layer(x) - layer.bias, fresh * day ** -0.05, atol=1e-4, rtol=0)
-    set_inference_time(layer, day, compensate=True)
+    set_inference_time(layer, DAY)
+    torch.testing.assert_close(layer(x) - layer.bias, fresh * factor ** -0.06, atol=1e-4, rtol=0)
+    set_inference_time(layer, DAY, compensate=True)
     torch.testing.assert_close(layer(x) - layer.bias, fresh, atol=1e-4, rtol=0)
 
 
-def test_noise_and_device_spread_are_there_and_seeded():
-    device = PCMDevice()
-    a, b = _layer(device), _layer(device)
+def test_the_one_over_f_noise_grows_with_the_log_of_time():
+    layer = _uniform_layer(dataclasses.replace(IDEAL, read_noise_scale=1.0))
+    for seconds in (0.0, DAY):
+        set_inference_time(layer, seconds)
+        expected = 0.0088 * math.sqrt(math.log((seconds + 20.0 + 250e-9) / (2 * 250e-9)))
+        assert layer.conductance.std().item() == pytest.approx(expected, rel=0.01)
+    torch.testing.assert_close(read_noise_sigma(torch.tensor([1.0]), DAY, PCMDevice()),
+                               torch.tensor([expected]))
+
+
+def test_noise_and_device_spread_are_seeded_and_drawn_once_per_read_out():
+    a, b = _layer(PCMDevice()), _layer(PCMDevice())
     torch.testing.assert_close(a.g_plus, b.g_plus)  # the same draw from the same seed
-    spread = (a.nu_plus.std().item(), a.nu_plus.mean().item())
-    assert spread[0] == pytest.approx(0.02, rel=0.2) and spread[1] == pytest.approx(0.05, rel=0.1)
+    torch.testing.assert_close(a.conductance, b.conductance)
     x = torch.randn(4, 20, dtype=torch.float64)
-    assert not torch.equal(a(x), a(x))  # every read draws its own read noise...
-    assert torch.equal(_layer(device)(x), _layer(device)(x))  # ...from a seeded stream
-    quiet = _layer(dataclasses.replace(device, read_noise=0.0))
-    assert torch.equal(quiet(x), quiet(x))
+    assert torch.equal(a(x), a(x))  # reads at one time see the same devices...
+    before = a.conductance.clone()
+    set_inference_time(a, 0.0)
+    assert not torch.equal(a.conductance, before)  # ...and a new read-out draws new noise
 
 
 def test_compensation_helps_when_devices_drift_apart_and_the_adc_clips():
-    device = dataclasses.replace(PCMDevice(), read_noise=0.0)
+    device = dataclasses.replace(PCMDevice(), read_noise_scale=0.0)
     layer = _layer(device)
     x = torch.randn(64, 20, dtype=torch.float64)
     fresh = layer(x)
     errors = {}
     for compensate in (False, True):
-        set_inference_time(layer, 365 * 86400.0, compensate)
+        set_inference_time(layer, 365 * DAY, compensate)
         errors[compensate] = (layer(x) - fresh).abs().mean().item()
     # The shared part of the drift is undone; the device-to-device part is not.
     assert errors[True] < 0.9 * errors[False]
@@ -79,11 +122,13 @@ def test_compensation_helps_when_devices_drift_apart_and_the_adc_clips():
     assert (clipped(x) - clipped.bias).abs().max() <= 0.05 * x.abs().max() * clipped.w_max + 1e-9
 
 
-def test_reading_before_t0_is_refused():
+def test_reading_before_programming_or_at_a_negative_time_is_refused():
     from deepatlas.errors import UserError
 
-    with pytest.raises(UserError, match="starts at t0 = 1.0 s"):
-        set_inference_time(_layer(IDEAL), 0.5)
+    with pytest.raises(UserError, match="time since programming >= 0 s; got -1"):
+        set_inference_time(_layer(IDEAL), -1.0)
+    with pytest.raises(UserError, match="program it first"):
+        AnalogLinear(4, 2).read_out(1.0)
 
 
 def test_hardware_aware_training_perturbs_only_training_forwards():

@@ -3,26 +3,35 @@ physics (phase-change memory, PCM).
 
 A crossbar multiplies a vector by a matrix in one step: input voltages drive the rows, each
 device passes a current G V (Ohm's law), and each column sums its currents (Kirchhoff's law).
-Conductances are positive, so a signed weight is a pair, w ~ G+ - G-. What the layer models::
+Conductances are positive, so a signed weight is a pair, w ~ G+ - G-. The devices follow IBM's
+statistical PCM model (Nandakumar et al. 2019, fitted on a million devices), with the
+constants of aihwkit's ``PCMLikeNoiseModel``; g is a conductance in units of G_max (25 uS)::
 
-    program   G+/- = q_L(max(+/-w, 0) / w_max) + N(0, sigma_prog^2)     # L levels in [0, 1]
-    drift     G(t) = G(t0) (t / t0)^(-nu),  nu ~ N(nu_mean, nu_std^2) per device    # PCM
-    read      G_read = G(t) + N(0, sigma_read^2)                          # every read
+    target    g* = q_L(max(+/-w, 0) / max|w|)                  # L levels in [0, 1]
+    program   g_p = max(g* + sigma_p(g*) z, 0),  sigma_p = (0.26348 + 1.9650 g* - 1.1731 g*^2) uS
+    drift     g_d(t) = g_p ((t + t0) / t0)^(-nu),   t0 = 20 s, t = time since programming
+              nu = |mu(g*) + s(g*) z|,  mu = clip(-0.0155 ln g* + 0.0244, 0.049, 0.1)
+                                        s  = clip(-0.0125 ln g* - 0.0059, 0.008, 0.045)
+    1/f noise g(t) = max(g_d + |g_d| Q(g_p) sqrt(ln((t + t0 + t_r) / (2 t_r))) z, 0)
+              Q = min(0.0088 / max(g_p^0.65, 1e-3), 0.2),  t_r = 250 ns
     DAC       x_q = q_dac(x / max|x|)  (per input vector, dac_bits, in [-1, 1])
     ADC       y_q = q_adc(clip((G+ - G-) x_q, -out_bound, out_bound))     (adc_bits)
-    output    y = y_q max|x| w_max / c(t) + b                            # b stays digital
+    output    y = y_q max|x| max|w| / c(t) + b                           # b stays digital
 
-Conductances are in units of G_max (a PCM device's ~25 uS). The energy and latency of the
-converters and of the digital bias and ReLU are not modelled. Global drift compensation
-(Joshi et al. 2020; aihwkit's ``GlobalDriftCompensation``) reads the array's response to a
-fixed all-ones input right after programming and again at time t, and divides the output by
-the ratio c(t) of the two, undoing the drift that all devices share. Hardware-aware training
-(Joshi et al. 2020) adds N(0, (train_noise w_max)^2) to the weights on every training
-forward, so the network learns weights that tolerate the noise above.
+Small conductances drift faster (nu up to 0.1) and are noisier (Q up to 0.2) than large ones,
+so drift distorts the weights as well as shrinking them. The 1/f noise accumulated up to t is
+drawn once per read-out time, as aihwkit does; the energy and latency of the converters and of
+the digital bias and ReLU are not modelled. Global drift compensation (Joshi et al. 2020;
+aihwkit's ``GlobalDriftCompensation``) reads the array's response to a fixed all-ones input
+right after programming and again at time t, and divides the output by the ratio c(t) of the
+two, undoing the drift that all devices share. Hardware-aware training (Joshi et al. 2020)
+adds N(0, (train_noise max|w|)^2) to the weights on every training forward, so the network
+learns weights that tolerate the noise above.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -34,16 +43,17 @@ from deepatlas.errors import UserError
 
 @dataclass(frozen=True)
 class PCMDevice:
-    """A PCM-like device and its periphery. Defaults in the range of IBM's PCM models
-    (aihwkit's ``PCMLikeNoiseModel``: programming noise a few % of G_max, drift exponent
-    about 0.05 with a device-to-device spread) and 8-bit converters."""
+    """A PCM device (IBM's statistical model, aihwkit's ``PCMLikeNoiseModel`` constants) and
+    its periphery; the three scales switch a source of non-ideality off (0) or amplify it."""
 
     levels: int = 32  # distinct conductances a device is programmed to
-    prog_noise: float = 0.03  # sigma of programming, in G_max
-    read_noise: float = 0.01  # sigma of each read, in G_max
-    drift_nu: float = 0.05  # mean drift exponent
-    drift_nu_std: float = 0.02  # its spread between devices
-    t0: float = 1.0  # seconds after programming at which G(t0) is the programmed value
+    g_max_us: float = 25.0  # the conductance max|w| is written to, in microsiemens
+    prog_sigma_us: tuple[float, ...] = (0.26348, 1.9650, -1.1731)  # sigma_p(g*): sum c_i g*^i
+    t0: float = 20.0  # seconds: drift's reference, the first read after programming
+    t_read: float = 250e-9  # seconds: the read duration of the 1/f-noise fit
+    prog_noise_scale: float = 1.0
+    read_noise_scale: float = 1.0
+    drift_scale: float = 1.0
     dac_bits: int = 8
     adc_bits: int = 8
     out_bound: float = 10.0  # the ADC's range, in units of one fully-on device and input
@@ -56,6 +66,27 @@ def quantize(x: torch.Tensor, bits: int, bound: float = 1.0) -> torch.Tensor:
     return torch.round(x.clamp(-bound, bound) / step) * step
 
 
+def programming_sigma(target: torch.Tensor, pcm: PCMDevice) -> torch.Tensor:
+    """sigma_p(g*) in units of G_max: the polynomial in uS, divided by G_max in uS."""
+    sigma = sum(c * target**i for i, c in enumerate(pcm.prog_sigma_us))
+    return pcm.prog_noise_scale * sigma.clamp_min(0) / pcm.g_max_us
+
+
+def drift_exponent_stats(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mu, s) of the drift exponent of devices programmed to ``target`` (in G_max)."""
+    log_g = target.clamp_min(1e-7).log()
+    return (-0.0155 * log_g + 0.0244).clamp(0.049, 0.1), (-0.0125 * log_g - 0.0059).clamp(0.008,
+                                                                                         0.045)
+
+
+def read_noise_sigma(programmed: torch.Tensor, seconds: float, pcm: PCMDevice) -> torch.Tensor:
+    """The relative 1/f noise accumulated ``seconds`` after programming:
+    Q(g_p) sqrt(ln((t + t0 + t_r) / (2 t_r)))."""
+    q = (0.0088 / programmed.abs().pow(0.65).clamp_min(1e-3)).clamp_max(0.2)
+    t = seconds + pcm.t0
+    return pcm.read_noise_scale * q * math.sqrt(math.log((t + pcm.t_read) / (2 * pcm.t_read)))
+
+
 class AnalogLinear(nn.Linear):
     """``nn.Linear`` whose inference, once :meth:`program` has run, goes through a simulated
     crossbar (see the module docstring); training is digital (with weight noise when
@@ -65,48 +96,62 @@ class AnalogLinear(nn.Linear):
                  pcm: PCMDevice = PCMDevice()) -> None:
         super().__init__(in_features, out_features)
         self.train_noise, self.pcm = train_noise, pcm
-        self.time = pcm.t0  # seconds since programming
+        self.time = 0.0  # seconds since programming
         self.compensate = False
         self.programmed = False
-        self.reads: torch.Generator | None = None  # the read noise's own stream
+        self.reads: torch.Generator | None = None  # the 1/f noise's own stream
         # The devices exist once programmed (so DDP has nothing to broadcast before).
-        for name in ("g_plus", "g_minus", "nu_plus", "nu_minus", "w_max", "reference"):
+        for name in ("g_plus", "g_minus", "nu_plus", "nu_minus", "w_max", "conductance",
+                     "reference"):
             self.register_buffer(name, None, persistent=False)
 
     @torch.no_grad()
     def program(self, generator: torch.Generator | None = None) -> None:
         """Write the current weights into conductance pairs, with programming noise and each
-        device's drift exponent drawn from ``generator`` (a CPU generator; the read noise of
-        later reads is seeded from it too). Program again after changing the weights: the
-        crossbar keeps what it was given, as a chip would."""
+        device's drift exponent drawn from ``generator`` (a CPU generator; the 1/f noise of
+        later read-outs is seeded from it too), and read them out at t = 0. Program again
+        after changing the weights: the crossbar keeps what it was given, as a chip would."""
         pcm, weight = self.pcm, self.weight
 
         def draw() -> torch.Tensor:
             return torch.randn(weight.shape, generator=generator).to(weight)
 
         self.w_max = weight.abs().max().clamp_min(1e-12)
-        target = weight / self.w_max  # in [-1, 1]
         top = pcm.levels - 1
-        for name, sign in (("g_plus", 1), ("g_minus", -1)):
-            levels = torch.round((sign * target).clamp_min(0) * top) / top
-            setattr(self, name, (levels + pcm.prog_noise * draw()).clamp_min(0))
-        self.nu_plus = (pcm.drift_nu + pcm.drift_nu_std * draw()).clamp_min(0)
-        self.nu_minus = (pcm.drift_nu + pcm.drift_nu_std * draw()).clamp_min(0)
+        for sign, g, nu in ((1, "g_plus", "nu_plus"), (-1, "g_minus", "nu_minus")):
+            target = torch.round((sign * weight / self.w_max).clamp_min(0) * top) / top
+            setattr(self, g, (target + programming_sigma(target, pcm) * draw()).clamp_min(0))
+            mu, spread = drift_exponent_stats(target)
+            setattr(self, nu, pcm.drift_scale * (mu + spread * draw()).abs())
         seed = int(torch.randint(0, 2**62, (), generator=generator))
         self.reads = torch.Generator(weight.device).manual_seed(seed)
         self.programmed = True
-        self.time = pcm.t0
+        self.read_out(0.0)
         self.reference = self._calibration()
 
-    def _conductance(self) -> torch.Tensor:
-        """G+ - G- at ``self.time``: G(t) = G(t0) (t / t0)^(-nu)."""
-        ratio = torch.tensor(self.time / self.pcm.t0, dtype=self.g_plus.dtype,
-                             device=self.g_plus.device)
-        return self.g_plus * ratio.pow(-self.nu_plus) - self.g_minus * ratio.pow(-self.nu_minus)
+    @torch.no_grad()
+    def read_out(self, seconds: float, compensate: bool = False) -> None:
+        """Let the devices drift to ``seconds`` after programming and draw the 1/f noise
+        accumulated by then; later forwards read these conductances."""
+        if not self.programmed:
+            raise UserError("this crossbar holds no weights yet: program it first "
+                            "(deepatlas.nn.crossbar.program_model)")
+        if seconds < 0:
+            raise UserError(f"a crossbar is read at a time since programming >= 0 s; "
+                            f"got {seconds} s")
+        self.time, self.compensate = float(seconds), compensate
+        factor = (seconds + self.pcm.t0) / self.pcm.t0
+        pair = []
+        for g, nu in ((self.g_plus, self.nu_plus), (self.g_minus, self.nu_minus)):
+            drifted = g * torch.full_like(g, factor).pow(-nu)
+            noise = torch.randn(g.shape, generator=self.reads, device=g.device, dtype=g.dtype)
+            sigma = read_noise_sigma(g, seconds, self.pcm)
+            pair.append((drifted + drifted.abs() * sigma * noise).clamp_min(0))
+        self.conductance = pair[0] - pair[1]
 
     def _calibration(self) -> torch.Tensor:
-        """The summed |response| of the array to the all-ones input (noise-free read)."""
-        g = self._conductance()
+        """The summed |response| of the array to the all-ones input."""
+        g = self.conductance
         return (g @ torch.ones(self.in_features, dtype=g.dtype, device=g.device)).abs().sum()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -119,10 +164,7 @@ class AnalogLinear(nn.Linear):
         pcm = self.pcm
         x_max = x.abs().amax(-1, keepdim=True).clamp_min(1e-12)  # (B, 1): per-vector range
         x_q = quantize(x / x_max, pcm.dac_bits)
-        g = self._conductance()
-        g = g + pcm.read_noise * torch.randn(g.shape, generator=self.reads, device=g.device,
-                                             dtype=g.dtype)
-        y = quantize(x_q @ g.T, pcm.adc_bits, pcm.out_bound)  # (B, out)
+        y = quantize(x_q @ self.conductance.T, pcm.adc_bits, pcm.out_bound)  # (B, out)
         if self.compensate:  # the drift that every device shares, measured and divided out
             y = y * (self.reference / self._calibration())
         return y * x_max * self.w_max + self.bias
@@ -144,14 +186,12 @@ def program_model(model: nn.Module, seed: int) -> None:
 
 
 def set_inference_time(model: nn.Module, seconds: float, compensate: bool = False) -> None:
-    """Read every crossbar ``seconds`` after programming, with or without global drift
-    compensation."""
+    """Read every crossbar ``seconds`` after programming (a fresh draw of the accumulated 1/f
+    noise), with or without global drift compensation."""
     for layer in analog_layers(model):
-        if seconds < layer.pcm.t0:
-            raise UserError(f"the drift model G(t) = G(t0) (t / t0)^-nu starts at t0 = "
-                            f"{layer.pcm.t0} s after programming; got {seconds} s")
-        layer.time, layer.compensate = float(seconds), compensate
+        layer.read_out(seconds, compensate)
 
 
-__all__ = ["AnalogLinear", "PCMDevice", "analog_layers", "program_model", "quantize",
+__all__ = ["AnalogLinear", "PCMDevice", "analog_layers", "drift_exponent_stats",
+           "program_model", "programming_sigma", "quantize", "read_noise_sigma",
            "set_inference_time"]

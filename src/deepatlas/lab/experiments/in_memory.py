@@ -2,14 +2,16 @@
 
 Recipe ``analog-mnist`` trains an MLP (784-256-10) on ``mnist-10k`` twice per seed: plainly
 (``model.train_noise=0``) and hardware-aware (weight noise 0.1 max|w|). Each trained network
-is then programmed onto crossbars (``deepatlas.nn.crossbar``: 32 conductance levels,
-programming and read noise, PCM drift with a device-to-device exponent, 8-bit DAC and ADC)
-in several independent draws, and read on the test digits from 1 s to 1 year after
-programming, without and with global drift compensation.
+is then programmed onto crossbars (``deepatlas.nn.crossbar``: 32 conductance levels, IBM's
+statistical PCM model with aihwkit's constants: conductance-dependent programming noise,
+drift exponent and accumulated 1/f read noise; 8-bit DAC and ADC) in several independent
+draws, and read on the test digits from 1 s to 1 year after programming, without and with
+global drift compensation.
 
 IBM's ``aihwkit`` is the reference library; its 1.2.0 release is on PyPI only as a source
-distribution that compiles C++ (and CUDA) against a given torch, so it is not built here and
-the layer is tested against analytic expectations instead (tests/test_crossbar.py).
+distribution that compiles C++ (and CUDA) against a given torch, so it is not built here: the
+layer implements its ``PCMLikeNoiseModel`` formulas and is tested against their analytic
+expectations instead (tests/test_crossbar.py).
 
 The claim holds when, beyond the spread over seeds, drift to one day costs the plainly
 trained network at least 3 points without compensation, and costs the hardware-aware one
@@ -66,9 +68,9 @@ def drift_curve(run_dir: Path, draws: int, images: int) -> dict[str, list[float]
                   "drift (at least 3 points after a day when trained plainly); hardware-aware "
                   "training with global drift compensation keeps it within 1 point.",
             source="能量效率优化:存算一体芯片(如忆阻器)",
-            implements="deepatlas.nn.crossbar (conductance pairs, levels, programming and "
-                       "read noise, PCM drift, DAC/ADC, drift compensation), model analog-mlp, "
-                       "recipe analog-mnist")
+            implements="deepatlas.nn.crossbar (conductance pairs on levels; IBM's PCM model: "
+                       "programming noise, drift and 1/f read noise by conductance; DAC/ADC; "
+                       "drift compensation), model analog-mlp, recipe analog-mnist")
 def run(ctx: Context) -> Result:
     missing = without_data("mnist-10k")
     if missing is not None:
@@ -111,9 +113,9 @@ def run(ctx: Context) -> Result:
                    aware_compensated_cost_1day_mean=float(np.mean(aware_cost)))
     details = (f"Digital accuracy: plain {metrics['plain_digital_acc_mean']:.2%}, "
                f"hardware-aware {metrics['hardware-aware_digital_acc_mean']:.2%}. From 1 s to "
-               f"1 day the plain network loses {np.mean(plain_cost) * 100:.1f} points "
+               f"1 day the plain network loses {np.mean(plain_cost) * 100:.2f} points "
                f"uncompensated; the hardware-aware one with compensation "
-               f"{np.mean(aware_cost) * 100:.1f} (at 1 year: "
+               f"{np.mean(aware_cost) * 100:.2f} (at 1 year: "
                f"{metrics['hardware-aware_compensated_acc_1year']:.2%}; means of "
                f"{len(seeds)} seeds x {draws} programmings).")
     return Result(metrics, status, details, [plot], effects, seeds, note=note)
