@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from deepatlas.models import create_model
-from deepatlas.nn.crossbar import (AnalogLinear, PCMDevice, drift_exponent_stats,
+from deepatlas.nn.crossbar import (AnalogConv2d, AnalogLinear, PCMDevice, drift_exponent_stats,
                                    program_model, programming_sigma, quantize, read_noise_sigma,
                                    set_inference_time)
 
@@ -107,7 +107,7 @@ def test_noise_and_device_spread_are_seeded_and_drawn_once_per_read_out():
     assert not torch.equal(a.conductance, before)  # ...and a new read-out draws new noise
 
 
-def test_compensation_helps_when_devices_drift_apart_and_the_adc_clips():
+def test_compensation_undoes_the_shared_part_of_a_device_to_device_drift():
     device = dataclasses.replace(PCMDevice(), read_noise_scale=0.0)
     layer = _layer(device)
     x = torch.randn(64, 20, dtype=torch.float64)
@@ -118,8 +118,29 @@ def test_compensation_helps_when_devices_drift_apart_and_the_adc_clips():
         errors[compensate] = (layer(x) - fresh).abs().mean().item()
     # The shared part of the drift is undone; the device-to-device part is not.
     assert errors[True] < 0.9 * errors[False]
-    clipped = _layer(dataclasses.replace(device, out_bound=0.05))
-    assert (clipped(x) - clipped.bias).abs().max() <= 0.05 * x.abs().max() * clipped.w_max + 1e-9
+
+
+def test_bound_management_rereads_a_saturated_output_at_half_the_input():
+    x = torch.randn(64, 20, dtype=torch.float64)
+    clipped = _layer(dataclasses.replace(IDEAL, out_bound=0.05, bound_halvings=0))
+    limit = 0.05 * x.abs().amax(1, keepdim=True) * clipped.w_max  # the ADC's range, per input
+    assert ((clipped(x) - clipped.bias).abs() <= limit + 1e-9).all()
+    assert ((clipped(x) - clipped.bias).abs() >= limit - 1e-9).any()  # it did saturate
+    managed = _layer(dataclasses.replace(IDEAL, out_bound=0.05, bound_halvings=10))
+    torch.testing.assert_close(managed(x), F.linear(x, managed.weight, managed.bias),
+                               atol=1e-3, rtol=0)
+
+
+def test_a_convolution_on_a_crossbar_is_the_convolution():
+    torch.manual_seed(0)
+    conv = AnalogConv2d(3, 5, 3, stride=2, padding=1, pcm=IDEAL).double().eval()
+    conv.program(torch.Generator().manual_seed(0))
+    x = torch.randn(4, 3, 9, 9, dtype=torch.float64)
+    assert conv.conductance.shape == (5, 3 * 3 * 3)  # one row per output channel
+    torch.testing.assert_close(conv(x), F.conv2d(x, conv.weight, conv.bias, 2, 1),
+                               atol=1e-4, rtol=0)
+    conv.train()  # training is digital
+    assert torch.equal(conv(x), F.conv2d(x, conv.weight, conv.bias, 2, 1))
 
 
 def test_reading_before_programming_or_at_a_negative_time_is_refused():

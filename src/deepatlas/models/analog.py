@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from torch import nn
 
+from deepatlas.errors import UserError
 from deepatlas.models.registry import register_model
-from deepatlas.nn.crossbar import AnalogLinear
+from deepatlas.nn.crossbar import AnalogConv2d, AnalogLinear
 
 
 @register_model
@@ -26,3 +27,21 @@ def analog_mlp(*, in_channels: int = 1, image_size: int = 28, num_classes: int =
         features = width
     layers.append(AnalogLinear(features, num_classes, train_noise))
     return nn.Sequential(*layers)
+
+
+@register_model
+def analog_lenet(*, in_channels: int = 1, image_size: int = 28, num_classes: int = 10,
+                 train_noise: float = 0.0) -> nn.Module:
+    """LeNet-5 on crossbars, in the shape of aihwkit's analog LeNet example (its MNIST
+    anchor): two 5x5 convolutions of 16 and 32 channels, each with tanh and 2x2 max pooling,
+    then 128 hidden units and the classes; every convolution and linear layer is a crossbar."""
+    side = ((image_size - 4) // 2 - 4) // 2  # 28 -> 24 -> 12 -> 8 -> 4
+    if side < 1:
+        raise UserError(f"analog-lenet needs images of at least 16 px (two 5x5 convolutions "
+                        f"and two poolings); got {image_size} px")
+    return nn.Sequential(
+        AnalogConv2d(in_channels, 16, 5, train_noise=train_noise), nn.Tanh(), nn.MaxPool2d(2),
+        AnalogConv2d(16, 32, 5, train_noise=train_noise), nn.Tanh(), nn.MaxPool2d(2),
+        nn.Flatten(),
+        AnalogLinear(32 * side * side, 128, train_noise), nn.Tanh(),
+        AnalogLinear(128, num_classes, train_noise))

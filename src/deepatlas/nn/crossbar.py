@@ -14,9 +14,10 @@ constants of aihwkit's ``PCMLikeNoiseModel``; g is a conductance in units of G_m
                                         s  = clip(-0.0125 ln g* - 0.0059, 0.008, 0.045)
     1/f noise g(t) = max(g_d + |g_d| Q(g_p) sqrt(ln((t + t0 + t_r) / (2 t_r))) z, 0)
               Q = min(0.0088 / max(g_p^0.65, 1e-3), 0.2),  t_r = 250 ns
-    DAC       x_q = q_dac(x / max|x|)  (per input vector, dac_bits, in [-1, 1])
+    DAC       x_q = q_dac(x / max|x|)  (per input vector or image, dac_bits, in [-1, 1])
     ADC       y_q = q_adc(clip((G+ - G-) x_q, -out_bound, out_bound))     (adc_bits)
-    output    y = y_q max|x| max|w| / c(t) + b                           # b stays digital
+              (bound management: while an output saturates, x_q = q_dac(x / (2^k max|x|)))
+    output    y = y_q 2^k max|x| max|w| / c(t) + b                       # b stays digital
 
 Small conductances drift faster (nu up to 0.1) and are noisier (Q up to 0.2) than large ones,
 so drift distorts the weights as well as shrinking them. The 1/f noise accumulated up to t is
@@ -32,6 +33,7 @@ learns weights that tolerate the noise above.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -57,6 +59,7 @@ class PCMDevice:
     dac_bits: int = 8
     adc_bits: int = 8
     out_bound: float = 10.0  # the ADC's range, in units of one fully-on device and input
+    bound_halvings: int = 10  # bound management (aihwkit's ITERATIVE): re-reads at half input
 
 
 def quantize(x: torch.Tensor, bits: int, bound: float = 1.0) -> torch.Tensor:
@@ -87,14 +90,14 @@ def read_noise_sigma(programmed: torch.Tensor, seconds: float, pcm: PCMDevice) -
     return pcm.read_noise_scale * q * math.sqrt(math.log((t + pcm.t_read) / (2 * pcm.t_read)))
 
 
-class AnalogLinear(nn.Linear):
-    """``nn.Linear`` whose inference, once :meth:`program` has run, goes through a simulated
-    crossbar (see the module docstring); training is digital (with weight noise when
-    ``train_noise`` > 0)."""
+class Crossbar:
+    """The devices and periphery of a crossbar layer: the layer's weight, viewed as a matrix
+    (out, in), lives in conductance pairs once :meth:`program` has run. Mixed into
+    :class:`AnalogLinear` and :class:`AnalogConv2d`, which say how inputs reach the rows."""
 
-    def __init__(self, in_features: int, out_features: int, train_noise: float = 0.0,
-                 pcm: PCMDevice = PCMDevice()) -> None:
-        super().__init__(in_features, out_features)
+    weight: torch.Tensor
+
+    def _init_crossbar(self, train_noise: float, pcm: PCMDevice) -> None:
         self.train_noise, self.pcm = train_noise, pcm
         self.time = 0.0  # seconds since programming
         self.compensate = False
@@ -103,7 +106,7 @@ class AnalogLinear(nn.Linear):
         # The devices exist once programmed (so DDP has nothing to broadcast before).
         for name in ("g_plus", "g_minus", "nu_plus", "nu_minus", "w_max", "conductance",
                      "reference"):
-            self.register_buffer(name, None, persistent=False)
+            self.register_buffer(name, None, persistent=False)  # type: ignore[attr-defined]
 
     @torch.no_grad()
     def program(self, generator: torch.Generator | None = None) -> None:
@@ -111,7 +114,7 @@ class AnalogLinear(nn.Linear):
         device's drift exponent drawn from ``generator`` (a CPU generator; the 1/f noise of
         later read-outs is seeded from it too), and read them out at t = 0. Program again
         after changing the weights: the crossbar keeps what it was given, as a chip would."""
-        pcm, weight = self.pcm, self.weight
+        pcm, weight = self.pcm, self.weight.flatten(1)  # (out, in)
 
         def draw() -> torch.Tensor:
             return torch.randn(weight.shape, generator=generator).to(weight)
@@ -152,30 +155,84 @@ class AnalogLinear(nn.Linear):
     def _calibration(self) -> torch.Tensor:
         """The summed |response| of the array to the all-ones input."""
         g = self.conductance
-        return (g @ torch.ones(self.in_features, dtype=g.dtype, device=g.device)).abs().sum()
+        return g.sum(1).abs().sum()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training or not self.programmed:
-            weight = self.weight
-            if self.training and self.train_noise > 0:  # hardware-aware training
-                scale = self.weight.detach().abs().max()
-                weight = weight + self.train_noise * scale * torch.randn_like(weight)
-            return F.linear(x, weight, self.bias)
+    def _digital(self) -> bool:
+        return self.training or not self.programmed  # type: ignore[attr-defined]
+
+    def _training_weight(self) -> torch.Tensor:
+        """The weight a digital forward uses: with N(0, (train_noise max|w|)^2) added while
+        training hardware-aware."""
+        if self.training and self.train_noise > 0:  # type: ignore[attr-defined]
+            scale = self.weight.detach().abs().max()
+            return self.weight + self.train_noise * scale * torch.randn_like(self.weight)
+        return self.weight
+
+    def _through_crossbar(self, x: torch.Tensor, x_max: torch.Tensor,
+                          product: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+                          ) -> torch.Tensor:
+        """The analog forward without the bias: DAC (``x`` over its range ``x_max``), the
+        currents ``product(x_q, G)`` with G shaped like the weight, bound management, ADC,
+        compensation, and back to the weights' units."""
         pcm = self.pcm
-        x_max = x.abs().amax(-1, keepdim=True).clamp_min(1e-12)  # (B, 1): per-vector range
-        x_q = quantize(x / x_max, pcm.dac_bits)
-        y = quantize(x_q @ self.conductance.T, pcm.adc_bits, pcm.out_bound)  # (B, out)
+        g = self.conductance.view_as(self.weight)
+        scale = x_max.clone()  # (B, 1, ...): each input's DAC range
+        y = product(quantize(x / scale, pcm.dac_bits), g)
+        for _ in range(pcm.bound_halvings):  # a saturated read is repeated at half the input
+            over = y.detach().abs().flatten(1).amax(1) >= pcm.out_bound  # (B,)
+            if not over.any():
+                break
+            scale[over] *= 2
+            y[over] = product(quantize(x[over] / scale[over], pcm.dac_bits), g)
+        y = quantize(y, pcm.adc_bits, pcm.out_bound)
         if self.compensate:  # the drift that every device shares, measured and divided out
             y = y * (self.reference / self._calibration())
-        return y * x_max * self.w_max + self.bias
+        return y * scale * self.w_max
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f", train_noise={self.train_noise}"
+        return super().extra_repr() + f", train_noise={self.train_noise}"  # type: ignore[misc]
 
 
-def analog_layers(model: nn.Module) -> list[AnalogLinear]:
+class AnalogLinear(Crossbar, nn.Linear):
+    """``nn.Linear`` whose inference, once :meth:`program` has run, goes through a simulated
+    crossbar (see the module docstring); training is digital (with weight noise when
+    ``train_noise`` > 0)."""
+
+    def __init__(self, in_features: int, out_features: int, train_noise: float = 0.0,
+                 pcm: PCMDevice = PCMDevice()) -> None:
+        nn.Linear.__init__(self, in_features, out_features)
+        self._init_crossbar(train_noise, pcm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._digital():
+            return F.linear(x, self._training_weight(), self.bias)
+        x_max = x.abs().amax(-1, keepdim=True).clamp_min(1e-12)  # (B, 1): per input vector
+        return self._through_crossbar(x, x_max, F.linear) + self.bias
+
+
+class AnalogConv2d(Crossbar, nn.Conv2d):
+    """``nn.Conv2d`` on a crossbar: the kernel is a matrix (out, in x kh x kw) whose rows every
+    receptive field drives in turn, as in aihwkit's ``AnalogConv2d``. The DAC's range is set
+    once per input image rather than per receptive field, so the read is one ``conv2d`` with
+    the conductances as its kernel instead of an ``unfold`` (3x faster on analog-lenet here)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 stride: int = 1, padding: int = 0, train_noise: float = 0.0,
+                 pcm: PCMDevice = PCMDevice()) -> None:
+        nn.Conv2d.__init__(self, in_channels, out_channels, kernel_size, stride, padding)
+        self._init_crossbar(train_noise, pcm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._digital():
+            return self._conv_forward(x, self._training_weight(), self.bias)
+        x_max = x.abs().amax((1, 2, 3), keepdim=True).clamp_min(1e-12)  # (B, 1, 1, 1)
+        y = self._through_crossbar(x, x_max, lambda x_q, g: self._conv_forward(x_q, g, None))
+        return y + self.bias[:, None, None]
+
+
+def analog_layers(model: nn.Module) -> list[Crossbar]:
     """The crossbar layers of ``model``, in order."""
-    return [m for m in model.modules() if isinstance(m, AnalogLinear)]
+    return [m for m in model.modules() if isinstance(m, Crossbar)]
 
 
 def program_model(model: nn.Module, seed: int) -> None:
@@ -192,6 +249,6 @@ def set_inference_time(model: nn.Module, seconds: float, compensate: bool = Fals
         layer.read_out(seconds, compensate)
 
 
-__all__ = ["AnalogLinear", "PCMDevice", "analog_layers", "drift_exponent_stats",
-           "program_model", "programming_sigma", "quantize", "read_noise_sigma",
+__all__ = ["AnalogConv2d", "AnalogLinear", "Crossbar", "PCMDevice", "analog_layers",
+           "drift_exponent_stats", "program_model", "programming_sigma", "quantize", "read_noise_sigma",
            "set_inference_time"]

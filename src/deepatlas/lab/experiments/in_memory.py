@@ -1,12 +1,13 @@
 """MAP 7.2: in-memory computing on simulated PCM crossbars, and how its accuracy drifts.
 
-Recipe ``analog-mnist`` trains an MLP (784-256-10) on ``mnist-10k`` twice per seed: plainly
+Recipe ``analog-mnist`` trains a LeNet-5 in the shape of aihwkit's analog LeNet (the anchor;
+every convolution and linear layer a crossbar) on ``mnist-10k`` twice per seed: plainly
 (``model.train_noise=0``) and hardware-aware (weight noise 0.1 max|w|). Each trained network
 is then programmed onto crossbars (``deepatlas.nn.crossbar``: 32 conductance levels, IBM's
 statistical PCM model with aihwkit's constants: conductance-dependent programming noise,
-drift exponent and accumulated 1/f read noise; 8-bit DAC and ADC) in several independent
-draws, and read on the test digits from 1 s to 1 year after programming, without and with
-global drift compensation.
+drift exponent and accumulated 1/f read noise; 8-bit DAC and ADC with bound management) in
+several independent draws, and read on the test digits from 1 s to 1 year after
+programming, without and with global drift compensation.
 
 IBM's ``aihwkit`` is the reference library; its 1.2.0 release is on PyPI only as a source
 distribution that compiles C++ (and CUDA) against a given torch, so it is not built here: the
@@ -68,17 +69,18 @@ def drift_curve(run_dir: Path, draws: int, images: int) -> dict[str, list[float]
                   "drift (at least 3 points after a day when trained plainly); hardware-aware "
                   "training with global drift compensation keeps it within 1 point.",
             source="能量效率优化:存算一体芯片(如忆阻器)",
-            implements="deepatlas.nn.crossbar (conductance pairs on levels; IBM's PCM model: "
-                       "programming noise, drift and 1/f read noise by conductance; DAC/ADC; "
-                       "drift compensation), model analog-mlp, recipe analog-mnist")
+            implements="deepatlas.nn.crossbar (AnalogLinear, AnalogConv2d: conductance pairs "
+                       "on levels; IBM's PCM model: programming noise, drift and 1/f read noise "
+                       "by conductance; DAC/ADC with bound management; drift compensation), "
+                       "model analog-lenet, recipe analog-mnist")
 def run(ctx: Context) -> Result:
     missing = without_data("mnist-10k")
     if missing is not None:
         return missing
     seeds = [ctx.seed + s for s in range(ctx.size(3, 1, smoke=1))]
-    budget = ctx.size([], ["train.epochs=3"], smoke=["train.epochs=1",
+    budget = ctx.size([], ["train.epochs=1"], smoke=["train.epochs=1",
                                                       "train.limit_train_batches=4"])
-    draws, images = ctx.size(5, 2, smoke=1), ctx.size(2000, 1000, smoke=200)
+    draws, images = ctx.size(5, 2, smoke=1), ctx.size(2000, 500, smoke=200)
     arms = {"plain": ("analog-mnist", ["model.train_noise=0"]),
             "hardware-aware": ("analog-mnist", [])}
     curves = fit_arms(ctx.out, seeds, arms, lambda _, run: drift_curve(run, draws, images),
