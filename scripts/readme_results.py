@@ -159,7 +159,10 @@ def directions() -> str:
                              "hardware-aware training with drift compensation "
                              f"{m['aware_compensated_cost_1day_mean'] * 100:.2f} (digital "
                              f"{m['hardware-aware_digital_acc_mean']:.2%}, 1 year "
-                             f"{m['hardware-aware_compensated_acc_1year']:.2%})",
+                             f"{m['hardware-aware_compensated_acc_1year']:.2%}); plain "
+                             "training with compensation "
+                             f"{m['plain_compensated_cost_1day_mean'] * 100:.2f} (digital "
+                             f"{m['plain_digital_acc_mean']:.2%})",
             "aihwkit's analog LeNet: 98.7% on MNIST; targets >= 3 and <= 1 point; devices: "
             "IBM's PCM model (aihwkit's constants)"),
         "fairness": (

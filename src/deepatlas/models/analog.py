@@ -1,9 +1,10 @@
-"""MAP 7.2: an MLP whose layers are memristor crossbars (``deepatlas.nn.crossbar``).
+"""MAP 7.2: networks whose layers are memristor crossbars (``deepatlas.nn.crossbar``).
 
-``analog-mlp`` trains like an ordinary MLP (digitally, with weight noise when
-``train_noise`` > 0: hardware-aware training) and infers through simulated PCM crossbars
-once programmed: ``program_model(model, seed)``, then ``set_inference_time(model, seconds,
-compensate)``. Biases and the ReLUs between layers stay digital, as on IBM's chips.
+``analog-lenet`` (aihwkit's analog LeNet, the recipe's) and ``analog-mlp`` train like their
+digital twins (with weight noise when ``train_noise`` > 0: hardware-aware training) and infer
+through simulated PCM crossbars once programmed: ``program_model(model, seed)``, then
+``set_inference_time(model, seconds, compensate)``. Biases, activations and pooling stay
+digital, as on IBM's chips.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""MAP 7.2 In-memory computing: a linear layer computed by a memristor crossbar, from device
-physics (phase-change memory, PCM).
+"""MAP 7.2 In-memory computing: linear and convolutional layers computed by memristor
+crossbars, from device physics (phase-change memory, PCM).
 
 A crossbar multiplies a vector by a matrix in one step: input voltages drive the rows, each
 device passes a current G V (Ohm's law), and each column sums its currents (Kirchhoff's law).
@@ -8,7 +8,8 @@ statistical PCM model (Nandakumar et al. 2019, fitted on a million devices), wit
 constants of aihwkit's ``PCMLikeNoiseModel``; g is a conductance in units of G_max (25 uS)::
 
     target    g* = q_L(max(+/-w, 0) / max|w|)                  # L levels in [0, 1]
-    program   g_p = max(g* + sigma_p(g*) z, 0),  sigma_p = (0.26348 + 1.9650 g* - 1.1731 g*^2) uS
+    program   g_p = max(g* + sigma_p(g*) z, 0),
+              sigma_p = (0.26348 + 1.9650 g* - 1.1731 g*^2) uS / 25 uS
     drift     g_d(t) = g_p ((t + t0) / t0)^(-nu),   t0 = 20 s, t = time since programming
               nu = |mu(g*) + s(g*) z|,  mu = clip(-0.0155 ln g* + 0.0244, 0.049, 0.1)
                                         s  = clip(-0.0125 ln g* - 0.0059, 0.008, 0.045)
@@ -22,10 +23,10 @@ constants of aihwkit's ``PCMLikeNoiseModel``; g is a conductance in units of G_m
 Small conductances drift faster (nu up to 0.1) and are noisier (Q up to 0.2) than large ones,
 so drift distorts the weights as well as shrinking them. The 1/f noise accumulated up to t is
 drawn once per read-out time, as aihwkit does; the energy and latency of the converters and of
-the digital bias and ReLU are not modelled. Global drift compensation (Joshi et al. 2020;
-aihwkit's ``GlobalDriftCompensation``) reads the array's response to a fixed all-ones input
-right after programming and again at time t, and divides the output by the ratio c(t) of the
-two, undoing the drift that all devices share. Hardware-aware training (Joshi et al. 2020)
+the digital bias and activations are not modelled. Global drift compensation (Joshi et al.
+2020; aihwkit's ``GlobalDriftCompensation``) takes the array's response to a fixed all-ones
+input as programmed (before drift and 1/f noise) and again at time t, and divides the output
+by the ratio c(t) of the two, undoing the drift that all devices share. Hardware-aware training (Joshi et al. 2020)
 adds N(0, (train_noise max|w|)^2) to the weights on every training forward, so the network
 learns weights that tolerate the noise above.
 """
@@ -49,7 +50,6 @@ class PCMDevice:
     its periphery; the three scales switch a source of non-ideality off (0) or amplify it."""
 
     levels: int = 32  # distinct conductances a device is programmed to
-    g_max_us: float = 25.0  # the conductance max|w| is written to, in microsiemens
     prog_sigma_us: tuple[float, ...] = (0.26348, 1.9650, -1.1731)  # sigma_p(g*): sum c_i g*^i
     t0: float = 20.0  # seconds: drift's reference, the first read after programming
     t_read: float = 250e-9  # seconds: the read duration of the 1/f-noise fit
@@ -69,17 +69,24 @@ def quantize(x: torch.Tensor, bits: int, bound: float = 1.0) -> torch.Tensor:
     return torch.round(x.clamp(-bound, bound) / step) * step
 
 
+FIT_G_MAX_US = 25.0  # the G_max (microsiemens) at which the PCM measurements were fitted
+
+
 def programming_sigma(target: torch.Tensor, pcm: PCMDevice) -> torch.Tensor:
-    """sigma_p(g*) in units of G_max: the polynomial in uS, divided by G_max in uS."""
+    """The programming noise of devices written to ``target`` g* (in G_max), in G_max:
+    sigma_p = (c0 + c1 g* + c2 g*^2) uS / 25 uS (relative to G_max, whatever G_max is)."""
     sigma = sum(c * target**i for i, c in enumerate(pcm.prog_sigma_us))
-    return pcm.prog_noise_scale * sigma.clamp_min(0) / pcm.g_max_us
+    return pcm.prog_noise_scale * sigma.clamp_min(0) / FIT_G_MAX_US
 
 
 def drift_exponent_stats(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mu, s) of the drift exponent of devices programmed to ``target`` (in G_max)."""
+    """(mu, s) of the drift exponent nu ~ |N(mu, s^2)| of devices written to ``target`` g*
+    (in G_max): mu = clip(-0.0155 ln g* + 0.0244, 0.049, 0.1), s = clip(-0.0125 ln g* -
+    0.0059, 0.008, 0.045); small conductances drift faster and more unevenly."""
     log_g = target.clamp_min(1e-7).log()
-    return (-0.0155 * log_g + 0.0244).clamp(0.049, 0.1), (-0.0125 * log_g - 0.0059).clamp(0.008,
-                                                                                         0.045)
+    mean = (-0.0155 * log_g + 0.0244).clamp(0.049, 0.1)
+    spread = (-0.0125 * log_g - 0.0059).clamp(0.008, 0.045)
+    return mean, spread
 
 
 def read_noise_sigma(programmed: torch.Tensor, seconds: float, pcm: PCMDevice) -> torch.Tensor:
@@ -99,10 +106,12 @@ class Crossbar:
 
     def _init_crossbar(self, train_noise: float, pcm: PCMDevice) -> None:
         self.train_noise, self.pcm = train_noise, pcm
-        self.time = 0.0  # seconds since programming
+        self.seconds = 0.0  # since programming, of the conductances being read
         self.compensate = False
         self.programmed = False
-        self.reads: torch.Generator | None = None  # the 1/f noise's own stream
+        # The 1/f noise's own stream, on the CPU: the same draws on every device, and a
+        # programmed layer may still move with .to(device).
+        self.read_noise_generator: torch.Generator | None = None
         # The devices exist once programmed (so DDP has nothing to broadcast before).
         for name in ("g_plus", "g_minus", "nu_plus", "nu_minus", "w_max", "conductance",
                      "reference"):
@@ -127,35 +136,38 @@ class Crossbar:
             mu, spread = drift_exponent_stats(target)
             setattr(self, nu, pcm.drift_scale * (mu + spread * draw()).abs())
         seed = int(torch.randint(0, 2**62, (), generator=generator))
-        self.reads = torch.Generator(weight.device).manual_seed(seed)
+        self.read_noise_generator = torch.Generator().manual_seed(seed)
         self.programmed = True
+        # Compensation's baseline: the programmed array before any drift or 1/f noise.
+        self.reference = self._calibration(self.g_plus - self.g_minus)
         self.read_out(0.0)
-        self.reference = self._calibration()
 
     @torch.no_grad()
     def read_out(self, seconds: float, compensate: bool = False) -> None:
         """Let the devices drift to ``seconds`` after programming and draw the 1/f noise
-        accumulated by then; later forwards read these conductances."""
+        accumulated by then; later forwards read these conductances. The draw continues the
+        layer's noise stream, so it depends on the read-outs before it (a sequence of times
+        read twice, raw and compensated, sees the same devices)."""
         if not self.programmed:
             raise UserError("this crossbar holds no weights yet: program it first "
                             "(deepatlas.nn.crossbar.program_model)")
         if seconds < 0:
             raise UserError(f"a crossbar is read at a time since programming >= 0 s; "
                             f"got {seconds} s")
-        self.time, self.compensate = float(seconds), compensate
+        self.seconds, self.compensate = float(seconds), compensate
         factor = (seconds + self.pcm.t0) / self.pcm.t0
         pair = []
         for g, nu in ((self.g_plus, self.nu_plus), (self.g_minus, self.nu_minus)):
             drifted = g * torch.full_like(g, factor).pow(-nu)
-            noise = torch.randn(g.shape, generator=self.reads, device=g.device, dtype=g.dtype)
+            noise = torch.randn(g.shape, generator=self.read_noise_generator).to(g)
             sigma = read_noise_sigma(g, seconds, self.pcm)
             pair.append((drifted + drifted.abs() * sigma * noise).clamp_min(0))
         self.conductance = pair[0] - pair[1]
 
-    def _calibration(self) -> torch.Tensor:
-        """The summed |response| of the array to the all-ones input."""
-        g = self.conductance
-        return g.sum(1).abs().sum()
+    @staticmethod
+    def _calibration(conductance: torch.Tensor) -> torch.Tensor:
+        """The summed |response| of an array (out, in) to the all-ones input."""
+        return conductance.sum(1).abs().sum()
 
     def _digital(self) -> bool:
         return self.training or not self.programmed  # type: ignore[attr-defined]
@@ -176,21 +188,24 @@ class Crossbar:
         compensation, and back to the weights' units."""
         pcm = self.pcm
         g = self.conductance.view_as(self.weight)
-        scale = x_max.clone()  # (B, 1, ...): each input's DAC range
+        scale = x_max.detach()  # (B, 1, ...): each input's DAC range
         y = product(quantize(x / scale, pcm.dac_bits), g)
         for _ in range(pcm.bound_halvings):  # a saturated read is repeated at half the input
-            over = y.detach().abs().flatten(1).amax(1) >= pcm.out_bound  # (B,)
-            if not over.any():
+            over = (y.detach().abs().flatten(1).amax(1) >= pcm.out_bound).nonzero()[:, 0]
+            if not len(over):
                 break
-            scale[over] *= 2
-            y[over] = product(quantize(x[over] / scale[over], pcm.dac_bits), g)
+            # Out of place (index_put, not index_put_): autograd still needs the old values.
+            scale = scale.index_put((over,), scale[over] * 2)
+            y = y.index_put((over,), product(quantize(x[over] / scale[over], pcm.dac_bits), g))
         y = quantize(y, pcm.adc_bits, pcm.out_bound)
         if self.compensate:  # the drift that every device shares, measured and divided out
-            y = y * (self.reference / self._calibration())
+            y = y * (self.reference / self._calibration(self.conductance))
         return y * scale * self.w_max
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f", train_noise={self.train_noise}"  # type: ignore[misc]
+        read = f", read at {self.seconds:g} s" if self.programmed else ""
+        return (super().extra_repr()  # type: ignore[misc]
+                + f", train_noise={self.train_noise}{read}")
 
 
 class AnalogLinear(Crossbar, nn.Linear):
@@ -212,9 +227,10 @@ class AnalogLinear(Crossbar, nn.Linear):
 
 class AnalogConv2d(Crossbar, nn.Conv2d):
     """``nn.Conv2d`` on a crossbar: the kernel is a matrix (out, in x kh x kw) whose rows every
-    receptive field drives in turn, as in aihwkit's ``AnalogConv2d``. The DAC's range is set
-    once per input image rather than per receptive field, so the read is one ``conv2d`` with
-    the conductances as its kernel instead of an ``unfold`` (3x faster on analog-lenet here)."""
+    receptive field drives in turn, as in aihwkit's ``AnalogConv2d``. Unlike aihwkit, the
+    DAC's range and the bound management act per input image, not per receptive field (one
+    saturated output halves the whole image's input), so the read is one ``conv2d`` with the
+    conductances as its kernel instead of an ``unfold`` of every receptive field."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
                  stride: int = 1, padding: int = 0, train_noise: float = 0.0,

@@ -17,8 +17,9 @@ expectations instead (tests/test_crossbar.py).
 The claim holds when, beyond the spread over seeds, drift to one day costs the plainly
 trained network at least 3 points without compensation, and costs the hardware-aware one
 with compensation at most 1 point (the issue's targets; the cost is against the same
-network's accuracy 1 s after programming). The anchor: aihwkit's analog LeNet reaches 98.7%
-on MNIST.
+network's accuracy 1 s after programming). The plainly trained network with compensation is
+reported beside them, not judged: it tells compensation's share from the training's. The
+anchor: aihwkit's analog LeNet reaches 98.7% on MNIST.
 """
 
 from __future__ import annotations
@@ -89,6 +90,9 @@ def run(ctx: Context) -> Result:
     day = list(TIMES).index("1 day")
     plain_cost = [c["raw"][0] - c["raw"][day] for c in curves["plain"]]
     aware_cost = [c["compensated"][0] - c["compensated"][day] for c in curves["hardware-aware"]]
+    # Reported, not judged: is it compensation or the training that keeps the accuracy?
+    plain_compensated_cost = [c["compensated"][0] - c["compensated"][day]
+                              for c in curves["plain"]]
     effects = [against("plain, no compensation: accuracy lost from 1 s to 1 day - 3 points",
                        plain_cost, 0.03),
                against("hardware-aware + compensation: accuracy lost from 1 s to 1 day - "
@@ -112,12 +116,14 @@ def run(ctx: Context) -> Result:
     ax.legend(fontsize=7)
     plot = save(fig, ctx.path("plot.png"))
     metrics.update(plain_cost_1day_mean=float(np.mean(plain_cost)),
-                   aware_compensated_cost_1day_mean=float(np.mean(aware_cost)))
+                   aware_compensated_cost_1day_mean=float(np.mean(aware_cost)),
+                   plain_compensated_cost_1day_mean=float(np.mean(plain_compensated_cost)))
     details = (f"Digital accuracy: plain {metrics['plain_digital_acc_mean']:.2%}, "
                f"hardware-aware {metrics['hardware-aware_digital_acc_mean']:.2%}. From 1 s to "
                f"1 day the plain network loses {np.mean(plain_cost) * 100:.2f} points "
                f"uncompensated; the hardware-aware one with compensation "
                f"{np.mean(aware_cost) * 100:.2f} (at 1 year: "
-               f"{metrics['hardware-aware_compensated_acc_1year']:.2%}; means of "
+               f"{metrics['hardware-aware_compensated_acc_1year']:.2%}), and the plain one "
+               f"with compensation {np.mean(plain_compensated_cost) * 100:.2f} (means of "
                f"{len(seeds)} seeds x {draws} programmings).")
     return Result(metrics, status, details, [plot], effects, seeds, note=note)
