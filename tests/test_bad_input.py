@@ -341,3 +341,16 @@ def test_sigterm_to_a_tour_stops_its_workers_too(tmp_path):
     while any(_alive(w) for w in workers) and time.time() < deadline:
         time.sleep(0.1)
     assert not any(_alive(w) for w in workers), "the tour's workers outlived it"
+
+
+def test_a_run_the_task_refuses_leaves_no_empty_folder(cli, tmp_path):
+    """The run folder is created and locked before the task builds its model; when the build
+    refuses the config, the folder it made for nothing is removed, and one it found stays."""
+    args = ["train", "analog-mnist", "--set", "data.name=digits", "--set", "train.epochs=1"]
+    code, _, err = cli(*args, "--out", str(tmp_path / "new"))
+    assert code == 2 and "needs images of at least 16 px" in err and err.count("\n") == 1
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    code, _, _ = cli(*args, "--out", str(tmp_path / "mine"))
+    assert code == 2 and (tmp_path / "mine" / "notes.txt").read_text() == "keep"

@@ -37,6 +37,17 @@ def prepare_out_dir(out_dir: Path, resume: bool) -> int:
     return lock
 
 
+def remove_if_unused(out_dir: Path) -> None:
+    """Remove ``out_dir`` if it holds nothing but its lock file: a run folder that this
+    process created, and holds the lock of, for a run that stopped before writing anything."""
+    try:
+        if {p.name for p in out_dir.iterdir()} <= {".lock"}:
+            (out_dir / ".lock").unlink(missing_ok=True)
+            out_dir.rmdir()
+    except OSError:
+        pass  # tidying is best effort: the error the user sees is the one that stopped the run
+
+
 def _check(out_dir: Path, last: Path, resume: bool) -> None:
     if resume and not last.is_file():
         raise UserError(f"--resume: {last} does not exist; drop --resume to start a new run "

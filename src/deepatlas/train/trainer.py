@@ -34,7 +34,8 @@ from deepatlas.train.distributed import (DistEnv, all_reduce_sum, init_distribut
                                          resolve_device, shutdown)
 from deepatlas.train.optim import OptimizerGroupState
 from deepatlas.train.progress import EpochProgress, format_metrics
-from deepatlas.train.rundir import clear_stopped, mark_stopped, prepare_out_dir
+from deepatlas.train.rundir import (clear_stopped, mark_stopped, prepare_out_dir,
+                                    remove_if_unused)
 from deepatlas.train.runtime import autocast_dtype, seed_everything, to_device
 from deepatlas.train.task import Context, Task
 
@@ -278,8 +279,10 @@ class Trainer:
         if self.task.max_threads:
             torch.set_num_threads(min(threads, self.task.max_threads))
         previous = faults.catch_signals(self._on_signal, lambda: self.interrupted is not None)
+        new_folder, set_up = not self.out_dir.exists(), False
         try:
             self._setup()
+            set_up = True
             if self.dist.is_main:
                 clear_stopped(self.out_dir)  # resumed: no longer stopped
             return self._fit()
@@ -298,6 +301,8 @@ class Trainer:
             if hasattr(self, "dist"):
                 shutdown(self.dist)
             if getattr(self, "_lock", None) is not None:
+                if new_folder and not set_up:  # a config the task refused leaves no folder
+                    remove_if_unused(self.out_dir)  # (while locked: no one else is in it)
                 os.close(self._lock)  # the run folder is free for the next process
                 self._lock = None
 
