@@ -112,6 +112,10 @@ def test_train_then_predict_draws_boxes_on_an_image_of_any_size(cli, tmp_path):
     assert '"detections"' in out
     with Image.open(tmp_path / "boxes.png") as drawn:
         assert drawn.size == (37, 21)
+    Image.new("RGB", (15, 40), (40, 90, 200)).save(tmp_path / "small.png")
+    code, _, err = cli("predict", run, tmp_path / "small.png")
+    assert code == 2 and err.count("\n") == 1, err
+    assert "smaller than one cell of this network's 16-px grid" in err
 
     # eval scores the test scenes again, as training did, and --predictions writes them in
     # COCO's format: pycocotools' own COCOeval gives the same mAP.

@@ -121,6 +121,11 @@ def test_tour_writes_summary_and_page_for_every_experiment(tour):
                                      "5 Problems and their fixes", "8 The curriculum")]
     assert order == sorted(order)
     assert "链式法则" in page and 'lang="zh"' in page
+    # Section 9 links the experiments that measure its algorithms and theory.
+    why = page[page.index("9 Why deep learning works"):]
+    for target in ("vanishing-gradients", "batchnorm-clipping", "residual-depth",
+                   "universal-approximation"):
+        assert f'<a href="#{target}">' in why
 
 
 # The effects a smoke-sized tour still measures: the cheap experiments run at quick size, and

@@ -195,6 +195,10 @@ def test_train_then_predict_writes_the_mask_over_an_image_of_any_size(cli, sourc
     code, _, err = cli("predict", run, tmp_path / "odd.png", tmp_path / "odd.png", "--out",
                        tmp_path / "two.png")
     assert code == 2 and "--out takes one image" in err
+    Image.new("RGB", (9, 3), (40, 90, 200)).save(tmp_path / "thin.png")  # under depth 2's 4 px
+    code, _, err = cli("predict", run, tmp_path / "thin.png")
+    assert code == 2 and err.count("\n") == 1, err
+    assert "thin.png is 9x3 px, smaller than one cell of this network's 4-px grid" in err
     import json
 
     code, out, err = cli("eval", run, "--json")  # the test scenes again, scored the same way

@@ -18,6 +18,11 @@ SECTIONS = {
     4: "4 Architectures", 5: "5 Problems and their fixes", 6: "6 Applications",
     7: "7 Directions", 8: "8 The curriculum", 9: "9 Why deep learning works",
 }
+# "Why deep learning works" (MAP 9) names data, compute, algorithms and theory; data has its
+# own experiment there, the others are measured elsewhere on the page and linked from it.
+WHY_LINKS = (("vanishing-gradients", "algorithms: ReLU"), ("batchnorm-clipping",
+             "algorithms: BatchNorm"), ("residual-depth", "algorithms: ResNet"),
+             ("universal-approximation", "theory: universal approximation"))
 BADGES = {"holds": "holds", "does not hold at this scale": "not-here",
           "the text is wrong": "wrong", "not measurable here": "unmeasurable"}
 
@@ -137,6 +142,18 @@ def _gaps(results: list[dict[str, Any]]) -> dict[int, list[str]]:
     return gaps
 
 
+def _why_links(present: set[str]) -> str:
+    """Section 9's pointers: to the experiments of this page that measure its algorithms and
+    theory, and to the README's Speed section for compute."""
+    e = html.escape
+    links = [f'<a href="#{e(i)}">{e(label)}</a>' if i in present
+             else f"{e(label)} (<code>deepatlas lab run {e(i)}</code>, not in this run)"
+             for i, label in WHY_LINKS]
+    return (f'<p class="why">Measured elsewhere on this page: {", ".join(links)}. Compute: '
+            "training throughput here and on a GPU, <code>benchmarks/throughput.py</code> "
+            "(the README's Speed section).</p>")
+
+
 def render(results: list[dict[str, Any]], out: Path, wall_s: float) -> Path:
     """Write ``out/index.html`` for ``results`` (result.json records, in map order)."""
     from collections import Counter
@@ -168,6 +185,8 @@ def render(results: list[dict[str, Any]], out: Path, wall_s: float) -> Path:
         by_section.setdefault(int(r["map_id"].split(",")[0].split(".")[0]), []).append(r)
     for major in sorted(set(by_section) | set(gaps)):
         body.append(f"<h2>{e(SECTIONS.get(major, str(major)))}</h2>")
+        if major == 9:
+            body.append(_why_links({r["id"] for r in results}))
         body.extend(_item(r) for r in by_section.get(major, []))
         body.extend(gaps.get(major, []))
     page = f"""<!doctype html>

@@ -28,7 +28,8 @@ def run_saved_model(state: dict[str, Any], path: str, device: torch.device, num_
                     multiple: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A saved scene run's model (inference weights) on the image at ``path``: the image as
     float (3, H, W) in [0, 1], and the model's output. The image keeps its size: it is padded
-    (edge pixels repeated) to a ``multiple`` of the model's, which the caller cuts off."""
+    (edge pixels repeated) to a ``multiple`` of the model's, which the caller cuts off; an
+    image smaller than one such cell is refused."""
     import numpy as np
     import torch.nn.functional as F
 
@@ -40,6 +41,10 @@ def run_saved_model(state: dict[str, Any], path: str, device: torch.device, num_
                         num_classes=num_classes).to(device)
     rgb = torch.from_numpy(np.ascontiguousarray(read_pixels(path, 3))).permute(2, 0, 1)
     h, w = rgb.shape[1:]
+    if min(h, w) < multiple:  # below one cell of the output grid the net sees padding only
+        raise UserError(f"{path} is {w}x{h} px, smaller than one cell of this network's "
+                        f"{multiple}-px grid; give it an image of at least {multiple}x"
+                        f"{multiple} px")
     x = F.pad(rgb[None], (0, -w % multiple, 0, -h % multiple), mode="replicate")
     m = torch.tensor(meta["mean"]).view(1, -1, 1, 1)
     s = torch.tensor(meta["std"]).view(1, -1, 1, 1)
