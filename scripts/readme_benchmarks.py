@@ -238,3 +238,20 @@ def clip_peer() -> str:
                      f"{r['test_image_to_text_r1']:.1%} | {r['test_text_to_image_r1']:.1%} | "
                      f"{r['wall_s'] / 60:.1f} min |")
     return "\n".join(lines)
+
+
+def upscale_4k() -> str:
+    if not list((RESULTS / "benchmarks").glob("upscale-4k-*.json")):
+        return "Not measured yet: `python benchmarks/upscale_4k.py`."
+    t = _one("upscale-4k-*.json")
+    rows = [f"| {r['tile'] or 'whole image (`--tile 0`)'} | {r['seconds_mean']:.1f} s "
+            f"({', '.join(f'{s:.1f}' for s in r['seconds'])}) | {r['peak_mib_max']:,.0f} MiB |"
+            for r in t["rows"]]
+    return "\n".join([
+        f"`python benchmarks/upscale_4k.py`: `deepatlas upscale` of a {t['input']} crop of "
+        f"`{t['photo']}` to {t['output']} with the `{t['recipe']}` model (weights: "
+        f"{t['weights']}; the cost does not depend on them), the whole command timed, "
+        f"{t['trials']} trials, "
+        f"on {t.get('cpu_threads')} threads ({t.get('cpu')}). File: `{t['file']}`.", "",
+        "| tile side (input px) | time | peak resident memory |", "| --- | --- | --- |",
+        *rows])

@@ -14,6 +14,7 @@ generated from one committed file:
 - ``scene-augment``: ``results/benchmarks/scene-augment-*.json``
   (``benchmarks/scene_augment.py``);
 - ``upscale``: ``results/recipes/upscale-psnr.json`` and ``upscale-esrgan.json``;
+- ``upscale-4k``: ``results/benchmarks/upscale-4k-*.json`` (``benchmarks/upscale_4k.py``);
 - ``directions``: MAP 7's experiments in ``results/tour-summary.json``;
 - ``science``: MAP 6.3's ``protein-structure`` experiment in ``results/tour-summary.json``;
 - ``tour``: ``results/tour-summary.json`` (``deepatlas tour --out ...``'s ``summary.json``);
@@ -45,7 +46,7 @@ RESULTS = ROOT / "results"
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or loaded by path
 from readme_benchmarks import (  # noqa: E402
     clip_peer, dca_peer, detect_gpu, detector_fps, gpt_peer, scene_augment, throughput,
-    throughput_gpu, time_to_accuracy, translate_gpu, unet_peer)
+    throughput_gpu, time_to_accuracy, translate_gpu, unet_peer, upscale_4k)
 
 
 def _num(x: float) -> str:
@@ -346,6 +347,7 @@ BLOCKS = {"science": science, "clip": clip, "speech": speech, "clip-peer": clip_
           "dca-peer": dca_peer, "recipes": recipes, "gpt-peer": gpt_peer, "tour": tour,
           "throughput": throughput,
           "time-to-accuracy": time_to_accuracy, "unet-peer": unet_peer, "upscale": upscale,
+          "upscale-4k": upscale_4k,
           "scene-augment": scene_augment, "throughput-gpu": throughput_gpu,
           "detector-fps": detector_fps, "detect-gpu": detect_gpu,
           "translate-gpu": translate_gpu,

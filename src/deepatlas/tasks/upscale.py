@@ -268,7 +268,6 @@ def upscale_file(state: dict[str, Any], path: str, device: torch.device, tile: i
     return rgb, to_uint8(sr[0]).permute(1, 2, 0).cpu().numpy()
 
 
-
 def evaluate_upscale_run(state: dict[str, Any], device: torch.device, overrides: list[str]
                          ) -> dict[str, Any]:
     """``deepatlas eval`` of a saved upscale run: its test photographs, prepared again from
