@@ -17,6 +17,8 @@ generated from one committed file:
 - ``upscale-4k``: ``results/benchmarks/upscale-4k-*.json`` (``benchmarks/upscale_4k.py``);
 - ``directions``: MAP 7's experiments in ``results/tour-summary.json``;
 - ``science``: MAP 6.3's ``protein-structure`` experiment in ``results/tour-summary.json``;
+- ``translation-depth``: MAP 6.2's ``translation`` experiment there
+  (``readme_lab_tables.py``);
 - ``tour``: ``results/tour-summary.json`` (``deepatlas tour --out ...``'s ``summary.json``);
 - ``throughput``: ``results/benchmarks/throughput-*.json`` (``benchmarks/throughput.py``),
   and ``throughput-gpu`` its run on a GPU;
@@ -47,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or l
 from readme_benchmarks import (  # noqa: E402
     clip_peer, dca_peer, detect_gpu, detector_fps, gpt_peer, scene_augment, throughput,
     throughput_gpu, time_to_accuracy, translate_gpu, unet_peer, upscale_4k)
+from readme_lab_tables import translation_depth  # noqa: E402
 
 
 def _num(x: float) -> str:
@@ -347,7 +350,7 @@ BLOCKS = {"science": science, "clip": clip, "speech": speech, "clip-peer": clip_
           "dca-peer": dca_peer, "recipes": recipes, "gpt-peer": gpt_peer, "tour": tour,
           "throughput": throughput,
           "time-to-accuracy": time_to_accuracy, "unet-peer": unet_peer, "upscale": upscale,
-          "upscale-4k": upscale_4k,
+          "upscale-4k": upscale_4k, "translation-depth": translation_depth,
           "scene-augment": scene_augment, "throughput-gpu": throughput_gpu,
           "detector-fps": detector_fps, "detect-gpu": detect_gpu,
           "translate-gpu": translate_gpu,
