@@ -1,7 +1,7 @@
 """Time and peak memory of ``deepatlas upscale`` from 960x540 to 3840x2160 (MAP 6.1, the
 claim "ESRGAN restores 4K images").
 
-    python benchmarks/upscale_4k.py [--run RUN] [--tiles 192 96] [--trials 2]
+    python benchmarks/upscale_4k.py [--run RUN] [--tiles 192 96 0] [--trials 2]
                                     [--out results/benchmarks]
 
 Each trial runs the user's command, ``deepatlas upscale RUN in.png --out out.png --tile T``,
@@ -36,6 +36,7 @@ RECIPE = "upscale-psnr"
 
 
 def deepatlas(*args: str) -> list[str]:
+    """The command line of ``deepatlas ARGS`` in this Python."""
     return [sys.executable, "-m", "deepatlas", *args]
 
 
@@ -79,8 +80,9 @@ def timed_upscale(run: Path, image: Path, out: Path, tile: int) -> tuple[float, 
                             stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"deepatlas upscale --tile {tile} failed (exit {status})")
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        sys.exit(f"deepatlas upscale --tile {tile} failed (exit {code})")
     with Image.open(out) as big:
         if big.size != (LR_SIZE[0] * SCALE, LR_SIZE[1] * SCALE):
             sys.exit(f"the output is {big.size}, not {LR_SIZE[0] * SCALE}x{LR_SIZE[1] * SCALE}")
@@ -90,7 +92,7 @@ def timed_upscale(run: Path, image: Path, out: Path, tile: int) -> tuple[float, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, help="an upscale run (default: a throwaway one)")
-    parser.add_argument("--tiles", type=int, nargs="+", default=[192, 96],
+    parser.add_argument("--tiles", type=int, nargs="+", default=[192, 96, 0],
                         help="tile sides in input px (0 = the whole image at once)")
     parser.add_argument("--trials", type=int, default=2)
     parser.add_argument("--out", default="results/benchmarks")

@@ -241,6 +241,7 @@ def clip_peer() -> str:
 
 
 def upscale_4k() -> str:
+    """The 4K upscale's time and peak memory per tile size (``benchmarks/upscale_4k.py``)."""
     if not list((RESULTS / "benchmarks").glob("upscale-4k-*.json")):
         return "Not measured yet: `python benchmarks/upscale_4k.py`."
     t = _one("upscale-4k-*.json")

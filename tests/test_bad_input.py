@@ -350,7 +350,6 @@ def test_a_run_the_task_refuses_leaves_no_empty_folder(cli, tmp_path):
     code, _, err = cli(*args, "--out", str(tmp_path / "new"))
     assert code == 2 and "needs images of at least 16 px" in err and err.count("\n") == 1
     assert not (tmp_path / "new").exists()
-    (tmp_path / "mine").mkdir()
-    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    (tmp_path / "mine").mkdir()  # empty, but the user's: it stays
     code, _, _ = cli(*args, "--out", str(tmp_path / "mine"))
-    assert code == 2 and (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+    assert code == 2 and (tmp_path / "mine").is_dir()

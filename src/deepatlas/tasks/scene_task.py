@@ -41,7 +41,7 @@ def run_saved_model(state: dict[str, Any], path: str, device: torch.device, num_
                         num_classes=num_classes).to(device)
     rgb = torch.from_numpy(np.ascontiguousarray(read_pixels(path, 3))).permute(2, 0, 1)
     h, w = rgb.shape[1:]
-    if min(h, w) < multiple:  # below one cell of the output grid the net sees padding only
+    if min(h, w) < multiple:  # under one cell of the output grid: mostly repeated edge pixels
         raise UserError(f"{path} is {w}x{h} px, smaller than one cell of this network's "
                         f"{multiple}-px grid; give it an image of at least {multiple}x"
                         f"{multiple} px")

@@ -39,7 +39,9 @@ def prepare_out_dir(out_dir: Path, resume: bool) -> int:
 
 def remove_if_unused(out_dir: Path) -> None:
     """Remove ``out_dir`` if it holds nothing but its lock file: a run folder that this
-    process created, and holds the lock of, for a run that stopped before writing anything."""
+    process created, and holds the lock of, for a run that stopped before writing anything.
+    Parents that ``mkdir(parents=True)`` made stay. A second process that opened the lock in
+    the instant before the removal is told the folder cannot be written, and can rerun."""
     try:
         if {p.name for p in out_dir.iterdir()} <= {".lock"}:
             (out_dir / ".lock").unlink(missing_ok=True)
