@@ -13,10 +13,15 @@ CELLS = (("pre-LN", "no-warm-up"), ("pre-LN", "warm-up"), ("post-LN", "no-warm-u
          ("post-LN", "warm-up"))
 
 
+def experiment(name: str) -> dict | None:
+    """Experiment ``name``'s record in ``results/tour-summary.json``; None before it is run."""
+    summary = json.loads((RESULTS / "tour-summary.json").read_text())
+    return next((e for e in summary["experiments"] if e["id"] == name), None)
+
+
 def translation_depth() -> str:
     """The ``translation`` experiment's held-out loss per depth, layout and warm-up."""
-    summary = json.loads((RESULTS / "tour-summary.json").read_text())
-    record = next((e for e in summary["experiments"] if e["id"] == "translation"), None)
+    record = experiment("translation")
     if record is None:
         return "Not measured yet: `deepatlas lab run translation`."
     loss = {k.removesuffix("_val_loss"): v for k, v in record["metrics"].items()

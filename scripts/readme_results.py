@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or l
 from readme_benchmarks import (  # noqa: E402
     clip_peer, dca_peer, detect_gpu, detector_fps, gpt_peer, scene_augment, throughput,
     throughput_gpu, time_to_accuracy, translate_gpu, unet_peer, upscale_4k)
-from readme_lab_tables import translation_depth  # noqa: E402
+from readme_lab_tables import experiment as _experiment, translation_depth  # noqa: E402
 
 
 def _num(x: float) -> str:
@@ -222,12 +222,6 @@ def directions() -> str:
         lines.append(f"| {map_id} | `{name}` | {shown} | {anchor} | {e['wall_s'] / 60:.1f} min, "
                      f"{spread} | {e['verdict']} |")
     return "\n".join(lines)
-
-
-def _experiment(name: str) -> dict | None:
-    """Experiment ``name``'s record in ``results/tour-summary.json``; None before it is run."""
-    s = json.loads((RESULTS / "tour-summary.json").read_text())
-    return next((x for x in s["experiments"] if x["id"] == name), None)
 
 
 def science() -> str:

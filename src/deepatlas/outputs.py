@@ -61,11 +61,14 @@ def check_out_dir(path: str | Path) -> Path:
     return path
 
 
+LOCK_FILE = ".lock"  # the file in a folder that lock_folder locks
+
+
 def lock_folder(path: Path, holder: str) -> int:
     """An exclusive lock on ``path/.lock``, held until the returned descriptor is closed (or
     the process ends, however it ends): two processes writing one folder would mix their
     files. A UserError names the ``holder`` when another process has it."""
-    fd = os.open(path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from deepatlas.errors import UserError
+from deepatlas.outputs import LOCK_FILE
 from deepatlas.formats import format_metric
 
 
@@ -31,7 +32,7 @@ def add_parser(sub) -> None:
 def _locked(run: Path) -> bool:
     """Whether a training process holds the run's lock (see train/rundir.py)."""
     try:
-        fd = os.open(run / ".lock", os.O_RDONLY)
+        fd = os.open(run / LOCK_FILE, os.O_RDONLY)
     except OSError:
         return False
     try:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from deepatlas.errors import UserError
-from deepatlas.outputs import lock_folder
+from deepatlas.outputs import LOCK_FILE, lock_folder
 
 
 def lock_run_dir(out_dir: Path) -> int:
@@ -43,8 +43,8 @@ def remove_if_unused(out_dir: Path) -> None:
     Parents that ``mkdir(parents=True)`` made stay. A second process that opened the lock in
     the instant before the removal is told the folder cannot be written, and can rerun."""
     try:
-        if {p.name for p in out_dir.iterdir()} <= {".lock"}:
-            (out_dir / ".lock").unlink(missing_ok=True)
+        if {p.name for p in out_dir.iterdir()} <= {LOCK_FILE}:
+            (out_dir / LOCK_FILE).unlink(missing_ok=True)
             out_dir.rmdir()
     except OSError:
         pass  # tidying is best effort: the error the user sees is the one that stopped the run

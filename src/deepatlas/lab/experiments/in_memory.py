@@ -88,11 +88,14 @@ def run(ctx: Context) -> Result:
                       ["train.tensorboard=false", *budget])
 
     day = list(TIMES).index("1 day")
-    plain_cost = [c["raw"][0] - c["raw"][day] for c in curves["plain"]]
-    aware_cost = [c["compensated"][0] - c["compensated"][day] for c in curves["hardware-aware"]]
+
+    def day_cost(arm: str, mode: str) -> list[float]:
+        """Accuracy lost from 1 s to 1 day, per seed, of ``arm`` read ``mode``."""
+        return [c[mode][0] - c[mode][day] for c in curves[arm]]
+
+    plain_cost, aware_cost = day_cost("plain", "raw"), day_cost("hardware-aware", "compensated")
     # Reported, not judged: is it compensation or the training that keeps the accuracy?
-    plain_compensated_cost = [c["compensated"][0] - c["compensated"][day]
-                              for c in curves["plain"]]
+    plain_compensated_cost = day_cost("plain", "compensated")
     effects = [against("plain, no compensation: accuracy lost from 1 s to 1 day - 3 points",
                        plain_cost, 0.03),
                against("hardware-aware + compensation: accuracy lost from 1 s to 1 day - "
