@@ -11,7 +11,9 @@ import argparse
 import errno
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -353,6 +355,20 @@ COMMANDS = {"runs": runs_cli.cmd_runs, "recipes": cmd_recipes, "train": cmd_trai
             "lab": cmd_lab, "tour": cmd_tour, "sample": cmd_sample,
             "distill": cmd_distill, "quantize": cmd_quantize, "export": cmd_export,
             "data": data_cli.cmd_data}
+
+
+def run() -> int:
+    """The console command (``deepatlas``, ``python -m deepatlas``): :func:`main`, plus the
+    exit. A second Ctrl-C can land after the first has stopped a run cleanly, while this
+    process reports it or shuts down; it then quits with 130 as it would mid-run, not with a
+    traceback or killed by the signal (seen in CI as exit -2)."""
+    try:
+        code = main()
+    except KeyboardInterrupt:  # the second Ctrl-C, while main reported the first
+        code = 130
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, lambda *_: os._exit(130))  # ... or during shutdown
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
