@@ -4,7 +4,9 @@
 
 Each recipe trains three ways, everything else as the recipe says (its epochs, seed, model):
 ``data.augment=none`` (the fixed 4,000 training scenes), ``copy-paste`` (fresh scenes every
-epoch) and ``copy-paste-recolour`` (fresh scenes on recoloured photographs). Recorded per run:
+epoch) and ``copy-paste-recolour`` (fresh scenes on recoloured photographs); ``--arms`` names
+others (``mosaic``: YOLO's mosaic and scale of the fixed scenes), and ``--merge`` adds the
+rows to the committed file instead of replacing it. Recorded per run:
 validation and test Dice (U-Net) or mAP@0.5 (detector; its best.pt is chosen by validation
 mAP@0.5:0.95), at best.pt and at the last epoch, the training time and the first epoch's
 (the same fixed scenes in every arm: a gauge of the machine's load). For the U-Net it also
@@ -69,13 +71,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="results/benchmarks")
-    parser.add_argument("--note", default="", help="a sentence the README prints with the table")
+    parser.add_argument("--note", default="", help="a sentence the README prints with the "
+                        "table: where each row comes from (with --merge, it replaces the old)")
+    parser.add_argument("--recipes", nargs="+", default=list(FIGURES), choices=list(FIGURES))
+    parser.add_argument("--arms", nargs="+", default=list(ARMS),
+                        help=f"data.augment values (default: {' '.join(ARMS)})")
+    parser.add_argument("--merge", action="store_true",
+                        help="add these rows to the existing results file, keeping its others")
     args = parser.parse_args()
     rows: dict[str, dict[str, dict[str, float]]] = {}
+    note = args.note
+    if args.merge:
+        found = sorted(Path(args.out).glob("scene-augment-*.json"))
+        if not found:
+            raise SystemExit(f"--merge: no scene-augment-*.json in {args.out} to add rows to")
+        old = json.loads(found[-1].read_text())
+        rows, note = old["rows"], args.note or old.get("note", "")  # a new note replaces it
     with tempfile.TemporaryDirectory() as tmp:
-        for recipe, (val, test) in FIGURES.items():
-            rows[recipe] = {}
-            for arm in ARMS:
+        for recipe in args.recipes:
+            val, test = FIGURES[recipe]
+            rows.setdefault(recipe, {})
+            for arm in args.arms:
                 run = Path(tmp) / f"{recipe}-{arm}"
                 summary = fit(load_recipe(recipe, [f"data.augment={arm}", f"seed={args.seed}",
                                                    "train.tensorboard=false",
@@ -91,7 +107,7 @@ def main() -> None:
                 rows[recipe][arm] = row
                 print(recipe, arm, row, flush=True)
     path = write_result(args.out, "scene-augment", {"seed": args.seed, "rows": rows,
-                                                    "note": args.note})
+                                                    "note": note})
     print(f"wrote {path}")
 
 

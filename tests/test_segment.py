@@ -117,7 +117,7 @@ def test_copy_paste_epochs_are_fresh_scenes_the_same_on_every_pass(sources):
     """data.augment=copy-paste: epoch 0 trains on the set's scenes, each later epoch on new
     ones, and a resumed epoch (set_epoch again, in another loader) sees the same batches."""
     from deepatlas.data import scenes
-    from deepatlas.tasks.scene_task import CopyPasteEpochs
+    from deepatlas.tasks.scene_task import FreshEpochs
 
     data = scenes.load_scenes(str(sources), image_size=32, counts={"train": 24, "val": 4,
                                                                     "test": 4})
@@ -129,17 +129,21 @@ def test_copy_paste_epochs_are_fresh_scenes_the_same_on_every_pass(sources):
         loader.set_epoch(epoch)
         return torch.cat([images for images, _ in loader.iterate(0)])
 
-    loader = CopyPasteEpochs(data, tensors, batch_size=8, seed=0)
+    def copy_paste(recolour=False):
+        return FreshEpochs(lambda epoch: data.compose_train(epoch, recolour), tensors,
+                           batch_size=8, seed=0)
+
+    loader = copy_paste()
     first, second = epoch_images(loader, 0), epoch_images(loader, 1)
     assert len(loader) == 3
     assert sorted(first.flatten(1).sum(1).tolist()) == sorted(
         data.train.images.flatten(1).sum(1).tolist())  # epoch 0: the set itself, shuffled
     assert not torch.equal(first, second)
-    resumed = CopyPasteEpochs(data, tensors, batch_size=8, seed=0)
+    resumed = copy_paste()
     assert torch.equal(epoch_images(resumed, 1), second)
     resumed.set_epoch(1)
     assert torch.equal(torch.cat([i for i, _ in resumed.iterate(1)]), second[8:])
-    recoloured = CopyPasteEpochs(data, tensors, recolour=True, batch_size=8, seed=0)
+    recoloured = copy_paste(recolour=True)
     held_out = data.val.images.clone(), data.test.images.clone()
     data.compose_train(3, True)  # recolouring training scenes never touches the held-out ones
     scenes._composed.cache_clear()  # compose every split again, from the same photographs
@@ -150,9 +154,7 @@ def test_copy_paste_epochs_are_fresh_scenes_the_same_on_every_pass(sources):
     assert torch.equal(again.test.images, held_out[1])
     assert torch.equal(epoch_images(recoloured, 0), first)  # the set itself is never recoloured
     assert not torch.equal(epoch_images(recoloured, 1), second)
-    assert torch.equal(epoch_images(CopyPasteEpochs(data, tensors, recolour=True,
-                                                    batch_size=8, seed=0), 1),
-                       epoch_images(recoloured, 1))
+    assert torch.equal(epoch_images(copy_paste(recolour=True), 1), epoch_images(recoloured, 1))
 
 
 def test_compose_pastes_an_opaque_object_exactly():

@@ -29,7 +29,8 @@ class DataConfig:
     download: bool = False  # let torchvision download MNIST/Fashion-MNIST/CIFAR when online
     augment: str = "none"  # none | flip | crop | crop-flip | source (MAP 5.2; data/augment.py)
     # | copy-paste | copy-paste-recolour (scene tasks: fresh scenes every epoch, on
-    # recoloured photographs for the second)
+    # recoloured photographs for the second) | mosaic | mosaic-flip (scene tasks, any
+    # scenes: YOLO's mosaic and scale, with left-right flips for the second; data/mosaic.py)
     image_size: int = 224  # crop size for streamed sets (ImageNet); in-memory sets keep theirs
     train_size_start: int = 0  # progressive resizing: training crops grow from this size...
     train_size_end: int = 0  # ...to this one (FFCV: 160 -> 192, test at 224); 0 = off
@@ -131,7 +132,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "speech.symbols": ("phonemes", "characters"),
     "gan.loss": ("nonsaturating", "minimax", "wgan-gp"),
     "data.augment": ("none", "flip", "crop", "crop-flip", "source", "copy-paste",
-                     "copy-paste-recolour"),
+                     "copy-paste-recolour", "mosaic", "mosaic-flip"),
     "optim.name": ("sgd", "adamw", "sgd-plain", "momentum", "adam"),
     "schedule.name": ("cosine", "onecycle", "constant"),
     "train.precision": ("auto", "fp32", "bf16", "fp16"),

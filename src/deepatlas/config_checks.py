@@ -80,10 +80,10 @@ def validate(config: RunConfig) -> None:
          and config.upscale.l1_weight + config.upscale.perceptual_weight > 0,
          "upscale.l1_weight, perceptual_weight and gan_weight must be >= 0, and l1 or "
          "perceptual > 0 (the GAN term alone ignores the image's content)"),
-        (not config.data.augment.startswith("copy-paste")
+        (not config.data.augment.startswith(("copy-paste", "mosaic"))
          or config.task in ("segment", "detect"),
-         f"data.augment={config.data.augment} composes fresh copy-paste scenes every epoch: it "
-         "is for tasks segment and detect"),
+         f"data.augment={config.data.augment} draws new scenes every epoch: it is for tasks "
+         "segment and detect"),
         (0 <= config.data.val_fraction < 1, "data.val_fraction must be in [0, 1)"),
         (config.data.train_examples >= 0, "data.train_examples must be >= 0 (0 = all)"),
         (config.data.num_workers >= 0, "data.num_workers must be >= 0"),

@@ -13,6 +13,10 @@ negative for every class.
 - box: the Complete-IoU loss (Zheng et al. 2020; ``torchvision.ops.complete_box_iou_loss``)
   of each positive's box, weighted by the same target.
 
+**Augmentation** (``data.augment``): fresh copy-paste scenes every epoch (the recipe's), or
+YOLOv4's mosaic with a random scale, and left-right flips with ``mosaic-flip``
+(:mod:`deepatlas.data.mosaic`), which also serves a YOLO or COCO folder of your own.
+
 **Metrics**: COCO mAP@0.5 and mAP@0.5:0.95 from ``torchmetrics.detection.MeanAveragePrecision``
 (pycocotools underneath), never a hand-written mAP. best.pt is chosen by validation
 mAP@0.5:0.95; the test scenes (their own digits and photographs) are reported only.
@@ -26,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepatlas.data.scenes import MAX_OBJECTS, Scenes
+from deepatlas.data.scenes import Scenes
 from deepatlas.models import create_model
 from deepatlas.models.detector import postprocess
 from deepatlas.tasks.scene_task import SceneTask, run_saved_model
@@ -36,9 +40,11 @@ CENTRE_RADIUS = 2.5  # strides: FCOS's centre sampling
 BOX_WEIGHT, CLASS_WEIGHT = 7.5, 0.5  # YOLOv8's defaults
 
 
-def padded_targets(scenes: Scenes, slots: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each scene's boxes (k, 4) and labels (k,) padded to ``slots``: boxes (N, slots, 4) and
-    labels (N, slots), -1 where there is no object; tensors batch where lists do not."""
+def padded_targets(scenes: Scenes) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each scene's boxes (k, 4) and labels (k,) padded to the most any scene has (M): boxes
+    (N, M, 4) and labels (N, M), -1 where there is no object; tensors batch where lists do
+    not. (A photograph of your own may hold dozens of objects, a mosaic four scenes'.)"""
+    slots = max([1, *(len(b) for b in scenes.boxes)])
     boxes = torch.zeros(len(scenes), slots, 4)
     labels = torch.full((len(scenes), slots), -1, dtype=torch.int64)
     for i, (b, c) in enumerate(zip(scenes.boxes, scenes.labels)):
@@ -101,7 +107,7 @@ class Detect(SceneTask):
     def setup(self, ctx: Context) -> None:
         data = self.load_scenes(ctx)
         self.train_loader = self.batches(
-            lambda scenes: (scenes.images, *padded_targets(scenes, MAX_OBJECTS)))
+            lambda scenes: (scenes.images, *padded_targets(scenes)))
         options = {k: v for k, v in self.config.model.items() if k != "name"}
         model = create_model(self.config.model["name"], in_channels=3,
                              image_size=data.image_size, num_classes=len(data.classes),

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from deepatlas.data.loaders import TensorBatches
+from deepatlas.data.mosaic import mosaic
 from deepatlas.data.scenes import SceneData, Scenes, load_scenes
 from deepatlas.errors import UserError
 from deepatlas.train import Context, Task
@@ -56,25 +57,25 @@ def first(scenes: Scenes, n: int) -> Scenes:
     return Scenes(scenes.images[:n], scenes.masks[:n], scenes.boxes[:n], scenes.labels[:n])
 
 
-class CopyPasteEpochs:
-    """Training batches whose scenes are composed anew every epoch: copy-paste as augmentation,
-    as Dwibedi et al. use it (``data.augment = "copy-paste"``). Epoch 0 is the set's own
-    training scenes; epoch ``e`` composes as many from the same digits and photographs (on
-    recoloured crops with ``recolour``: ``"copy-paste-recolour"``) with seed ``(seed, 0, e)``,
-    so a resumed epoch sees exactly the scenes it saw before."""
+SCENE_AUGMENTATIONS = ("none", "copy-paste", "copy-paste-recolour", "mosaic", "mosaic-flip")
 
-    def __init__(self, data: SceneData, tensors: Callable[[Scenes], tuple[torch.Tensor, ...]],
-                 recolour: bool = False, **batches: Any) -> None:
-        self.data, self.tensors, self.batches = data, tensors, batches
-        self.recolour = recolour
+
+class FreshEpochs:
+    """Training batches of scenes drawn anew every epoch by ``draw(epoch)``: copy-paste as
+    augmentation, as Dwibedi et al. use it (``data.augment = "copy-paste"``: epoch 0 is the
+    set's own training scenes, epoch ``e`` composes as many from the same digits and
+    photographs with seed ``(seed, 0, e)``), or mosaics of the fixed set (``"mosaic"``,
+    seed ``(seed, 1, e)``). A resumed epoch sees exactly the scenes it saw before."""
+
+    def __init__(self, draw: Callable[[int], Scenes],
+                 tensors: Callable[[Scenes], tuple[torch.Tensor, ...]], **batches: Any) -> None:
+        self.draw, self.tensors, self.batches = draw, tensors, batches
         self.epoch = -1
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:
-            self.loader = TensorBatches(*self.tensors(self.data.compose_train(epoch,
-                                                                              self.recolour)),
-                                        **self.batches)
+            self.loader = TensorBatches(*self.tensors(self.draw(epoch)), **self.batches)
             self.epoch = epoch
         self.loader.set_epoch(epoch)
 
@@ -120,28 +121,38 @@ class SceneTask(Task):
         return self.data
 
     def batches(self, tensors: Callable[[Scenes], tuple[torch.Tensor, ...]]
-                ) -> TensorBatches | CopyPasteEpochs:
+                ) -> TensorBatches | FreshEpochs:
         """Shuffled training batches of ``tensors(scenes)`` (the scenes' images first), this
         rank's share; with ``data.augment = "copy-paste"``, of fresh scenes every epoch (and
-        ``"copy-paste-recolour"``, on recoloured photographs)."""
-        cfg, dist = self.config, self.ctx.dist
-        fresh = cfg.data.augment in ("copy-paste", "copy-paste-recolour")
-        if cfg.data.augment != "none" and not fresh:
-            raise UserError(f"data.augment={cfg.data.augment} does not apply to scenes; task "
-                            f"{self.name} takes none, copy-paste (fresh scenes every epoch) or "
-                            "copy-paste-recolour (on recoloured photographs)")
+        ``"copy-paste-recolour"``, on recoloured photographs); with ``"mosaic"``
+        (``"mosaic-flip"``), of new mosaics of the training set every epoch, save the last
+        tenth of the epochs, which see the set itself (Ultralytics' ``close_mosaic``)."""
+        cfg, dist, data = self.config, self.ctx.dist, self.data
+        augment = cfg.data.augment
+        if augment not in SCENE_AUGMENTATIONS:
+            raise UserError(f"data.augment={augment} does not apply to scenes; task "
+                            f"{self.name} takes {', '.join(SCENE_AUGMENTATIONS)}")
         kwargs = {"batch_size": cfg.train.batch_size // dist.world_size, "seed": cfg.seed,
                   "rank": dist.rank, "world_size": dist.world_size}
-        if fresh and self.data.compose_train is None:
-            raise UserError(f"data.augment={cfg.data.augment} composes new digit-scenes; "
-                            f"{cfg.data.name} is a fixed set of images: use data.augment=none")
-        loader = (CopyPasteEpochs(self.data, tensors,
-                                  recolour=cfg.data.augment == "copy-paste-recolour", **kwargs)
-                  if fresh
-                  else TensorBatches(*tensors(self.data.train), **kwargs))
+        if augment.startswith("copy-paste"):
+            if data.compose_train is None:
+                raise UserError(f"data.augment={augment} composes new digit-scenes; "
+                                f"{data.name} is a fixed set of images: use data.augment=none "
+                                "or mosaic")
+            recolour = augment == "copy-paste-recolour"
+            loader = FreshEpochs(lambda epoch: data.compose_train(epoch, recolour), tensors,
+                                 **kwargs)
+        elif augment.startswith("mosaic"):
+            plain_from = cfg.train.epochs - round(cfg.train.epochs / 10)
+            loader = FreshEpochs(
+                lambda epoch: data.train if epoch >= plain_from else mosaic(
+                    data.train, len(data.train), seed=(cfg.seed, 1, epoch),
+                    flip=augment == "mosaic-flip"), tensors, **kwargs)
+        else:
+            loader = TensorBatches(*tensors(data.train), **kwargs)
         if len(loader) == 0:
             raise UserError(f"train.batch_size={cfg.train.batch_size} is larger than the "
-                            f"{len(self.data.train)} training scenes; lower it")
+                            f"{len(data.train)} training scenes; lower it")
         return loader
 
     def inputs(self, images: torch.Tensor) -> torch.Tensor:
