@@ -171,7 +171,9 @@ def unet_peer() -> str:
 def scene_augment() -> str:
     t = _one("scene-augment-*.json")
     names = {"none": "the fixed 4,000", "copy-paste": "fresh every epoch",
-             "copy-paste-recolour": "fresh, on recoloured photographs"}
+             "copy-paste-recolour": "fresh, on recoloured photographs",
+             "mosaic": "mosaics of the fixed 4,000, new every epoch (the last tenth: plain)",
+             "mosaic-flip": "mosaics as above, half of them mirrored"}
     lines = [f"File: `results/benchmarks/scene-augment-*.json` (seed {t['seed']}, "
              f"{t.get('cpu_threads')} threads, {t.get('cpu')}); {t.get('note', '')}", "",
              "| recipe | `data.augment` | training scenes | test (last epoch) | validation "
@@ -256,3 +258,27 @@ def upscale_4k() -> str:
         f"on {t.get('cpu_threads')} threads ({t.get('cpu')}). File: `{t['file']}`.", "",
         "| tile side (input px) | time | peak resident memory |", "| --- | --- | --- |",
         *rows])
+
+
+def yolo_peer() -> str:
+    """deepatlas's detector against Ultralytics' YOLOv8n (``benchmarks/yolo_peer.py``)."""
+    if not list((RESULTS / "benchmarks").glob("yolo-peer-*.json")):
+        return "Not measured yet: `python benchmarks/yolo_peer.py`."
+    t = _one("yolo-peer-*.json")
+    if t["threads"] != t["ultralytics_threads_after"]:
+        raise SystemExit(f"{t['file']}: the two models trained on different thread counts")
+    args = ", ".join(f"{k}={v}" for k, v in t["ultralytics_args"].items())
+    lines = [f"`python benchmarks/yolo_peer.py`: one seed each, {t['image_size']} px, batch "
+             f"{t['batch_size']}, the same {t['budget_s'] / 60:.1f}-minute budget "
+             f"({t['budget_from']}), both on {t['threads']} torch threads ({t.get('cpu')}, "
+             f"torch {t.get('torch')}, ultralytics {t['ultralytics']}; Ultralytics' defaults "
+             f"but {args}), best.pt chosen by validation, scored on the {t['test_scenes']:,} "
+             f"test scenes by the same torchmetrics evaluator. File: `{t['file']}`.", "",
+             "| model | parameters | training scenes | epochs (best) | test mAP@0.5 | "
+             "test mAP@0.5:0.95 | training time |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, r in t["rows"].items():
+        lines.append(f"| {name} | {r['num_params']:,} | {r['training_scenes']} | "
+                     f"{r['epochs']} ({r['best_epoch']}) | {r['test_map50']:.3f} | "
+                     f"{r['test_map']:.3f} | {r['wall_s'] / 60:.1f} min |")
+    return "\n".join(lines)

@@ -11,6 +11,7 @@ generated from one committed file:
   ``summary.json``);
 - ``gpt-peer``: ``results/benchmarks/gpt-peer-*.json`` (``benchmarks/gpt_peer.py``);
 - ``unet-peer``: ``results/benchmarks/unet-peer-*.json`` (``benchmarks/unet_peer.py``);
+- ``yolo-peer``: ``results/benchmarks/yolo-peer-*.json`` (``benchmarks/yolo_peer.py``);
 - ``scene-augment``: ``results/benchmarks/scene-augment-*.json``
   (``benchmarks/scene_augment.py``);
 - ``upscale``: ``results/recipes/upscale-psnr.json`` and ``upscale-esrgan.json``;
@@ -48,7 +49,7 @@ RESULTS = ROOT / "results"
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or loaded by path
 from readme_benchmarks import (  # noqa: E402
     clip_peer, dca_peer, detect_gpu, detector_fps, gpt_peer, scene_augment, throughput,
-    throughput_gpu, time_to_accuracy, translate_gpu, unet_peer, upscale_4k)
+    throughput_gpu, time_to_accuracy, translate_gpu, unet_peer, upscale_4k, yolo_peer)
 from readme_lab_tables import experiment as _experiment, translation_depth  # noqa: E402
 
 
@@ -343,7 +344,8 @@ def scaling() -> str:
 BLOCKS = {"science": science, "clip": clip, "speech": speech, "clip-peer": clip_peer,
           "dca-peer": dca_peer, "recipes": recipes, "gpt-peer": gpt_peer, "tour": tour,
           "throughput": throughput,
-          "time-to-accuracy": time_to_accuracy, "unet-peer": unet_peer, "upscale": upscale,
+          "time-to-accuracy": time_to_accuracy, "unet-peer": unet_peer, "yolo-peer": yolo_peer,
+          "upscale": upscale,
           "upscale-4k": upscale_4k, "translation-depth": translation_depth,
           "scene-augment": scene_augment, "throughput-gpu": throughput_gpu,
           "detector-fps": detector_fps, "detect-gpu": detect_gpu,

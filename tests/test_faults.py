@@ -174,6 +174,18 @@ def test_a_second_ctrl_c_while_exiting_still_exits_130(when):
     assert "Traceback" not in done.stderr
 
 
+def test_both_entry_points_go_through_run():
+    """`deepatlas` (the console script) and `python -m deepatlas` both exit through run."""
+    from importlib.metadata import entry_points
+
+    import deepatlas.__main__ as module_entry
+    import deepatlas.cli.main as cli
+
+    script, = [e for e in entry_points(group="console_scripts") if e.name == "deepatlas"]
+    assert script.value == "deepatlas.cli.main:run"
+    assert module_entry.run is cli.run
+
+
 def test_a_second_process_on_a_training_run_is_refused(cli, tmp_path):
     """Two trainings into one folder would interleave metrics.jsonl and mix checkpoints: the
     second is refused in one line, and the first finishes untouched."""

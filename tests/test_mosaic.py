@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from deepatlas.data.mosaic import MIN_SIDE, mosaic
+from deepatlas.data.mosaic import MIN_SIDE, kept_boxes, mosaic, mosaic_epochs
 from deepatlas.data.scenes import Scenes
 
 SIZE = 16
@@ -74,6 +74,31 @@ def test_boxes_only_scenes_stay_boxes_only_and_flips_mirror_the_boxes():
     assert 5 <= mirrored <= 25
 
 
+def test_a_clipped_box_is_kept_by_ultralytics_thresholds():
+    """Kept: at least 10% of its area left, 2 px wide and high, under 100:1. Dropped: less."""
+    boxes = torch.tensor([[-91.0, 2, 9, 12],  # 9% of it inside the 16-px window
+                          [-89.0, 2, 11, 12],  # 11%
+                          [14.5, 2, 30, 12],  # 1.5 px wide inside
+                          [0.0, 0, 16, 16]])
+    clipped, keep = kept_boxes(boxes, SIZE)
+    assert keep.tolist() == [False, True, False, True]
+    assert clipped[1].tolist() == [0, 2, 11, 12]
+    _, keep = kept_boxes(torch.tensor([[-100.0, 0, 700, 5], [0.0, 0, 600, 7]]), 640)
+    assert keep.tolist() == [False, True]  # 128:1 and 86:1
+
+
+def test_the_epochs_draw_new_mosaics_then_end_on_the_set_itself():
+    scenes = solid_scenes()
+    draw = mosaic_epochs(scenes, epochs=30, seed=4)
+    assert torch.equal(draw(5).images, mosaic(scenes, 5, seed=(4, 1, 5)).images)
+    assert not torch.equal(draw(5).images, draw(6).images)
+    assert draw(26) is not scenes and draw(27) is scenes and draw(29) is scenes  # last 3
+    assert mosaic_epochs(scenes, epochs=5)(4) is scenes  # a tenth of 5, rounded up
+    assert mosaic_epochs(scenes, epochs=4)(3) is not scenes  # ... of 4: none
+    flipped = mosaic_epochs(scenes, epochs=30, seed=4, flip=True)
+    assert any(not torch.equal(flipped(e).images, draw(e).images) for e in range(6))
+
+
 def test_detect_trains_with_mosaic_on_a_yolo_folder_with_many_objects(cli, tmp_path):
     """A photograph of one's own can hold more objects than a digit scene's three (this once
     failed to batch); the mosaic-flip run trains and names its augmentation in the config."""
@@ -94,3 +119,6 @@ def test_detect_trains_with_mosaic_on_a_yolo_folder_with_many_objects(cli, tmp_p
     code, _, err = cli("train", "digits", "--out",
                        tmp_path / "bad", "--set", "data.augment=mosaic")
     assert code == 2 and "is for tasks segment and detect" in err, err
+    code, _, err = cli("train", "detect-scenes", "--out", tmp_path / "mirrored", "--set",
+                       "data.augment=mosaic-flip")
+    assert code == 2 and "a mirrored digit is another symbol" in err, err

@@ -84,6 +84,9 @@ def validate(config: RunConfig) -> None:
          or config.task in ("segment", "detect"),
          f"data.augment={config.data.augment} draws new scenes every epoch: it is for tasks "
          "segment and detect"),
+        (not (config.data.augment == "mosaic-flip" and config.data.name == "digit-scenes"),
+         "data.augment=mosaic-flip mirrors scenes, and a mirrored digit is another symbol or "
+         "none: use data.augment=mosaic on digit-scenes"),
         (0 <= config.data.val_fraction < 1, "data.val_fraction must be in [0, 1)"),
         (config.data.train_examples >= 0, "data.train_examples must be >= 0 (0 = all)"),
         (config.data.num_workers >= 0, "data.num_workers must be >= 0"),

@@ -8,6 +8,7 @@ traceback means a bug in deepatlas.
 from __future__ import annotations
 
 import argparse
+import atexit
 import errno
 import json
 import os
@@ -361,13 +362,20 @@ def run() -> int:
     """The console command (``deepatlas``, ``python -m deepatlas``): :func:`main`, plus the
     exit. A second Ctrl-C can land after the first has stopped a run cleanly, while this
     process reports it or shuts down; it then quits with 130 as it would mid-run, not with a
-    traceback or killed by the signal (seen in CI as exit -2)."""
+    traceback or killed by the signal (seen in CI as exit -2). This changes the process's
+    SIGINT handling for good, so call :func:`main` from Python code, not this."""
     try:
         code = main()
     except KeyboardInterrupt:  # the second Ctrl-C, while main reported the first
         code = 130
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, lambda *_: os._exit(130))  # ... or during shutdown
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # While Python waits for threads: quit at once. From the exit handlers on, through
+        # the interpreter's teardown (which resets Python-level handlers), ignore it; this
+        # handler is registered last, so it runs first.
+        signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+        atexit.register(signal.signal, signal.SIGINT, signal.SIG_IGN)
     return code
 
 
@@ -402,4 +410,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run())

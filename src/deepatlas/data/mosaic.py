@@ -8,17 +8,21 @@ and its objects meet the window's edges, so the network sees more contexts, scal
 objects than the fixed set holds. With ``flip`` the window is mirrored left-right with
 probability 1/2 (never for digits: a mirrored digit is another symbol or none).
 
-Boxes follow exactly (``x' = s * (x + qx) - x0``, clipped to the window). As in Ultralytics'
-``box_candidates``, a clipped box is kept when it still has at least 10% of its scaled area and
-is at least 2 px wide and high; masks follow by nearest-neighbour scaling, so the pixels of a
-dropped box's object stay labelled in the mask (segmentation) but not as a box (detection).
+Boxes follow exactly (``x' = s * (x + qx) - x0``, clipped to the window). With Ultralytics'
+``box_candidates`` thresholds, a clipped box is kept when it still has at least 10% of its
+scaled area, is at least 2 px wide and high, and no more than 100 times longer than wide;
+masks follow by nearest-neighbour scaling at the pixel centres, as the image's bilinear
+scaling does, so the pixels of a dropped box's object stay labelled in the mask
+(segmentation) but not as a box (detection). The four tiles are drawn with replacement
+(Ultralytics takes the image at hand and three others).
 
-Each epoch draws its own mosaics, seeded by (seed, 1, epoch): a resumed epoch sees the same.
+:func:`mosaic_epochs` gives a loader its epochs: each draws its own mosaics, seeded by
+(seed, 1, epoch), so a resumed epoch sees the same, and the last tenth trains on the set itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -26,10 +30,21 @@ import torch.nn.functional as F
 
 from deepatlas.data.scenes import Scenes
 
-PAD = 114  # Ultralytics' fill grey, where a window reaches past the canvas
 SCALE = (0.5, 1.5)  # Ultralytics' default scale=0.5: s in 1 +- 0.5
 MIN_AREA = 0.1  # of a box's area before clipping (Ultralytics' area_thr)
 MIN_SIDE = 2.0  # px (Ultralytics' wh_thr)
+MAX_ASPECT = 100.0  # (Ultralytics' ar_thr)
+
+
+def kept_boxes(boxes: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``boxes`` (k, 4) xyxy in the window's pixels, clipped to the ``size`` x ``size``
+    window, and which of them to keep: (clipped boxes, keep mask)."""
+    clipped = boxes.clamp(0, size)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    w, h = clipped[:, 2] - clipped[:, 0], clipped[:, 3] - clipped[:, 1]
+    aspect = torch.maximum(w / h.clamp_min(1e-9), h / w.clamp_min(1e-9))
+    keep = (w >= MIN_SIDE) & (h >= MIN_SIDE) & (w * h >= MIN_AREA * area) & (aspect < MAX_ASPECT)
+    return clipped, keep
 
 
 def mosaic(scenes: Scenes, n: int, *, seed: int | Sequence[int] = 0,
@@ -46,7 +61,7 @@ def mosaic(scenes: Scenes, n: int, *, seed: int | Sequence[int] = 0,
     all_boxes, all_labels = [], []
     for i in range(n):
         picks = torch.randint(len(scenes), (4,), generator=g).tolist()
-        canvas = torch.full((3, 2 * size, 2 * size), PAD, dtype=torch.uint8)
+        canvas = torch.empty((3, 2 * size, 2 * size), dtype=torch.uint8)  # the tiles fill it
         mask = torch.zeros((2 * size, 2 * size), dtype=scenes.masks.dtype)
         boxes, labels = [], []
         for quadrant, k in enumerate(picks):  # (0, 0), (S, 0), (0, S), (S, S)
@@ -63,7 +78,7 @@ def mosaic(scenes: Scenes, n: int, *, seed: int | Sequence[int] = 0,
                                align_corners=False, antialias=s < 1)[0]
         if has_masks:
             mask = F.interpolate(mask[None, None].float(), size=(side, side),
-                                 mode="nearest")[0, 0]
+                                 mode="nearest-exact")[0, 0]
         # The window's centre lies in the canvas's middle half, as Ultralytics' mosaic centre.
         cx, cy = (float(torch.empty(()).uniform_(side / 4, 3 * side / 4, generator=g))
                   for _ in range(2))
@@ -74,10 +89,7 @@ def mosaic(scenes: Scenes, n: int, *, seed: int | Sequence[int] = 0,
             masks[i] = mask[y0:y0 + size, x0:x0 + size].to(masks.dtype)
         box = torch.cat(boxes) * s - torch.tensor([x0, y0, x0, y0], dtype=torch.float32)
         label = torch.cat(labels)
-        clipped = box.clamp(0, size)
-        area = (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])
-        w, h = clipped[:, 2] - clipped[:, 0], clipped[:, 3] - clipped[:, 1]
-        keep = (w >= MIN_SIDE) & (h >= MIN_SIDE) & (w * h >= MIN_AREA * area)
+        clipped, keep = kept_boxes(box, size)
         box, label = clipped[keep], label[keep]
         if flip and bool(torch.rand((), generator=coins) < 0.5):
             images[i] = images[i].flip(-1)
@@ -87,3 +99,19 @@ def mosaic(scenes: Scenes, n: int, *, seed: int | Sequence[int] = 0,
         all_boxes.append(box)
         all_labels.append(label)
     return Scenes(images, masks, all_boxes, all_labels)
+
+
+def mosaic_epochs(scenes: Scenes, epochs: int, seed: int = 0, flip: bool = False
+                  ) -> Callable[[int], Scenes]:
+    """``draw(epoch)`` for a loader: new mosaics of ``scenes`` for each epoch, seeded by
+    (seed, 1, epoch), and ``scenes`` themselves for the last tenth of ``epochs`` (rounded half
+    up), as Ultralytics' ``close_mosaic`` ends on the images the test resembles. (A run that
+    stops early may never reach them.)"""
+    plain_from = epochs - int(epochs / 10 + 0.5)
+
+    def draw(epoch: int) -> Scenes:
+        if epoch >= plain_from:
+            return scenes
+        return mosaic(scenes, len(scenes), seed=(seed, 1, epoch), flip=flip)
+
+    return draw

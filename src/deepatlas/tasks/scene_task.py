@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from deepatlas.data.loaders import TensorBatches
-from deepatlas.data.mosaic import mosaic
+from deepatlas.data.mosaic import mosaic_epochs
 from deepatlas.data.scenes import SceneData, Scenes, load_scenes
 from deepatlas.errors import UserError
 from deepatlas.train import Context, Task
@@ -143,11 +143,8 @@ class SceneTask(Task):
             loader = FreshEpochs(lambda epoch: data.compose_train(epoch, recolour), tensors,
                                  **kwargs)
         elif augment.startswith("mosaic"):
-            plain_from = cfg.train.epochs - round(cfg.train.epochs / 10)
-            loader = FreshEpochs(
-                lambda epoch: data.train if epoch >= plain_from else mosaic(
-                    data.train, len(data.train), seed=(cfg.seed, 1, epoch),
-                    flip=augment == "mosaic-flip"), tensors, **kwargs)
+            loader = FreshEpochs(mosaic_epochs(data.train, cfg.train.epochs, cfg.seed,
+                                               flip=augment == "mosaic-flip"), tensors, **kwargs)
         else:
             loader = TensorBatches(*tensors(data.train), **kwargs)
         if len(loader) == 0:
