@@ -10,7 +10,8 @@ on MNIST detection, also trains from scratch). The run, in one process:
    sets the budget, unless ``--minutes`` gives one.
 2. The same ``digit-scenes`` written as an Ultralytics folder (``images/`` and ``labels/``,
    one ``class cx cy w h`` line per digit), and YOLOv8n trained on it for that wall time
-   (Ultralytics' ``time=``, which re-plans its epochs to fit it after each one), at the
+   (Ultralytics' ``time=``, which re-plans its epochs, and so its learning-rate decay, to fit
+   it after each one), at the
    recipe's 64 px and batch 32, on deepatlas's torch threads (Ultralytics' own CPU default
    is cpu_count - 1: one thread on these 2 cores; its loader runs in-process on a CPU either
    way), everything else Ultralytics' default. (Its ``optimizer=auto``
@@ -53,8 +54,8 @@ from deepatlas.train.runinfo import write_result
 
 
 # Ultralytics' defaults assume about 100 epochs: 3 of warm-up, mosaic off for the last 10.
-# The budget here holds about 12-16 of its epochs, where the default would leave mosaic on
-# for two of them; these keep the defaults' shares.
+# The 2-core budget here holds about 17 of its epochs (on 2 threads), where the default would
+# turn mosaic off after the 7th; these keep the defaults' shares.
 SCALED_TO_BUDGET = {"close_mosaic": 2, "warmup_epochs": 0.5}
 
 
@@ -155,7 +156,7 @@ def main() -> None:
         "wall time", "test_scenes": len(data.test), "image_size": data.image_size,
         "batch_size": config.train.batch_size, "threads": threads,
         "ultralytics_threads_after": torch.get_num_threads(), "ultralytics_args":
-        SCALED_TO_BUDGET, "rows": rows,
+        {"fliplr": 0.0, **SCALED_TO_BUDGET}, "rows": rows,
         "ultralytics": ultralytics.__version__})
     print(f"wrote {path}")
 

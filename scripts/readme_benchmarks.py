@@ -154,17 +154,20 @@ def gpt_peer() -> str:
 def unet_peer() -> str:
     t = _one("unet-peer-*.json")
     rows = t["rows"]
-    lines = [f"`python benchmarks/unet_peer.py --epochs {t['epochs']}`: both through the same "
-             f"Trainer and `segment-scenes` recipe, {t['epochs']} epochs each, on "
+    ours = next(iter(rows.values()))
+    lines = [f"`python benchmarks/unet_peer.py --epochs {ours['epochs']}`: both through the "
+             f"same Trainer and `segment-scenes` recipe, one seed; the peer gets as many epochs "
+             f"as fit deepatlas's {t['budget_s'] / 60:.1f} minutes (one of its epochs took "
+             f"{t['peer_epoch_s'] / 60:.1f} min); best.pt chosen by validation Dice; on "
              f"{t.get('cpu_threads')} threads ({t.get('cpu')}, torch {t.get('torch')}, "
-             f"segmentation_models_pytorch {t['smp']}). File: "
-             "`results/benchmarks/unet-peer-*.json`.", "",
-             "| model | parameters | test foreground Dice | class Dice | mIoU | training time |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             f"segmentation_models_pytorch {t['smp']}). File: `{t['file']}`.", "",
+             "| model | parameters | epochs (best) | test foreground Dice | class Dice | mIoU | "
+             "training time |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, r in rows.items():
-        lines.append(f"| {name} | {r['num_params']:,} | {r['test_dice']:.3f} | "
-                     f"{r['test_class_dice']:.3f} | {r['test_miou']:.3f} | "
-                     f"{r['wall_s'] / 60:.1f} min |")
+        lines.append(f"| {name} | {r['num_params']:,} | {r['epochs']} ({r['best_epoch']}) | "
+                     f"{r['test_dice']:.3f} | {r['test_class_dice']:.3f} | "
+                     f"{r['test_miou']:.3f} | {r['wall_s'] / 60:.1f} min |")
     return "\n".join(lines)
 
 
@@ -185,7 +188,9 @@ def scene_augment() -> str:
             key = "dice" if recipe == "segment-scenes" else "map50"
             val, test = r[f"last_val_{key}"], r[f"last_test_{key}"]
             outside = r.get("test_dice_outside_band")
-            lines.append(f"| `{recipe}` | `{arm}` | {names[arm]} | {figure} {test:.3f} | "
+            name, _, budget = recipe.partition(" (")  # "detect-scenes (20 epochs)"
+            shown = f"`{name}`" + (f" ({budget}" if budget else "")
+            lines.append(f"| {shown} | `{arm}` | {names[arm]} | {figure} {test:.3f} | "
                          f"{val:.3f} | {'' if outside is None else f'{outside:.3f}'} | "
                          f"{r['wall_s'] / 60:.1f} min |")
     bands = [r for r in t["rows"]["segment-scenes"].values() if "errors_in_band" in r]
@@ -267,13 +272,16 @@ def yolo_peer() -> str:
     t = _one("yolo-peer-*.json")
     if t["threads"] != t["ultralytics_threads_after"]:
         raise SystemExit(f"{t['file']}: the two models trained on different thread counts")
-    args = ", ".join(f"{k}={v}" for k, v in t["ultralytics_args"].items())
+    # fliplr=0 (digits) is passed by every version of the script; older files do not list it.
+    args = ", ".join(f"{k}={v}" for k, v in {"fliplr": 0.0, **t["ultralytics_args"]}.items())
     lines = [f"`python benchmarks/yolo_peer.py`: one seed each, {t['image_size']} px, batch "
              f"{t['batch_size']}, the same {t['budget_s'] / 60:.1f}-minute budget "
              f"({t['budget_from']}), both on {t['threads']} torch threads ({t.get('cpu')}, "
              f"torch {t.get('torch')}, ultralytics {t['ultralytics']}; Ultralytics' defaults "
              f"but {args}), best.pt chosen by validation, scored on the {t['test_scenes']:,} "
-             f"test scenes by the same torchmetrics evaluator. File: `{t['file']}`.", "",
+             "test scenes by the same torchmetrics evaluator, each after its own NMS "
+             f"(deepatlas: score 0.01, IoU 0.6; Ultralytics: 0.001, 0.7). File: `{t['file']}`.",
+             "",
              "| model | parameters | training scenes | epochs (best) | test mAP@0.5 | "
              "test mAP@0.5:0.95 | training time |",
              "| --- | --- | --- | --- | --- | --- | --- |"]

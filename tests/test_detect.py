@@ -19,6 +19,21 @@ def test_encode_then_decode_is_the_identity():
     torch.testing.assert_close(decode(points, distances), boxes)
 
 
+def test_targets_pad_to_the_most_objects_any_image_has():
+    """A photograph of one's own can hold more objects than a digit scene's three."""
+    from deepatlas.data.scenes import Scenes
+    from deepatlas.tasks.detect import padded_targets
+
+    boxes = [torch.tensor([[0.0, 0, 4, 4]] * k).reshape(-1, 4) for k in (6, 0, 2)]
+    labels = [torch.arange(k) for k in (6, 0, 2)]
+    scenes = Scenes(torch.zeros(3, 3, 8, 8, dtype=torch.uint8), torch.zeros(3, 0, 0), boxes,
+                    labels)
+    padded, classes = padded_targets(scenes)
+    assert padded.shape == (3, 6, 4) and classes.shape == (3, 6)
+    assert classes[0].tolist() == list(range(6)) and classes[1].tolist() == [-1] * 6
+    assert torch.equal(padded[2, :2], boxes[2]) and classes[2, 2:].eq(-1).all()
+
+
 def test_anchor_points_are_cell_centres_level_by_level():
     points, strides = anchor_points([(2, 2), (1, 1)], (8, 16))
     assert points.tolist() == [[4, 4], [12, 4], [4, 12], [12, 12], [8, 8]]
