@@ -149,7 +149,7 @@ BAD_INPUT = [
     (["train", "upscale-psnr", "--set", "upscale.patch=6"], "upscale.patch must be >= 8"),
     (["train", "digits", "--set", "data.augment=copy-paste"], "it is for tasks segment and detect"),
     (["train", "digits", "--set", "data.augment=copy-paste-recolour"],
-     "data.augment=copy-paste-recolour composes fresh copy-paste scenes every epoch"),
+     "data.augment=copy-paste-recolour draws new scenes every epoch: it is for tasks segment"),
     (["train", "detect-scenes", "--set", "data.name=yolo-folder"],
      "data.name=yolo-folder reads your own folder: set data.dir=DIR"),
     (["train", "segment-scenes", "--set", "data.name=yolo-folder"],
