@@ -6,7 +6,7 @@ import torch
 
 from deepatlas.models import create_model, list_models
 from deepatlas.models.detector import anchor_points, decode, encode, postprocess
-from deepatlas.tasks.detect import assign, detection_loss
+from deepatlas.tasks.detect import assign, detection_loss, paired_iou
 
 
 def test_encode_then_decode_is_the_identity():
@@ -17,6 +17,20 @@ def test_encode_then_decode_is_the_identity():
     distances = encode(points, boxes)
     assert (distances >= 0).all()  # a point inside its box is at a non-negative distance
     torch.testing.assert_close(decode(points, distances), boxes)
+
+
+def test_paired_iou_is_the_diagonal_of_torchvisions_box_iou():
+    from torchvision.ops import box_iou
+
+    g = torch.Generator().manual_seed(0)
+    corners = torch.rand(2, 40, 2, generator=g) * 50
+    sides = torch.rand(2, 40, 2, generator=g) * 30 + 1
+    a, b = (torch.cat([c, c + s], 1) for c, s in zip(corners, sides))
+    b[0] = a[0]  # identical: 1
+    b[1] = a[1] + torch.tensor([100.0, 0, 100, 0])  # disjoint: 0
+    iou = paired_iou(a, b)
+    torch.testing.assert_close(iou, box_iou(a, b).diagonal())
+    assert iou[0] == 1 and iou[1] == 0
 
 
 def test_targets_pad_to_the_most_objects_any_image_has():

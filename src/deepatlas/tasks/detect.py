@@ -70,11 +70,22 @@ def assign(points: torch.Tensor, strides: torch.Tensor, boxes: torch.Tensor,
     return torch.where(positive, index, -1), positive
 
 
+def paired_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of each box of ``a`` (P, 4) with the box in the same row of ``b`` (P, 4), xyxy:
+    ``|a & b| / (|a| + |b| - |a & b|)``. The diagonal of ``torchvision.ops.box_iou(a, b)``
+    without its P x P matrix: a batch holds thousands of positives, and that matrix cost a
+    quarter of a training step."""
+    lt, rb = torch.maximum(a[:, :2], b[:, :2]), torch.minimum(a[:, 2:], b[:, 2:])
+    inter = (rb - lt).clamp(min=0).prod(1)
+    area_a, area_b = (a[:, 2:] - a[:, :2]).prod(1), (b[:, 2:] - b[:, :2]).prod(1)
+    return inter / (area_a + area_b - inter)
+
+
 def detection_loss(out: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor,
                    points: torch.Tensor, strides: torch.Tensor
                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The loss of predictions ``out`` (B, N, 4 + C) against padded targets (see module)."""
-    from torchvision.ops import box_iou, complete_box_iou_loss
+    from torchvision.ops import complete_box_iou_loss
 
     index, positive = assign(points, strides, boxes, labels)  # (B, N)
     target_box = boxes.gather(1, index.clamp(min=0).unsqueeze(-1).expand(-1, -1, 4))  # (B, N, 4)
@@ -83,7 +94,7 @@ def detection_loss(out: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor,
     quality = torch.zeros(index.shape, device=out.device)  # (B, N): IoU of each positive
     bi, ni = positive.nonzero(as_tuple=True)
     if len(bi):
-        pairs = box_iou(pred_box[bi, ni], target_box[bi, ni]).diagonal()
+        pairs = paired_iou(pred_box[bi, ni], target_box[bi, ni])
         quality[bi, ni] = pairs.detach().clamp(min=0.01)  # a floor: a positive is never 0
     target = torch.zeros_like(logits)  # (B, N, C)
     target[bi, ni, target_label[bi, ni]] = quality[bi, ni]
