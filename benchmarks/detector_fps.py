@@ -4,7 +4,8 @@
                                       [--out results/benchmarks]
 
 The lab's ``detection`` experiment times the claim "YOLO v5: 45 FPS" on this machine's CPU
-cores; this script times the same detector (the ``detect-scenes`` recipe's size, untrained
+cores; this script times the same detector (the small model: the ``detect-scenes`` recipe's
+architecture at width 16, untrained
 weights: speed depends on the architecture and on how many boxes NMS sees, which the 0.25
 score threshold bounds) wherever it is run, at 320 and 640 px, forward pass plus NMS
 (:func:`deepatlas.models.detector.postprocess`), in repeated trials after warm-up frames:
@@ -30,7 +31,7 @@ from pathlib import Path
 import torch
 
 from deepatlas.lab.experiments.detection import (QUOTED_FPS, SIZES, frames_per_second,
-                                                 onnx_frame, recipe_detector, timed)
+                                                 onnx_frame, small_detector, timed)
 from deepatlas.train.runinfo import write_result
 
 
@@ -48,7 +49,7 @@ def main() -> None:
     if device.type == "cuda":
         runtimes |= {"eager bf16": torch.bfloat16, "eager fp16": torch.float16}
     rows: list[dict] = []
-    params = sum(p.numel() for p in recipe_detector(SIZES[0]).parameters())
+    params = sum(p.numel() for p in small_detector(SIZES[0]).parameters())
 
     def record(runtime: str, size: int, fps: list[float]) -> Path:
         """Print a row and (re)write the result file, so that an interrupted run keeps it."""
@@ -62,7 +63,7 @@ def main() -> None:
             "params": params, "rows": rows}, device)
 
     for size in SIZES:
-        model = recipe_detector(size).to(device)
+        model = small_detector(size).to(device)
         for runtime, amp in runtimes.items():
             record(runtime, size, [frames_per_second(model, size, args.frames, 5, device, amp)
                                    for _ in range(args.trials)])
@@ -74,7 +75,7 @@ def main() -> None:
                     for _ in range(args.trials)])
         provider = "CUDAExecutionProvider" if device.type == "cuda" else "CPUExecutionProvider"
         with tempfile.TemporaryDirectory() as folder:
-            frame = onnx_frame(recipe_detector(size), size,
+            frame = onnx_frame(small_detector(size), size,
                                Path(folder) / "detector.onnx", provider)
             if frame is not None:
                 record(f"ONNX Runtime {provider}", size,

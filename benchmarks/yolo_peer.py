@@ -110,7 +110,7 @@ def main() -> None:
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         summary = fit(config, Path(tmp) / "deepatlas", progress=False)
-        rows["deepatlas detect-scenes (yolo, width 16)"] = {
+        rows[f"deepatlas detect-scenes (yolo, width {config.model['width']})"] = {
             "test_map50": summary["best"]["test_map50"], "test_map": summary["best"]["test_map"],
             "best_epoch": summary["best_monitored_epoch"],
             "num_params": summary["num_params"], "epochs": summary["epochs"],

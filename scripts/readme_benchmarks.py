@@ -74,7 +74,7 @@ def detector_fps() -> str:
     t = _one("detector-fps-*.json", gpu=True)
     lines = [f"`python benchmarks/detector_fps.py --device cuda --compile --frames {t['frames']}` "
              f"on one {t['gpu']} "
-             f"(torch {t['torch']}): the recipe's detector ({t['params']:,} parameters), batch "
+             f"(torch {t['torch']}): the small detector, width 16 ({t['params']:,} parameters), batch "
              f"1, forward pass plus NMS, {t['trials']} trials of {t['frames']} frames, mean ± "
              f"std. File: `{t['file']}`.", "",
              "| runtime | 320 px | 640 px |", "| --- | --- | --- |"]

@@ -100,14 +100,20 @@ def test_a_yolo_folder_without_a_test_split_or_names_says_what_is_missing(tmp_pa
         load_yolo_folder(folder, 32)
 
 
+def train_on_folder(cli, folder, run, augment: str, epochs: int):
+    """``deepatlas train detect-scenes`` on the YOLO ``folder``, small and quick: (code, out,
+    err)."""
+    sets = ["data.name=yolo-folder", f"data.dir={folder}", "data.image_size=32",
+            "train.batch_size=3", f"train.epochs={epochs}", "model.width=8",
+            "train.tensorboard=false", f"data.augment={augment}"]
+    return cli("train", "detect-scenes", "--out", run, "--no-progress",
+               *(arg for s in sets for arg in ("--set", s)))
+
+
 def test_detect_scenes_trains_on_a_yolo_folder_and_predicts(cli, tmp_path):
     folder = make_yolo(tmp_path / "yolo")
     run = tmp_path / "run"
-    code, out, err = cli("train", "detect-scenes", "--out", run, "--no-progress",
-                         "--set", "data.name=yolo-folder", "--set", f"data.dir={folder}",
-                         "--set", "data.image_size=32", "--set", "train.batch_size=3",
-                         "--set", "train.epochs=1", "--set", "model.width=8",
-                         "--set", "train.tensorboard=false", "--set", "data.augment=none")
+    code, out, err = train_on_folder(cli, folder, run, "none", epochs=1)
     assert code == 0, err
     summary = json.loads((run / "summary.json").read_text())
     assert summary["data"]["name"] == "yolo-folder" and 0 <= summary["test_map50"] <= 1

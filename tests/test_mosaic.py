@@ -102,17 +102,13 @@ def test_the_epochs_draw_new_mosaics_then_end_on_the_set_itself():
 def test_detect_trains_with_mosaic_on_a_yolo_folder_with_many_objects(cli, tmp_path):
     """A photograph of one's own can hold more objects than a digit scene's three (this once
     failed to batch); the mosaic-flip run trains and names its augmentation in the config."""
-    from test_box_folders import make_yolo
+    from test_box_folders import make_yolo, train_on_folder
 
     folder = make_yolo(tmp_path / "yolo")
     crowded = folder / "labels" / "train" / "im0.txt"
     crowded.write_text("".join(f"{k % 2} {0.1 + 0.15 * k} 0.5 0.1 0.4\n" for k in range(6)))
     run = tmp_path / "run"
-    code, out, err = cli("train", "detect-scenes", "--out", run, "--no-progress",
-                         "--set", "data.name=yolo-folder", "--set", f"data.dir={folder}",
-                         "--set", "data.image_size=32", "--set", "train.batch_size=3",
-                         "--set", "train.epochs=2", "--set", "model.width=8",
-                         "--set", "train.tensorboard=false", "--set", "data.augment=mosaic-flip")
+    code, out, err = train_on_folder(cli, folder, run, "mosaic-flip", epochs=2)
     assert code == 0, err
     summary = json.loads((run / "summary.json").read_text())
     assert summary["epochs"] == 2 and 0 <= summary["test_map50"] <= 1
