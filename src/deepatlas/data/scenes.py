@@ -3,8 +3,12 @@ boxes, for detection and segmentation.
 
 After Dwibedi, Misra and Hebert, "Cut, Paste and Learn" (ICCV 2017): an object's pixels are
 alpha-blended onto a background, ``I = a * colour + (1 - a) * B``, so the label is exact by
-construction. Here the objects are the 10,000 real handwritten digits of ``mnist-10k`` (their
-grey level is the alpha) and the backgrounds are random crops of the 23 ``photos``.
+construction. The backgrounds are random crops of the 23 ``photos``; the objects are
+
+- ``digit-scenes``: the 10,000 real handwritten digits of ``mnist-10k`` (their grey level is
+  the alpha, their colour the scene's), 10 classes;
+- ``clipart-scenes``: the ``clipart`` drawings, in their own colours with their own alpha, 22
+  classes (the category of the drawing's folder), split within each category.
 
 - **Disjoint splits.** Train, validation and test use different digits (mnist-10k's own
   8,000 / 2,000 split, with a tenth of the 8,000 held out for validation) and different
@@ -47,6 +51,7 @@ SCENES = {"train": 4000, "val": 500, "test": 1000}  # scenes per split, fixed
 MAX_OBJECTS = 3  # digits per scene, at most
 PHOTO_SIDE = 384  # photographs are shrunk to this longest side once, then cropped
 CLASSES = [str(d) for d in range(10)]
+MIN_OPAQUE = 0.05  # clip-art drawings with less of their 64x64 canvas opaque are not pasted
 
 
 @dataclass
@@ -98,15 +103,29 @@ def _crop(photo: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(patch, dtype=np.float32)
 
 
+def _paste(obj: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """An object resized to ``side`` px: its alpha (s, s, 1) in [0, 1], and its own colours
+    (s, s, 3) for an RGBA drawing (4, h, w), or None for a grey digit (h, w), whose grey level
+    is the alpha and whose colour the scene draws."""
+    if obj.ndim == 2:
+        grey = Image.fromarray(obj).resize((side, side), Image.BILINEAR)
+        return np.asarray(grey, np.float32)[..., None] / 255.0, None
+    rgba = Image.fromarray(np.ascontiguousarray(obj.transpose(1, 2, 0)), "RGBA")
+    rgba = np.asarray(rgba.resize((side, side), Image.BILINEAR), np.float32)
+    return rgba[..., 3:] / 255.0, rgba[..., :3]
+
+
 def compose(objects: np.ndarray, object_labels: np.ndarray, backgrounds: list[np.ndarray],
             n: int, *, size: int = 64, max_objects: int = MAX_OBJECTS,
             scale: tuple[float, float] = (0.45, 0.75), seed: int | Sequence[int] = 0,
             recolour: bool = False) -> Scenes:
-    """``n`` scenes of ``size`` px from ``objects`` (M, h, w) uint8 grey (the alpha) with their
-    ``object_labels``, pasted onto crops of ``backgrounds`` ((H, W, 3) uint8 each); ``seed``
-    is numpy's (an int or a sequence of ints). ``recolour``: each crop's colour channels are
-    permuted at random, and half of the crops are inverted (255 - B), so 15 photographs give
-    12 looks each; textures and edges, what a digit must be told apart from, stay real."""
+    """``n`` scenes of ``size`` px from ``objects`` with their ``object_labels``, pasted onto
+    crops of ``backgrounds`` ((H, W, 3) uint8 each): grey digits (M, h, w) uint8, whose grey
+    level is the alpha, drawn in a colour of the scene's choosing, or RGBA drawings
+    (M, 4, h, w) uint8 in their own colours. ``seed`` is numpy's (an int or a sequence of
+    ints). ``recolour``: each crop's colour channels are permuted at random, and half of the
+    crops are inverted (255 - B), so 15 photographs give 12 looks each; textures and edges,
+    what an object must be told apart from, stay real."""
     if len(objects) == 0 or not backgrounds:
         raise UserError("copy-paste scenes need at least one object and one background photo")
     rng = np.random.default_rng(seed)
@@ -130,11 +149,11 @@ def compose(objects: np.ndarray, object_labels: np.ndarray, backgrounds: list[np
             else:
                 continue
             k = int(rng.integers(len(objects)))
-            alpha = np.asarray(Image.fromarray(objects[k]).resize((side, side), Image.BILINEAR),
-                               np.float32)[..., None] / 255.0  # (s, s, 1)
+            alpha, colour = _paste(objects[k], side)  # (s, s, 1), (s, s, 3) or None
             region = canvas[y:y + side, x:x + side]
-            bright = region.mean() < 128
-            colour = rng.uniform(170, 255, 3) if bright else rng.uniform(0, 85, 3)
+            if colour is None:  # a digit: light on a dark patch, dark on a light one
+                bright = region.mean() < 128
+                colour = rng.uniform(170, 255, 3) if bright else rng.uniform(0, 85, 3)
             canvas[y:y + side, x:x + side] = alpha * colour + (1 - alpha) * region
             mask = np.zeros((size, size), bool)
             mask[y:y + side, x:x + side] = alpha[..., 0] > 0.5
@@ -163,34 +182,67 @@ def _read_photo(path: Path) -> np.ndarray:
         return np.asarray(img)
 
 
+SCENE_SETS = {"digit-scenes": "mnist-10k", "clipart-scenes": "clipart"}  # name: its objects
+
+
 def load_scenes(data_dir: str = "", download: bool = True, image_size: int = 64,
-                seed: int = 0, counts: dict[str, int] | None = None) -> SceneData:
-    """The ``digit-scenes`` set: ``counts`` scenes per split (default :data:`SCENES`) of
-    ``image_size`` px, composed from ``mnist-10k`` and ``photos`` (fetched on first use
-    unless ``download`` is False; ``data_dir`` may hold both as subfolders). Composing the
-    5,500 default scenes takes about 15 s on 2 cores, so the last sets composed are kept in
-    memory for the next run in the same process (the lab trains several)."""
+                seed: int = 0, counts: dict[str, int] | None = None,
+                name: str = "digit-scenes") -> SceneData:
+    """The ``name`` set (:data:`SCENE_SETS`): ``counts`` scenes per split (default
+    :data:`SCENES`) of ``image_size`` px, composed from its objects (``mnist-10k`` digits or
+    ``clipart`` drawings) and ``photos`` (each fetched on first use unless ``download`` is
+    False; ``data_dir`` may hold both as subfolders). Composing the 5,500 default scenes takes
+    about 15 s on 2 cores, so the last sets composed are kept in memory for the next run in
+    the same process (the lab trains several)."""
     counts = {**SCENES, **(counts or {})}
-    folders = tuple(set_folder(data_dir, n, download) for n in ("mnist-10k", "photos"))
-    return _composed(folders, image_size, seed, tuple(sorted(counts.items())))
+    folders = tuple(set_folder(data_dir, n, download) for n in (SCENE_SETS[name], "photos"))
+    return _composed(name, folders, image_size, seed, tuple(sorted(counts.items())))
+
+
+def _digit_objects(folder: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
+    """Per split, mnist-10k's digits (N, 28, 28) and labels: its own 8,000 / 2,000 split, every
+    tenth training digit (a fixed, class-mixed tenth) held out for validation."""
+    images, labels = mnist10k.load(folder)
+    train_idx, test_idx = mnist10k.split(labels)
+    val_idx = train_idx[::10]
+    index = {"train": np.setdiff1d(train_idx, val_idx), "val": val_idx, "test": test_idx}
+    return {s: (images[i, 0].numpy(), labels[i].numpy()) for s, i in index.items()}, CLASSES
+
+
+def _clipart_objects(folder: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
+    """Per split, the clip-art drawings (N, 4, 64, 64) RGBA and their class, the category of
+    the drawing's own folder (22); split within each category, a tenth each for validation
+    and test (:func:`deepatlas.data.image_text.stratified_split`). Drawings with fewer than
+    :data:`MIN_OPAQUE` of their pixels opaque (alpha > 0.5) are left out: thin outlines and
+    translucent shapes (1,882 of the 7,432 here) would show in a scene with no mask pixel, and
+    so no box, to label them."""
+    from deepatlas.data import clipart
+    from deepatlas.data.image_text import stratified_split
+
+    art = clipart.load(folder)
+    opaque = (art.images[:, 3] > 127).float().mean((1, 2))  # share of pixels an object's mask
+    keep = (opaque >= MIN_OPAQUE).nonzero().flatten().tolist()
+    categories = sorted({art.categories[i][0] for i in keep})
+    labels = torch.tensor([categories.index(art.categories[i][0]) for i in keep],
+                          dtype=torch.int64)
+    images = art.images[keep].numpy()
+    return ({s: (images[i.numpy()], labels[i].numpy())
+             for s, i in stratified_split(labels, 0.1, 0.1).items()}, categories)
 
 
 @functools.lru_cache(maxsize=2)
-def _composed(folders: tuple[Path, Path], image_size: int, seed: int,
+def _composed(name: str, folders: tuple[Path, Path], image_size: int, seed: int,
               counts_items: tuple[tuple[str, int], ...]) -> SceneData:
     counts = dict(counts_items)
-    digits_dir, photos_dir = folders
-    images, labels = mnist10k.load(digits_dir)
-    train_idx, test_idx = mnist10k.split(labels)
-    val_idx = train_idx[::10]  # every tenth training digit: a fixed, class-mixed tenth
-    objects = {"train": np.setdiff1d(train_idx, val_idx), "val": val_idx, "test": test_idx}
+    objects_dir, photos_dir = folders
+    read = {"digit-scenes": _digit_objects, "clipart-scenes": _clipart_objects}[name]
+    objects, classes = read(objects_dir)
     by_split = photos.split_by_photograph([p.path for p in photos.load(photos_dir)])
     splits, inputs = {}, {}
-    for s, name in enumerate(SPLITS):
-        backgrounds = [_read_photo(p) for p in by_split[name]]
-        index = objects[name]
-        inputs[name] = (images[index, 0].numpy(), labels[index].numpy(), backgrounds)
-        splits[name] = compose(*inputs[name], counts[name], size=image_size, seed=seed * 10 + s)
+    for s, split in enumerate(SPLITS):
+        backgrounds = [_read_photo(p) for p in by_split[split]]
+        inputs[split] = (*objects[split], backgrounds)
+        splits[split] = compose(*inputs[split], counts[split], size=image_size, seed=seed * 10 + s)
 
     def compose_train(epoch: int, recolour: bool = False) -> Scenes:
         if epoch == 0:
@@ -198,5 +250,5 @@ def _composed(folders: tuple[Path, Path], image_size: int, seed: int,
         return compose(*inputs["train"], counts["train"], size=image_size, seed=(seed, 0, epoch),
                        recolour=recolour)
 
-    return SceneData("digit-scenes", CLASSES, image_size, splits["train"], splits["val"],
-                     splits["test"], f"{digits_dir} on {photos_dir}", compose_train=compose_train)
+    return SceneData(name, classes, image_size, splits["train"], splits["val"], splits["test"],
+                     f"{objects_dir} on {photos_dir}", compose_train=compose_train)

@@ -12,7 +12,7 @@ from torch import nn
 
 from deepatlas.data.loaders import TensorBatches
 from deepatlas.data.mosaic import mosaic_epochs
-from deepatlas.data.scenes import SceneData, Scenes, load_scenes
+from deepatlas.data.scenes import SCENE_SETS, SceneData, Scenes, load_scenes
 from deepatlas.errors import UserError
 from deepatlas.train import Context, Task
 
@@ -87,8 +87,8 @@ class FreshEpochs:
 
 
 class SceneTask(Task):
-    """A task on scenes: ``digit-scenes``, or a ``yolo-folder`` or ``coco-json`` of your own
-    (detection only: they have boxes, not masks). Subclasses build their model and loader in
+    """A task on scenes: ``digit-scenes`` or ``clipart-scenes``, or a ``yolo-folder`` or
+    ``coco-json`` of your own (detection only: they have boxes, not masks). Subclasses build their model and loader in
     ``setup`` after :meth:`load_scenes`, and score one split in :meth:`score`."""
 
     uses = {"data.image_size", "data.augment", "train.eval_batch_size", "train.channels_last",
@@ -104,9 +104,10 @@ class SceneTask(Task):
             counts["train"] = cfg.train.limit_train_batches * cfg.train.batch_size
         if cfg.train.limit_eval_examples:
             counts["val"] = counts["test"] = cfg.train.limit_eval_examples
-        if cfg.data.name == "digit-scenes":
+        if cfg.data.name in SCENE_SETS:
             self.data = load_scenes(cfg.data.dir, download=cfg.data.download,
-                                    image_size=cfg.data.image_size, counts=counts)
+                                    image_size=cfg.data.image_size, counts=counts,
+                                    name=cfg.data.name)
         else:  # your own boxes: a YOLO or COCO folder
             from deepatlas.data import box_folders
 
@@ -136,7 +137,7 @@ class SceneTask(Task):
                   "rank": dist.rank, "world_size": dist.world_size}
         if augment.startswith("copy-paste"):
             if data.compose_train is None:
-                raise UserError(f"data.augment={augment} composes new digit-scenes; "
+                raise UserError(f"data.augment={augment} composes new copy-paste scenes; "
                                 f"{data.name} is a fixed set of images: use data.augment=none "
                                 "or mosaic")
             recolour = augment == "copy-paste-recolour"
