@@ -74,7 +74,7 @@ def detector_fps() -> str:
     t = _one("detector-fps-*.json", gpu=True)
     lines = [f"`python benchmarks/detector_fps.py --device cuda --compile --frames {t['frames']}` "
              f"on one {t['gpu']} "
-             f"(torch {t['torch']}): the small detector, width 16 ({t['params']:,} parameters), batch "
+             f"(torch {t['torch']}): the small detector ({t['params']:,} parameters), batch "
              f"1, forward pass plus NMS, {t['trials']} trials of {t['frames']} frames, mean ± "
              f"std. File: `{t['file']}`.", "",
              "| runtime | 320 px | 640 px |", "| --- | --- | --- |"]
@@ -183,9 +183,10 @@ def scene_augment() -> str:
              "(last epoch) | test Dice outside the edge band (best.pt) | training time* |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for recipe, arms in t["rows"].items():
-        figure = "Dice" if recipe == "segment-scenes" else "mAP@0.5"
+        segment = recipe.startswith("segment-scenes")  # "segment-scenes (8 epochs)"
+        figure = "Dice" if segment else "mAP@0.5"
         for arm, r in arms.items():
-            key = "dice" if recipe == "segment-scenes" else "map50"
+            key = "dice" if segment else "map50"
             val, test = r[f"last_val_{key}"], r[f"last_test_{key}"]
             outside = r.get("test_dice_outside_band")
             name, _, budget = recipe.partition(" (")  # "detect-scenes (20 epochs)"
@@ -193,13 +194,15 @@ def scene_augment() -> str:
             lines.append(f"| {shown} | `{arm}` | {names[arm]} | {figure} {test:.3f} | "
                          f"{val:.3f} | {'' if outside is None else f'{outside:.3f}'} | "
                          f"{r['wall_s'] / 60:.1f} min |")
-    bands = [r for r in t["rows"]["segment-scenes"].values() if "errors_in_band" in r]
+    segment_rows = [arms for recipe, arms in t["rows"].items()
+                    if recipe.startswith("segment-scenes")][0]
+    bands = [r for r in segment_rows.values() if "errors_in_band" in r]
     if bands:
         lines += ["", "The edge band (pixels within one pixel of a digit's edge, either side) "
                   f"holds {bands[-1]['band_share_of_foreground']:.0%} of the test foreground "
                   "pixels, and " + " and ".join(f"{r['errors_in_band']:.0%}" for r in bands)
                   + " of the errors of the runs with fresh scenes."]
-    firsts = [r["first_epoch_s"] for r in t["rows"]["segment-scenes"].values()
+    firsts = [r["first_epoch_s"] for r in segment_rows.values()
               if "first_epoch_s" in r]
     if firsts:  # the same work in every run: what the machine's load did to the times
         lines += ["", "*On a shared machine. Epoch 1 trains on the same fixed scenes in every "

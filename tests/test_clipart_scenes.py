@@ -12,16 +12,19 @@ import torch
 def sources(tmp_path_factory):
     from fakedata import make_clipart, make_scene_sources
 
-    folder = make_scene_sources(tmp_path_factory.mktemp("clipart-scenes"))
-    make_clipart(folder)
-    # A faint drawing (alpha 0.4 everywhere it is drawn) has no pixel for a mask to hold.
     from PIL import Image
 
-    faint = np.zeros((64, 64, 4), np.uint8)
-    faint[8:56, 8:56] = (250, 250, 0, 100)
-    Image.fromarray(faint, "RGBA").save(folder / "clipart" / "png" / "animals" / "faint.png")
-    with (folder / "clipart" / "index.tsv").open("a") as f:
-        f.write("animals/faint.svg\tanimals\tfaint\tfaint\n")
+    folder = make_scene_sources(tmp_path_factory.mktemp("clipart-scenes"))
+    make_clipart(folder)
+    # Three more animals: a faint one (alpha 0.4 wherever it is drawn), and opaque squares of
+    # 14 x 14 and 15 x 15 px, 4.8% and 5.5% of the 64 x 64 canvas, either side of MIN_OPAQUE.
+    for name, side, alpha in (("faint", 48, 100), ("below", 14, 255), ("above", 15, 255)):
+        drawing = np.zeros((64, 64, 4), np.uint8)
+        drawing[8:8 + side, 8:8 + side] = (250, 250, 0, alpha)
+        Image.fromarray(drawing, "RGBA").save(folder / "clipart" / "png" / "animals" /
+                                              f"{name}.png")
+        with (folder / "clipart" / "index.tsv").open("a") as f:
+            f.write(f"animals/{name}.svg\tanimals\t{name}\t{name}\n")
     return folder
 
 
@@ -39,9 +42,46 @@ def test_compose_pastes_an_rgba_drawing_in_its_own_colours():
     assert interior.any()
     inside = s.images[0][:, interior].T.float()  # opaque: the drawing's colour exactly
     assert torch.allclose(inside, torch.tensor([200.0, 10, 10]).expand_as(inside), atol=1)
-    x0, y0, x1, y1 = s.boxes[0][0].long().tolist()
-    ys, xs = mask.nonzero(as_tuple=True)
-    assert (x0, y0, x1, y1) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+
+
+def test_compose_blends_a_drawing_by_its_own_alpha_and_masks_only_alpha_over_half():
+    from deepatlas.data.scenes import compose
+
+    drawing = np.zeros((1, 4, 64, 64), np.uint8)
+    drawing[0, :3] = np.array([200, 10, 10], np.uint8)[:, None, None]
+    drawing[0, 3] = 102  # alpha 0.4 over the whole canvas ...
+    drawing[0, 3, 16:48, 16:48] = 255  # ... around an opaque core
+    background = np.full((40, 40, 3), 30, np.uint8)
+    s = compose(drawing, np.array([1]), [background], 1, size=32, max_objects=1, seed=5)
+    pixels, mask = s.images[0].permute(1, 2, 0).reshape(-1, 3).int(), s.masks[0].flatten()
+    translucent = (pixels - torch.tensor([98, 22, 22])).abs().max(1).values <= 1  # 0.4 c + 0.6 b
+    assert translucent.sum() > 20 and (mask[translucent] == 0).all()
+    assert (mask == 2).sum() > 4
+
+
+def test_digit_scenes_are_the_ones_the_committed_results_were_measured_on():
+    """A checksum of composed digit scenes: changing how a digit is pasted changes every
+    split, and so the meaning of every committed detect and segment figure."""
+    import hashlib
+
+    from deepatlas.data.scenes import compose
+
+    rng = np.random.default_rng(0)
+    digits = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    photos = [rng.integers(0, 256, (50, 70, 3), dtype=np.uint8) for _ in range(2)]
+    s = compose(digits, np.arange(5), photos, 6, size=32, seed=(1, 2), recolour=True)
+    digest = hashlib.sha256(s.images.numpy().tobytes() + s.masks.numpy().tobytes()
+                            + torch.cat(s.boxes).numpy().tobytes()).hexdigest()
+    assert digest == DIGIT_SCENES_SHA256
+
+
+def test_the_overlay_colours_every_class_of_clip_art():
+    from deepatlas.tasks.segment import PALETTE, overlay
+
+    labels = np.arange(23).reshape(1, 23)  # background and 22 categories
+    image = np.asarray(overlay(np.zeros((1, 23, 3)), labels))
+    assert (image[0, 0] == 0).all() and (image[0, 1:] > 0).any(1).all()
+    assert (image[0, 1] == image[0, 1 + len(PALETTE)]).all()  # past ten, the colours repeat
 
 
 def test_clipart_scenes_label_each_drawing_by_its_category_and_split_by_drawing(sources):
@@ -53,7 +93,7 @@ def test_clipart_scenes_label_each_drawing_by_its_category_and_split_by_drawing(
     assert data.name == "clipart-scenes"
     assert data.classes == ["animals", "signs_and_symbols", "transportation"]
     objects, classes = scenes._clipart_objects(sources / "clipart")
-    assert sum(len(labels) for _, labels in objects.values()) == 36  # the faint one is left out
+    assert sum(len(labels) for _, labels in objects.values()) == 37  # 36 + "above"
     assert all(len(np.unique(labels)) == 3 for _, labels in objects.values())  # stratified
     train, test = objects["train"][0], objects["test"][0]
     assert not any((t == x).all() for t in test for x in train)  # no drawing in both
@@ -63,6 +103,7 @@ def test_clipart_scenes_label_each_drawing_by_its_category_and_split_by_drawing(
             assert set(mask.unique().tolist()) <= {0} | {c + 1 for c in labels.tolist()}
             for (x0, y0, x1, y1), c in zip(boxes.long().tolist(), labels.tolist()):
                 assert (mask[y0:y1, x0:x1] == c + 1).any()
+    scenes._composed.cache_clear()  # compose again, not the cached sets
     again = scenes.load_scenes(str(sources), image_size=32, counts={"train": 30, "val": 6,
                                                                      "test": 6},
                                name="clipart-scenes")
@@ -82,3 +123,7 @@ def test_detector_and_unet_train_on_clipart_scenes(cli, sources, tmp_path, recip
     summary = json.loads((run / "summary.json").read_text())
     assert summary["data"]["name"] == "clipart-scenes" and summary["epochs"] == 2
     assert summary["primary"] in summary
+
+
+# compose's digit scenes before clip art was added (session 19's code gives the same digest).
+DIGIT_SCENES_SHA256 = "be4fdc26fa67077097f07e534bac8da9994f8cceb10658fd30d8c80da495b8bf"

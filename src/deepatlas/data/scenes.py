@@ -10,11 +10,12 @@ construction. The backgrounds are random crops of the 23 ``photos``; the objects
 - ``clipart-scenes``: the ``clipart`` drawings, in their own colours with their own alpha, 22
   classes (the category of the drawing's folder), split within each category.
 
-- **Disjoint splits.** Train, validation and test use different digits (mnist-10k's own
-  8,000 / 2,000 split, with a tenth of the 8,000 held out for validation) and different
-  photographs (split by photograph), so a test scene shares nothing with training.
+- **Disjoint splits.** Train, validation and test use different objects (mnist-10k's own
+  8,000 / 2,000 split, with a tenth of the 8,000 held out for validation; for clip art, a
+  tenth of each category for validation and one for test) and different photographs (split
+  by photograph), so a test scene shares nothing with training.
 - **Copy-paste as augmentation.** ``SceneData.compose_train(epoch)`` composes a fresh set of
-  training scenes from the same digits and photographs, so a task can see new scenes every
+  training scenes from the same objects and photographs, so a task can see new scenes every
   epoch (``data.augment = "copy-paste"``), as the paper uses it. ``"copy-paste-recolour"``
   also recolours their backgrounds (channels permuted, half of them inverted), since 15
   training photographs are few looks. On the U-Net recipe (one seed each, 8 epochs) fresh
@@ -24,11 +25,11 @@ construction. The backgrounds are random crops of the 23 ``photos``; the objects
   (``results/benchmarks/scene-augment-*.json``).
 - **Reproducible.** A scene is a function of (split, index, seed): numpy's PCG64 seeded with
   them. :func:`compose` is deterministic; nothing is cached on disk.
-- **Occlusion.** Up to ``max_objects`` digits per scene, each 45-75% of the scene's side; a
-  later digit may cover part of an earlier one (their boxes overlap by IoU <= 0.3), and masks
-  and boxes are of what is visible.
+- **Occlusion.** Up to ``max_objects`` objects per scene, each 45-75% of the scene's side; a
+  later object may cover part of an earlier one (their boxes overlap by IoU <= 0.3), and
+  masks and boxes are of what is visible (alpha > 0.5).
 - **Contrast.** A digit's colour is drawn dark on a bright patch and bright on a dark one, as
-  printed signs are; its colour is otherwise random.
+  printed signs are; its colour is otherwise random. Clip art keeps its own colours.
 """
 
 from __future__ import annotations
@@ -150,6 +151,8 @@ def compose(objects: np.ndarray, object_labels: np.ndarray, backgrounds: list[np
                 continue
             k = int(rng.integers(len(objects)))
             alpha, colour = _paste(objects[k], side)  # (s, s, 1), (s, s, 3) or None
+            if colour is not None and not (alpha > 0.5).any():
+                continue  # a drawing too thin at this size to hold a mask pixel: not pasted
             region = canvas[y:y + side, x:x + side]
             if colour is None:  # a digit: light on a dark patch, dark on a light one
                 bright = region.mean() < 128
@@ -194,6 +197,8 @@ def load_scenes(data_dir: str = "", download: bool = True, image_size: int = 64,
     False; ``data_dir`` may hold both as subfolders). Composing the 5,500 default scenes takes
     about 15 s on 2 cores, so the last sets composed are kept in memory for the next run in
     the same process (the lab trains several)."""
+    if name not in SCENE_SETS:
+        raise UserError(f"no scene set {name!r}; the sets: {', '.join(SCENE_SETS)}")
     counts = {**SCENES, **(counts or {})}
     folders = tuple(set_folder(data_dir, n, download) for n in (SCENE_SETS[name], "photos"))
     return _composed(name, folders, image_size, seed, tuple(sorted(counts.items())))

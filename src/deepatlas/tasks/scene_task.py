@@ -88,8 +88,9 @@ class FreshEpochs:
 
 class SceneTask(Task):
     """A task on scenes: ``digit-scenes`` or ``clipart-scenes``, or a ``yolo-folder`` or
-    ``coco-json`` of your own (detection only: they have boxes, not masks). Subclasses build their model and loader in
-    ``setup`` after :meth:`load_scenes`, and score one split in :meth:`score`."""
+    ``coco-json`` of your own (detection only: they have boxes, not masks). Subclasses build
+    their model and loader in ``setup`` after :meth:`load_scenes`, and score one split in
+    :meth:`score`."""
 
     uses = {"data.image_size", "data.augment", "train.eval_batch_size", "train.channels_last",
             "train.limit_eval_examples"}

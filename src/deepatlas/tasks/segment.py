@@ -10,7 +10,8 @@ a split's pixels:
 
 - ``dice``: foreground Dice, object vs background, whatever the class: the U-Net claim's
   figure ("Dice > 0.9");
-- ``class_dice`` and ``miou``: mean over the ten digit classes of per-class Dice and IoU;
+- ``class_dice`` and ``miou``: mean over the object classes (ten digits, or 22 clip-art
+  categories) of per-class Dice and IoU;
 - ``loss``: the cross-entropy per pixel.
 
 Model selection on the validation scenes (their own digits and photographs); the test scenes
@@ -125,10 +126,12 @@ def segment_image(state: dict[str, Any], path: str, device: torch.device = torch
 
 
 def overlay(rgb: np.ndarray, labels: np.ndarray, opacity: float = 0.55) -> Image.Image:
-    """The label map painted over the image, one colour per class (matplotlib's tab10)."""
+    """The label map painted over the image, one colour per class (matplotlib's tab10; past
+    ten classes, as clip art's 22, the colours repeat)."""
     colours = np.array([(0, 0, 0)] + PALETTE, np.float32) / 255
     alpha = (labels > 0)[..., None] * opacity
-    blended = rgb * (1 - alpha) + colours[labels] * alpha
+    index = np.where(labels > 0, (labels - 1) % len(PALETTE) + 1, 0)
+    blended = rgb * (1 - alpha) + colours[index] * alpha
     return Image.fromarray(np.clip(np.rint(blended * 255), 0, 255).astype(np.uint8))
 
 

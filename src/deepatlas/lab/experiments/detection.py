@@ -5,7 +5,7 @@ YOLOv5's README reports latency in milliseconds per model size, not one FPS figu
 measured here is the claim's substance for deepatlas's own YOLO-style detector
 (:mod:`deepatlas.models.detector`; the small model, width 16 and 0.25 M parameters, which the
 issue's floor names: the ``detect-scenes`` recipe trains the same architecture at width 32 for
-accuracy, about three times the work per frame): **frames per second at
+accuracy): **frames per second at
 batch 1 on this machine's CPU**, at 320 and 640 px, forward pass plus NMS
 (:func:`~deepatlas.models.detector.postprocess`), in eager PyTorch and, at full size, exported
 to ONNX and run by ONNX Runtime (when ``onnxscript`` and ``onnxruntime`` are installed).
