@@ -105,6 +105,7 @@ def validate(config: RunConfig) -> None:
     ]
     from deepatlas.data import list_sources
     from deepatlas.data.graphs import GRAPH_SOURCES
+    from deepatlas.data.scenes import SCENE_SETS
     from deepatlas.data.numbers import SEQ2SEQ_SOURCES
     from deepatlas.models import list_models, model_kind
 
@@ -116,9 +117,8 @@ def validate(config: RunConfig) -> None:
                        "translation": (["bible-en-es"], "seq2seq"),
                        "masked-lm": (["austen+rt-snippets"], "text"),
                        "classify-text": (["rt-snippets"], "text"),
-                       "segment": (["digit-scenes", "clipart-scenes"], "dense"),
-                       "detect": (["digit-scenes", "clipart-scenes", "yolo-folder",
-                                   "coco-json"], "detect"),
+                       "segment": (sorted(SCENE_SETS), "dense"),
+                       "detect": ([*sorted(SCENE_SETS), "yolo-folder", "coco-json"], "detect"),
                        "upscale": (["photos"], "upscale"),
                        "debias": (["adult"], "image"),
                        "simclr": (list_sources(), "embedding"),

@@ -185,9 +185,6 @@ def _read_photo(path: Path) -> np.ndarray:
         return np.asarray(img)
 
 
-SCENE_SETS = {"digit-scenes": "mnist-10k", "clipart-scenes": "clipart"}  # name: its objects
-
-
 def load_scenes(data_dir: str = "", download: bool = True, image_size: int = 64,
                 seed: int = 0, counts: dict[str, int] | None = None,
                 name: str = "digit-scenes") -> SceneData:
@@ -200,7 +197,8 @@ def load_scenes(data_dir: str = "", download: bool = True, image_size: int = 64,
     if name not in SCENE_SETS:
         raise UserError(f"no scene set {name!r}; the sets: {', '.join(SCENE_SETS)}")
     counts = {**SCENES, **(counts or {})}
-    folders = tuple(set_folder(data_dir, n, download) for n in (SCENE_SETS[name], "photos"))
+    objects = SCENE_SETS[name][0]
+    folders = tuple(set_folder(data_dir, n, download) for n in (objects, "photos"))
     return _composed(name, folders, image_size, seed, tuple(sorted(counts.items())))
 
 
@@ -235,13 +233,17 @@ def _clipart_objects(folder: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarr
              for s, i in stratified_split(labels, 0.1, 0.1).items()}, categories)
 
 
+# Each set's name: the package set its objects come from, and the reader of their splits.
+SCENE_SETS = {"digit-scenes": ("mnist-10k", _digit_objects),
+              "clipart-scenes": ("clipart", _clipart_objects)}
+
+
 @functools.lru_cache(maxsize=2)
 def _composed(name: str, folders: tuple[Path, Path], image_size: int, seed: int,
               counts_items: tuple[tuple[str, int], ...]) -> SceneData:
     counts = dict(counts_items)
     objects_dir, photos_dir = folders
-    read = {"digit-scenes": _digit_objects, "clipart-scenes": _clipart_objects}[name]
-    objects, classes = read(objects_dir)
+    objects, classes = SCENE_SETS[name][1](objects_dir)
     by_split = photos.split_by_photograph([p.path for p in photos.load(photos_dir)])
     splits, inputs = {}, {}
     for s, split in enumerate(SPLITS):
