@@ -293,3 +293,21 @@ def yolo_peer() -> str:
                      f"{r['epochs']} ({r['best_epoch']}) | {r['test_map50']:.3f} | "
                      f"{r['test_map']:.3f} | {r['wall_s'] / 60:.1f} min |")
     return "\n".join(lines)
+
+
+def sentiment_peer() -> str:
+    if not list((RESULTS / "benchmarks").glob("sentiment-peer-*.json")):
+        return "Not measured yet: `python benchmarks/sentiment_peer.py`."
+    t = _one("sentiment-peer-*.json")
+    lines = [f"`python benchmarks/sentiment_peer.py --pretrained runs/bert-pretrain`: one run, "
+             f"the split above, one seed, on {t.get('cpu_threads')} threads ({t.get('cpu')}, "
+             f"torch {t.get('torch')}, scikit-learn {t['scikit_learn']}); test accuracy at the "
+             "setting validation chose. File: `results/benchmarks/sentiment-peer-*.json`.", "",
+             "| model | chosen by validation | validation accuracy | test accuracy | time |",
+             "| --- | --- | --- | --- | --- |"]
+    for name, r in t["rows"].items():
+        chosen = f"C = {r['c']:g}" if "c" in r else f"epoch {r['best_epoch']} of {r['epochs']}"
+        time_ = (f"{r['wall_s']:.1f} s" if r["wall_s"] < 60 else f"{r['wall_s'] / 60:.1f} min")
+        lines.append(f"| {name} | {chosen} | {r['val_acc']:.1%} | {r['test_acc']:.1%} | "
+                     f"{time_} |")
+    return "\n".join(lines)

@@ -48,8 +48,9 @@ RESULTS = ROOT / "results"
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or loaded by path
 from readme_benchmarks import (  # noqa: E402
-    clip_peer, dca_peer, detect_gpu, detector_fps, gpt_peer, scene_augment, throughput,
-    throughput_gpu, time_to_accuracy, translate_gpu, unet_peer, upscale_4k, yolo_peer)
+    clip_peer, dca_peer, detect_gpu, detector_fps, gpt_peer, scene_augment, sentiment_peer,
+    throughput, throughput_gpu, time_to_accuracy, translate_gpu, unet_peer, upscale_4k,
+    yolo_peer)
 from readme_lab_tables import experiment as _experiment, translation_depth  # noqa: E402
 
 
@@ -342,7 +343,8 @@ def scaling() -> str:
 
 
 BLOCKS = {"science": science, "clip": clip, "speech": speech, "clip-peer": clip_peer,
-          "dca-peer": dca_peer, "recipes": recipes, "gpt-peer": gpt_peer, "tour": tour,
+          "dca-peer": dca_peer, "sentiment-peer": sentiment_peer, "recipes": recipes,
+          "gpt-peer": gpt_peer, "tour": tour,
           "throughput": throughput,
           "time-to-accuracy": time_to_accuracy, "unet-peer": unet_peer, "yolo-peer": yolo_peer,
           "upscale": upscale,

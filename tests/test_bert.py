@@ -89,6 +89,14 @@ def test_pretrain_then_fine_tune_then_predict(cli, tmp_path):
     code, out, err = _train(cli, "bert-pretrain", tmp_path / "pre", f"data.dir={data}",
                             "train.epochs=1", "data.vocab_size=300")
     assert code == 0, err
+    # The vocabulary is the from-scratch baseline's: fitted to the training sentences alone.
+    from deepatlas.data.sentiment import load_sentiment
+    from deepatlas.tasks.masked_lm import bert_tokenizer
+    from deepatlas.train import load_checkpoint
+
+    pretrained = load_checkpoint(tmp_path / "pre" / "best.pt")["data"]["tokenizer"]
+    baseline = bert_tokenizer(load_sentiment(str(data), download=False)["train"].texts, 300)
+    assert pretrained == baseline.to_json()
     # Fine-tuning keeps the architecture: another width is refused in one line.
     code, _, err = _train(cli, "bert-sentiment", tmp_path / "bad", f"data.dir={data}",
                           f"train.init_from={tmp_path / 'pre'}", "model.layers=2")
@@ -97,8 +105,6 @@ def test_pretrain_then_fine_tune_then_predict(cli, tmp_path):
                             f"train.init_from={tmp_path / 'pre'}", "train.epochs=8",
                             "optim.lr=0.003")
     assert code == 0, err
-    from deepatlas.train import load_checkpoint
-
     summary = load_checkpoint(tmp_path / "ft" / "best.pt")
     assert summary["data"]["context"] == 64
     code, out, err = cli("predict", tmp_path / "ft", "a wonderful film", "a dull film")

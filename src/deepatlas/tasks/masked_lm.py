@@ -7,6 +7,11 @@ masked once with a fixed seed: ``val_loss`` (picks best.pt) and ``val_mlm_acc``,
 chosen positions whose original token is the top prediction. There is no test split here:
 the test is the downstream one, after fine-tuning (``task = "classify-text"`` with
 ``train.init_from``).
+
+The BPE vocabulary is fitted to the rt-snippets training sentences alone, as the from-scratch
+baseline's is, so the two read identical tokens and their comparison measures pretraining
+only. Fitted to the pretraining text instead, where Austen's novels choose most merges, a
+4,000-token vocabulary cuts the test sentences into 1.67 tokens per word instead of 1.55.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepatlas.data.mlm import IGNORE, SequenceBatches, eval_masking
-from deepatlas.data.sentiment import MASK, SPECIAL, pretraining_text, sequences
+from deepatlas.data.sentiment import (MASK, SPECIAL, load_sentiment, pretraining_text,
+                                      sequences)
 from deepatlas.data.tokenize import BPETokenizer, Tokenizer
 from deepatlas.errors import UserError
 from deepatlas.models import create_model
@@ -56,7 +62,9 @@ class MaskedLM(Task):
             raise UserError(f"masked-lm pretrains on data.name=\"austen+rt-snippets\", not "
                             f"{cfg.data.name!r}")
         text = pretraining_text(cfg.data.dir, cfg.data.download)
-        self.tokenizer = bert_tokenizer(text["train"], cfg.data.vocab_size)
+        # The baseline's vocabulary (module docstring): the downstream training sentences.
+        downstream = load_sentiment(cfg.data.dir, cfg.data.download)["train"].texts
+        self.tokenizer = bert_tokenizer(downstream, cfg.data.vocab_size)
         vocab = self.tokenizer.vocab_size
         options = {k: v for k, v in cfg.model.items() if k != "name"}
         model = create_model(cfg.model["name"], in_channels=vocab, **options)
