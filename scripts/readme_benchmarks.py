@@ -299,7 +299,8 @@ def sentiment_peer() -> str:
     if not list((RESULTS / "benchmarks").glob("sentiment-peer-*.json")):
         return "Not measured yet: `python benchmarks/sentiment_peer.py`."
     t = _one("sentiment-peer-*.json")
-    lines = [f"`python benchmarks/sentiment_peer.py --pretrained runs/bert-pretrain`: one run, "
+    pretrained = f" --pretrained {t['pretrained']}" if t.get("pretrained") else ""
+    lines = [f"`python benchmarks/sentiment_peer.py{pretrained}`: one run, "
              f"the split above, one seed, on {t.get('cpu_threads')} threads ({t.get('cpu')}, "
              f"torch {t.get('torch')}, scikit-learn {t['scikit_learn']}); test accuracy at the "
              "setting validation chose. File: `results/benchmarks/sentiment-peer-*.json`.", "",

@@ -5,7 +5,7 @@ from scratch) for the polarity of rt-snippets sentences (``data/sentiment.py``).
   ``masked-lm`` run; the pooler and classifier start fresh. The model's options must equal the
   pretrained run's.
 - ``train.init_from = ""``: from scratch, with a BPE vocabulary fitted to the training
-  sentences alone.
+  sentences alone: the same vocabulary a masked-lm run fits, so both arms read the same tokens.
 
 One step is cross-entropy on the [CLS] classifier. ``val_acc`` picks best.pt; ``test_acc`` is
 reported only.

@@ -51,7 +51,7 @@ def run(ctx: Context) -> Result:
     fit(load_recipe("bert-pretrain", [*common, f"train.epochs={ctx.size(4, 1)}", *limit,
                                       f"seed={ctx.seed}"]), pretrained, progress=False)
     pretrain_steps = int(load_checkpoint(pretrained / "last.pt")["step"])
-    fine = [*common, f"train.epochs={ctx.size(4, 1)}", *limit]
+    fine = [*common, *([] if cap is None else ["train.epochs=1"]), *limit]
     seeds = [ctx.seed + s for s in range(ctx.size(3, 1, smoke=1))]  # quick: the code path
     arms = {"fine-tuned": ("bert-sentiment", [f"train.init_from={pretrained}"]),
             "from scratch": ("bert-sentiment-scratch", [])}
