@@ -14,7 +14,7 @@ from deepatlas.nn.crossbar import (AnalogConv2d, AnalogLinear, PCMDevice, drift_
                                    set_inference_time)
 
 IDEAL = PCMDevice(levels=2**16, prog_noise_scale=0.0, read_noise_scale=0.0, drift_scale=0.0,
-                  dac_bits=24, adc_bits=24, out_bound=1e3)
+                  dac_bits=24, adc_bits=24, out_bound=1e3, out_noise=0.0)
 DAY = 86400.0
 
 
@@ -103,10 +103,23 @@ def test_noise_and_device_spread_are_seeded_and_drawn_once_per_read_out():
     torch.testing.assert_close(a.g_plus, b.g_plus)  # the same draw from the same seed
     torch.testing.assert_close(a.conductance, b.conductance)
     x = torch.randn(4, 20, dtype=torch.float64)
-    assert torch.equal(a(x), a(x))  # reads at one time see the same devices...
+    torch.testing.assert_close(a(x), b(x))  # output noise too is seeded by the programming
+    quiet = _layer(dataclasses.replace(PCMDevice(), out_noise=0.0))
+    assert torch.equal(quiet(x), quiet(x))  # reads at one time see the same devices...
+    assert not torch.equal(a(x), a(x))  # ...each with its own output noise
     before = a.conductance.clone()
     set_inference_time(a, 0.0)
     assert not torch.equal(a.conductance, before)  # ...and a new read-out draws new noise
+
+
+def test_output_noise_is_gaussian_in_units_of_the_full_scale_read():
+    layer = _layer(dataclasses.replace(IDEAL, out_noise=0.06))
+    x = torch.randn(4000, 20, dtype=torch.float64)
+    error = (layer(x) - F.linear(x, layer.weight, layer.bias)).detach()  # (4000, 6)
+    # sigma_out is in units of one fully-on device times a full-scale input: max|w| max|x|.
+    unit = layer.w_max * x.abs().amax(1, keepdim=True)
+    assert abs((error / unit).std().item() - 0.06) < 0.002
+    assert abs((error / unit).mean().item()) < 0.002
 
 
 def test_compensation_undoes_the_shared_part_of_a_device_to_device_drift():

@@ -16,13 +16,16 @@ constants of aihwkit's ``PCMLikeNoiseModel``; g is a conductance in units of G_m
     1/f noise g(t) = max(g_d + |g_d| Q(g_p) sqrt(ln((t + t0 + t_r) / (2 t_r))) z, 0)
               Q = min(0.0088 / max(g_p^0.65, 1e-3), 0.2),  t_r = 250 ns
     DAC       x_q = q_dac(x / max|x|)  (per input vector or image, dac_bits, in [-1, 1])
-    ADC       y_q = q_adc(clip((G+ - G-) x_q, -out_bound, out_bound))     (adc_bits)
+    ADC       y_q = q_adc(clip((G+ - G-) x_q + sigma_out z, -out_bound, out_bound))  (adc_bits)
               (bound management: while an output saturates, x_q = q_dac(x / (2^k max|x|)))
     output    y = y_q 2^k max|x| max|w| / c(t) + b                       # b stays digital
 
 Small conductances drift faster (nu up to 0.1) and are noisier (Q up to 0.2) than large ones,
 so drift distorts the weights as well as shrinking them. The 1/f noise accumulated up to t is
-drawn once per read-out time, as aihwkit does; the energy and latency of the converters and of
+drawn once per read-out time, as aihwkit does. The periphery adds Gaussian noise of std
+sigma_out = 0.06 to every output of every read, in the units above (aihwkit's
+``IOParameters.out_noise``, on by default in its ``InferenceRPUConfig``): it does not drift,
+so as the currents shrink it weighs more; the energy and latency of the converters and of
 the digital bias and activations are not modelled. Global drift compensation (Joshi et al.
 2020; aihwkit's ``GlobalDriftCompensation``) takes the array's response to a fixed all-ones
 input as programmed (before drift and 1/f noise) and again at time t, and divides the output
@@ -59,6 +62,7 @@ class PCMDevice:
     dac_bits: int = 8
     adc_bits: int = 8
     out_bound: float = 10.0  # the ADC's range, in units of one fully-on device and input
+    out_noise: float = 0.06  # std of the output noise of every read, in the same units
     bound_halvings: int = 10  # bound management (aihwkit's ITERATIVE): re-reads at half input
 
 
@@ -112,6 +116,7 @@ class Crossbar:
         # The 1/f noise's own stream, on the CPU: the same draws on every device, and a
         # programmed layer may still move with .to(device).
         self.read_noise_generator: torch.Generator | None = None
+        self.output_noise_generator: torch.Generator | None = None  # each forward's draw
         # The devices exist once programmed (so DDP has nothing to broadcast before).
         for name in ("g_plus", "g_minus", "nu_plus", "nu_minus", "w_max", "conductance",
                      "reference"):
@@ -137,6 +142,7 @@ class Crossbar:
             setattr(self, nu, pcm.drift_scale * (mu + spread * draw()).abs())
         seed = int(torch.randint(0, 2**62, (), generator=generator))
         self.read_noise_generator = torch.Generator().manual_seed(seed)
+        self.output_noise_generator = torch.Generator().manual_seed(seed + 1)
         self.programmed = True
         # Compensation's baseline: the programmed array before any drift or 1/f noise.
         self.reference = self._calibration(self.g_plus - self.g_minus)
@@ -197,6 +203,9 @@ class Crossbar:
             # Out of place (index_put, not index_put_): autograd still needs the old values.
             scale = scale.index_put((over,), scale[over] * 2)
             y = y.index_put((over,), product(quantize(x[over] / scale[over], pcm.dac_bits), g))
+        if pcm.out_noise > 0:  # the periphery's noise, fresh on every read
+            y = y + pcm.out_noise * torch.randn(y.shape, generator=self.output_noise_generator,
+                                                dtype=y.dtype).to(y.device)
         y = quantize(y, pcm.adc_bits, pcm.out_bound)
         if self.compensate:  # the drift that every device shares, measured and divided out
             y = y * (self.reference / self._calibration(self.conductance))

@@ -5,7 +5,8 @@ every convolution and linear layer a crossbar) on ``mnist-10k`` twice per seed: 
 (``model.train_noise=0``) and hardware-aware (weight noise 0.1 max|w|). Each trained network
 is then programmed onto crossbars (``deepatlas.nn.crossbar``: 32 conductance levels, IBM's
 statistical PCM model with aihwkit's constants: conductance-dependent programming noise,
-drift exponent and accumulated 1/f read noise; 8-bit DAC and ADC with bound management) in
+drift exponent and accumulated 1/f read noise; 8-bit DAC and ADC with bound management, and
+the periphery's output noise, aihwkit's default sigma 0.06) in
 several independent draws, and read on the test digits from 1 s to 1 year after
 programming, without and with global drift compensation.
 
@@ -72,7 +73,8 @@ def drift_curve(run_dir: Path, draws: int, images: int) -> dict[str, list[float]
             source="能量效率优化:存算一体芯片(如忆阻器)",
             implements="deepatlas.nn.crossbar (AnalogLinear, AnalogConv2d: conductance pairs "
                        "on levels; IBM's PCM model: programming noise, drift and 1/f read noise "
-                       "by conductance; DAC/ADC with bound management; drift compensation), "
+                       "by conductance; DAC/ADC with bound management; output noise; drift "
+                       "compensation), "
                        "model analog-lenet, recipe analog-mnist")
 def run(ctx: Context) -> Result:
     missing = without_data("mnist-10k")

@@ -1,6 +1,6 @@
 """MAP 7.4: self-supervised learning. Does SimCLR learn features without labels?
 
-Three encoders of one architecture (a ResNet-8 of width 16), evaluated the same way on
+Three encoders of one architecture (the recipe's ResNet-8), evaluated the same way on
 Fashion-MNIST's test set:
 
 1. **SimCLR** (recipe ``simclr-fashion``): pre-trained on the 54,000 training images without
@@ -62,6 +62,7 @@ def run(ctx: Context) -> Result:
     untrained: dict[str, list[float]] = {}
     supervised: dict[float, list[float]] = {f: [] for f in fractions}
     metrics: dict[str, float] = {}
+    width = load_recipe("simclr-fashion").model["width"]  # the supervised twin's too
     for seed in seeds:
         sets = ["train.tensorboard=false", f"seed={seed}", *budget]
         summary = fit(load_recipe("simclr-fashion", sets), ctx.out / f"simclr-seed{seed}",
@@ -73,7 +74,7 @@ def run(ctx: Context) -> Result:
             simclr.setdefault(key, []).append(float(summary[key]))
             untrained.setdefault(key, []).append(float(floor[key]))
         for fraction in fractions:
-            twin = ["train.tensorboard=false", f"seed={seed}", "model.width=16",
+            twin = ["train.tensorboard=false", f"seed={seed}", f"model.width={width}",
                     "train.eval_every=0", f"data.train_examples={LABELS[fraction]}",
                     *supervised_budget(LABELS[fraction]),
                     *ctx.size([], ["train.epochs=5"], smoke=["train.epochs=1"])]
