@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from deepatlas.nn import (BatchNorm2d, DeformableConv2d, DepthwiseSeparableConv2d,
+from deepatlas.nn import (BatchNorm1d, BatchNorm2d, DeformableConv2d, DepthwiseSeparableConv2d,
                           MultiHeadAttention, ResidualBlock, empirical_receptive_field,
                           receptive_field, scaled_dot_product_attention,
                           sinusoidal_positional_encoding)
@@ -91,6 +91,17 @@ def test_batchnorm_equals_torch_in_train_and_eval_over_several_steps():
     x = torch.randn(3, 6, 5, 5, dtype=torch.float64)
     assert (ours(x) - ref(x)).abs().max() < 1e-10
     assert set(ours.state_dict()) == set(ref.state_dict())
+
+
+def test_batchnorm1d_equals_torch_over_features():
+    torch.manual_seed(0)
+    ours, ref = BatchNorm1d(6).double(), nn.BatchNorm1d(6).double()
+    for step in range(3):
+        x = torch.randn(16, 6, dtype=torch.float64) * (step + 1) + step
+        assert (ours(x) - ref(x)).abs().max() < 1e-10
+    ours.eval(), ref.eval()
+    x = torch.randn(3, 6, dtype=torch.float64)
+    assert (ours(x) - ref(x)).abs().max() < 1e-10
 
 
 # ----------------------------------------------------------------- 4.2 attention

@@ -60,3 +60,27 @@ def test_bad_model_options_name_the_valid_ones():
         create_model("mlp", widht=3)
     with pytest.raises(UserError, match="unknown model 'resnt'.*did you mean 'resnet'"):
         model_options("resnt")
+
+
+def test_mlp_batch_norm_normalises_before_each_hidden_activation():
+    from deepatlas.nn import BatchNorm1d
+
+    model = create_model("mlp", in_channels=1, image_size=8, num_classes=10, depth=3, width=16,
+                         activation="sigmoid", batch_norm=True)
+    kinds = [type(m).__name__ for m in model.layers]
+    assert kinds == ["Flatten", "Linear", "BatchNorm1d", "Sigmoid", "Linear", "BatchNorm1d",
+                     "Sigmoid", "Linear"]
+    assert sum(isinstance(m, BatchNorm1d) for m in model.modules()) == 2
+
+
+@pytest.mark.parametrize("residual", [True, False])
+def test_residual_mlp_blocks_are_relu_of_x_plus_f_or_of_f(residual):
+    torch.manual_seed(0)
+    model = create_model("residual-mlp", in_channels=1, image_size=8, num_classes=10, blocks=2,
+                         width=16, residual=residual)
+    x = torch.randn(5, 16)
+    block = model[3]  # Flatten, Linear, ReLU, then the blocks
+    f = block.f(x)
+    expected = torch.relu(x + f) if residual else torch.relu(f)
+    torch.testing.assert_close(block(x), expected)
+    assert model(torch.randn(5, 1, 8, 8)).shape == (5, 10)

@@ -1,5 +1,5 @@
-"""Small shared pieces of the experiments: digits as tensors, a plain training loop, plots,
-and recipes fitted per seed and arm on the one Trainer."""
+"""Small shared pieces of the experiments: recipes fitted per seed and arm on the one Trainer,
+the models those runs ended with, digits as tensors, and plots."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 
 T = TypeVar("T")
@@ -36,6 +35,34 @@ def fit_arms(out: Path, seeds: Sequence[int], arms: Mapping[str, tuple[str, Sequ
     return kept
 
 
+def last_model(run_dir: Path) -> nn.Module:
+    """The image classifier a run ended with (its last.pt), in eval mode."""
+    from deepatlas.models.saved import model_from_checkpoint
+    from deepatlas.train.checkpoint import load_checkpoint
+
+    return model_from_checkpoint(load_checkpoint(run_dir / "last.pt"), "lab")
+
+
+def train_accuracy(run_dir: Path) -> float:
+    """Accuracy of a classify-images run's last model on the images it trained on, without
+    augmentation: the training side of a train-test gap (the train_acc a run logs is taken
+    under its dropout, Mixup or augmentation, while it learns)."""
+    from deepatlas.compress.modelfile import load_model_file
+    from deepatlas.config import from_dict
+    from deepatlas.data import load_data
+    from deepatlas.data.loaders import InMemoryLoader
+    from deepatlas.train.runtime import evaluate_model
+
+    loaded = load_model_file(run_dir / "last.pt", "lab")
+    cfg = from_dict(loaded.meta["config"])
+    data = load_data(cfg.data.name, data_dir=cfg.data.dir, val_fraction=cfg.data.val_fraction,
+                     train_examples=cfg.data.train_examples)
+    cpu = torch.device("cpu")
+    loader = InMemoryLoader(data.train, cfg.train.eval_batch_size, train=False, augment="none",
+                            mean=data.mean, std=data.std, device=cpu)
+    return evaluate_model(loaded.module.to(cpu), loader, cpu)[1]
+
+
 def digits_tensors(flat: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
                                                   torch.Tensor]:
     """scikit-learn's digits as normalised floats: (x_train, y_train, x_test, y_test);
@@ -50,28 +77,6 @@ def digits_tensors(flat: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch
         return (x.flatten(1) if flat else x), split.labels.long()
 
     return (*prep(data.train), *prep(data.test))
-
-
-def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int,
-        optimizer: torch.optim.Optimizer, batch_size: int = 64, seed: int = 0,
-        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-        batch_transform: Callable | None = None) -> list[float]:
-    """``steps`` minibatch steps; returns the training loss of every step."""
-    loss_fn = loss_fn or F.cross_entropy
-    g = torch.Generator().manual_seed(seed)
-    losses = []
-    model.train()
-    for _ in range(steps):
-        idx = torch.randint(0, len(x), (batch_size,), generator=g)
-        xb, yb = x[idx], y[idx]
-        if batch_transform is not None:
-            xb, yb = batch_transform(xb, yb)
-        loss = loss_fn(model(xb), yb)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
 
 
 @torch.no_grad()

@@ -4,7 +4,7 @@
 from deepatlas.nn.activations import ACTIVATIONS, Swish, make_activation
 from deepatlas.nn.attention import (MultiHeadAttention, scaled_dot_product_attention,
                                     sinusoidal_positional_encoding)
-from deepatlas.nn.batchnorm import BatchNorm2d
+from deepatlas.nn.batchnorm import BatchNorm1d, BatchNorm2d
 from deepatlas.nn.conv import (DeformableConv2d, DepthwiseSeparableConv2d,
                                empirical_receptive_field, receptive_field)
 from deepatlas.nn.dropout import Dropout
@@ -14,7 +14,7 @@ from deepatlas.nn.recurrent import LSTM, LSTMCell, RNNCell
 from deepatlas.nn.residual import ResidualBlock, ResidualBlockBN
 from deepatlas.nn.spiking import LIF
 
-__all__ = ["ACTIVATIONS", "BatchNorm2d", "DeformableConv2d", "DepthwiseSeparableConv2d",
+__all__ = ["ACTIVATIONS", "BatchNorm1d", "BatchNorm2d", "DeformableConv2d", "DepthwiseSeparableConv2d",
            "Dropout", "GATConv", "GCNConv", "INIT_SCHEMES", "LIF", "LSTM", "LSTMCell",
            "MultiHeadAttention", "RNNCell", "ResidualBlock", "ResidualBlockBN", "Swish",
            "empirical_receptive_field", "he_normal_", "init_model", "make_activation",

@@ -40,3 +40,10 @@ class BatchNorm2d(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.weight.numel()}, eps={self.eps}, momentum={self.momentum}"
+
+
+class BatchNorm1d(BatchNorm2d):
+    """The same over features (N, C), as after a Linear layer: statistics over N."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C) -> (N, C)
+        return super().forward(x[:, :, None, None])[:, :, 0, 0]

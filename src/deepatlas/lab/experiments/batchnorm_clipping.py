@@ -14,37 +14,28 @@ so that the statistics stay finite.
 
 from __future__ import annotations
 
+import json
 import math
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from deepatlas.lab.common import accuracy, digits_tensors, fit, pyplot, save
+from deepatlas.lab.common import fit_arms, pyplot, save
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import against, compare, verdict
-from deepatlas.nn import BatchNorm2d, RNNCell
+from deepatlas.nn import RNNCell
 
-
-class BN1d(nn.Module):
-    """deepatlas's BatchNorm2d over (B, C) features, viewed as (B, C, 1, 1)."""
-
-    def __init__(self, width: int) -> None:
-        super().__init__()
-        self.bn = BatchNorm2d(width)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(x[:, :, None, None])[:, :, 0, 0]
-
-
-def deep_sigmoid_net(depth: int, batch_norm: bool, width: int = 64) -> nn.Module:
-    layers: list[nn.Module] = []
-    features = 64
-    for _ in range(depth):
-        layers += [nn.Linear(features, width)] + ([BN1d(width)] if batch_norm else [])
-        layers.append(nn.Sigmoid())
-        features = width
-    return nn.Sequential(*layers, nn.Linear(width, 10))
+BATCH = 64
+# The `digits` recipe's MLP as 12 sigmoid layers of 64 (13 Linear layers), on every training
+# digit, SGD with momentum at a constant rate, the recipe's regularisers off: only
+# model.batch_norm differs between the arms.
+BN_COMMON = ["model.depth=13", "model.width=64", "model.activation=sigmoid", "model.dropout=0.0",
+             "regularize.label_smoothing=0.0", "data.val_fraction=0", "optim.name=sgd",
+             "optim.lr=0.1", "optim.momentum=0.9", "optim.nesterov=false",
+             "optim.weight_decay=0.0", "schedule.name=constant", "schedule.warmup_epochs=0",
+             f"train.batch_size={BATCH}", "train.eval_every=0", "train.tensorboard=false",
+             "train.checkpoint_every_epochs=100000"]  # last.pt at the end only
 
 
 LENGTH = 10  # steps between the token and the answer
@@ -87,32 +78,35 @@ def rnn_run(clip: float, steps: int, seed: int) -> tuple[list[float], list[float
                     "\\hat{x}=\\frac{x-μ_B}{\\sqrt{μ^2_B+\\epsilon}}"),
             correction="The source divides by √(μ_B² + ε); BatchNorm divides by √(σ_B² + ε), "
                        "the batch variance (see the batchnorm-formula experiment).",
-            implements="deepatlas.nn.BatchNorm2d, deepatlas.nn.RNNCell, train.clip_grad_norm")
+            implements="deepatlas.nn.BatchNorm1d (model mlp, batch_norm), "
+                       "deepatlas.nn.RNNCell, train.clip_grad_norm")
 def run(ctx: Context) -> Result:
-    xtr, ytr, xte, yte = digits_tensors()
-    steps = ctx.size(1000, 500, smoke=20)
+    epochs = ctx.size(45, 23, smoke=1)  # about 1,000 (quick: 500) steps of 64 digits
     rnn_steps = ctx.size(600, 300, smoke=20)
     seeds = [ctx.seed + s for s in range(ctx.size(5, 2, smoke=2))]
-    bn_acc: dict[str, list[float]] = {"without": [], "with BatchNorm": []}
-    bn_loss, rnn = {}, {}
+
+    def read(summary, run_dir) -> tuple[float, list[float]]:
+        """The test accuracy, and the mean training loss of every epoch."""
+        history = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
+        return summary["test_acc"], [e["train_loss"] for e in history]
+
+    bn = fit_arms(ctx.out, seeds, {"without": ("digits", ["model.batch_norm=false"]),
+                                   "with BatchNorm": ("digits", ["model.batch_norm=true"])},
+                  read, common=[*BN_COMMON, f"train.epochs={epochs}"])
+    bn_acc = {key: [acc for acc, _ in runs] for key, runs in bn.items()}
+    bn_loss = {key: runs[0][1] for key, runs in bn.items()}
+    rnn: dict[str, list] = {}
     for seed in seeds:
-        for batch_norm in (False, True):
-            torch.manual_seed(seed)
-            net = deep_sigmoid_net(12, batch_norm)
-            losses = fit(net, xtr, ytr, steps, torch.optim.SGD(net.parameters(), lr=0.1,
-                                                               momentum=0.9), seed=seed)
-            key = "with BatchNorm" if batch_norm else "without"
-            bn_acc[key].append(accuracy(net, xte, yte))
-            bn_loss.setdefault(key, losses)
         for name, clip in (("no clipping", 0.0), ("clip norm 1", 1.0)):
             rnn.setdefault(name, []).append(rnn_run(clip, rnn_steps, seed))
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
     for key, losses in bn_loss.items():
-        axes[0].plot(torch.tensor(losses).unfold(0, 20, 1).mean(1).numpy(), label=key)
+        axes[0].plot(range(1, len(losses) + 1), losses, label=key)
     axes[0].set_title(f"12 sigmoid layers on digits, seed {seeds[0]}")
-    axes[0].set_ylabel("training loss")
+    axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("training loss, epoch mean")
     axes[0].legend(fontsize=7)
     for key, runs in rnn.items():
         losses, norms = runs[0]

@@ -15,41 +15,21 @@ from __future__ import annotations
 import json
 import statistics
 
-import torch
-from torch.nn import functional as F
-
-from deepatlas.data import load_data
-from deepatlas.data.augment import augment_batch
-from deepatlas.lab.common import pyplot, save
+from deepatlas.lab.common import fit_arms, pyplot, save
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import compare, verdict
-from deepatlas.models import create_model
 
 SUBSET = 300  # training digits for the augmentation comparison
-
-
-def train_augmented(mode: str, seed: int, steps: int) -> float:
-    """A small CNN on SUBSET digits with augmentation ``mode``; returns test accuracy."""
-    data = load_data("digits")
-    mean, std = data.mean[0], data.std[0]
-    pick = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))[:SUBSET]
-    images, labels = data.train.images[pick], data.train.labels[pick].long()
-    torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
-    model = create_model("cnn", in_channels=1, image_size=8, num_classes=10, width=16)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    model.train()
-    for _ in range(steps):
-        idx = torch.randint(0, SUBSET, (64,), generator=g)
-        x = augment_batch(images[idx], mode, g)  # uint8 (B, 1, 8, 8)
-        loss = F.cross_entropy(model((x.float() / 255 - mean) / std), labels[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    with torch.no_grad():
-        x = (data.test.images.float() / 255 - mean) / std
-        return (model(x).argmax(1) == data.test.labels).float().mean().item()
+BATCH = 60  # 5 steps an epoch on SUBSET digits
+# A small CNN on the `digits` recipe's data, at a constant rate, its regularisers off: only
+# data.augment differs between the arms.
+AUGMENT_COMMON = [f"data.train_examples={SUBSET}", "model.name=cnn", "model.width=16",
+                  "regularize.label_smoothing=0.0", "optim.name=adam", "optim.lr=0.002",
+                  "optim.weight_decay=0.0", "schedule.name=constant",
+                  "schedule.warmup_epochs=0", f"train.batch_size={BATCH}",
+                  "train.eval_every=0", "train.tensorboard=false",
+                  "train.checkpoint_every_epochs=100000"]  # last.pt at the end only
+MODES = ("none", "crop", "source")
 
 
 @experiment(name="early-stopping-augmentation", map_id="5.2",
@@ -80,8 +60,11 @@ def run(ctx: Context) -> Result:
 
     seeds = [ctx.seed + s for s in range(ctx.size(5, 2, smoke=2))]
     steps = ctx.size(600, 150, smoke=10)
-    modes = ("none", "crop", "source")
-    aug = {m: [train_augmented(m, s, steps) for s in seeds] for m in modes}
+    modes = MODES
+    aug = fit_arms(ctx.out / "augment", seeds,
+                   {m: ("digits", [f"data.augment={m}"]) for m in modes},
+                   lambda summary, _: summary["test_acc"],
+                   common=[*AUGMENT_COMMON, f"train.epochs={max(1, steps * BATCH // SUBSET)}"])
     mean = {m: statistics.mean(v) for m, v in aug.items()}
 
     plt = pyplot()

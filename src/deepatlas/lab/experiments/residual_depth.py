@@ -11,64 +11,64 @@ training set after the same number of SGD steps:
 
 from __future__ import annotations
 
+import json
+
 import torch
-from torch import nn
 from torch.nn import functional as F
 
-from deepatlas.lab.common import digits_tensors, fit, pyplot, save
+from deepatlas.lab.common import digits_tensors, fit_arms, last_model, pyplot, save
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import compare, verdict
 
-
-class Block(nn.Module):
-    """``relu(x + F(x))`` with F = Linear-ReLU-Linear, or ``relu(F(x))`` without the skip."""
-
-    def __init__(self, width: int, residual: bool) -> None:
-        super().__init__()
-        self.f = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
-        self.residual = residual
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(x + self.f(x) if self.residual else self.f(x))
-
-
-def deep_mlp(blocks: int, residual: bool, width: int = 64) -> nn.Module:
-    return nn.Sequential(nn.Linear(64, width), nn.ReLU(),
-                         *(Block(width, residual) for _ in range(blocks)), nn.Linear(width, 10))
+BATCH = 64
+# Model residual-mlp on every training digit (no validation split), SGD with momentum at a
+# constant rate: only the depth and the skips differ between the arms.
+COMMON = ["model.name=residual-mlp", "model.width=64", "data.val_fraction=0",
+          "regularize.label_smoothing=0.0", "optim.name=sgd", "optim.lr=0.02",
+          "optim.momentum=0.9", "optim.nesterov=false", "optim.weight_decay=0.0",
+          "schedule.name=constant", "schedule.warmup_epochs=0", f"train.batch_size={BATCH}",
+          "train.eval_every=0", "train.tensorboard=false",
+          "train.checkpoint_every_epochs=100000"]  # last.pt at the end only
 
 
 @experiment(name="residual-depth", map_id="4.1, 5.1", title="Residual connections and depth",
             claim="A plain network trains worse as it gets deeper; the same network with "
                   "residual connections y = relu(x + F(x)) does not.",
             source=("ResNet残差块:", "return F.relu(x + identity)", "解决方案:残差连接"),
-            implements="deepatlas.nn.ResidualBlock's rule relu(x + F(x)), on MLP blocks")
+            implements="deepatlas.nn.ResidualBlock's rule relu(x + F(x)), on MLP blocks: "
+                       "model residual-mlp")
 def run(ctx: Context) -> Result:
-    xtr, ytr, _, _ = digits_tensors()
+    xtr, ytr, _, _ = digits_tensors()  # every training digit, as the runs train on
     depths = ctx.size([2, 8, 24], [2, 24])
     steps = ctx.size(800, 200, smoke=60)  # quick: the tour stays in minutes
     seeds = [ctx.seed + s for s in range(ctx.size(5, 3, smoke=2))]
-    final: dict[str, dict[int, list[float]]] = {"plain": {}, "residual": {}}
-    curves = {}
-    for kind in final:
-        for blocks in depths:
-            for seed in seeds:
-                torch.manual_seed(seed)
-                net = deep_mlp(blocks, kind == "residual")
-                losses = fit(net, xtr, ytr, steps, torch.optim.SGD(net.parameters(), lr=0.02,
-                                                                    momentum=0.9), seed=seed)
-                with torch.no_grad():  # the whole training set, not the last noisy batches
-                    loss = F.cross_entropy(net.eval()(xtr), ytr).item()
-                final[kind].setdefault(blocks, []).append(loss)
-                curves.setdefault((kind, blocks), losses)
+    epochs = max(1, round(steps / (len(xtr) // BATCH)))
+    steps = epochs * (len(xtr) // BATCH)  # the steps actually run
+
+    def read(summary, run_dir) -> tuple[float, list[float]]:
+        """The last model's loss on the whole training set (not the last noisy batches),
+        and the run's mean training loss of every epoch."""
+        with torch.no_grad():
+            loss = F.cross_entropy(last_model(run_dir)(xtr), ytr).item()
+        history = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
+        return loss, [e["train_loss"] for e in history]
+
+    arms = {f"{kind} {blocks}": ("digits", [f"model.blocks={blocks}",
+                                            f"model.residual={str(kind == 'residual').lower()}"])
+            for kind in ("plain", "residual") for blocks in depths}
+    runs = fit_arms(ctx.out, seeds, arms, read, common=[*COMMON, f"train.epochs={epochs}"])
+    final: dict[str, dict[int, list[float]]] = {
+        kind: {b: [loss for loss, _ in runs[f"{kind} {b}"]] for b in depths}
+        for kind in ("plain", "residual")}
+    curves = {(kind, b): runs[f"{kind} {b}"][0][1] for kind in final for b in depths}
 
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.3))
     for (kind, blocks), losses in curves.items():
-        smooth = torch.tensor(losses).unfold(0, 20, 1).mean(1)
-        left.plot(smooth.numpy(), ls="-" if kind == "residual" else "--",
+        left.plot(range(1, len(losses) + 1), losses, ls="-" if kind == "residual" else "--",
                   label=f"{kind}, {2 * blocks + 2} layers")
-    left.set_xlabel(f"step (seed {seeds[0]})")
-    left.set_ylabel("training loss")
+    left.set_xlabel(f"epoch (seed {seeds[0]})")
+    left.set_ylabel("training loss, epoch mean")
     left.legend(fontsize=6)
     for kind, values in final.items():
         right.plot([2 * b + 2 for b in depths], [sum(values[b]) / len(seeds) for b in depths],

@@ -14,12 +14,21 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from deepatlas.lab.common import accuracy, digits_tensors, fit, pyplot, save
+from deepatlas.lab.common import digits_tensors, fit_arms, last_model, pyplot, save
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import compare, verdict
 from deepatlas.models import create_model
 
 DEPTH = 20
+NAMES = ("sigmoid", "relu", "swish")
+BATCH = 64
+# The `digits` recipe's MLP made deep and narrow, He-initialised for every activation (so only
+# the activation differs), with Adam at a constant rate and the recipe's regularisers off.
+COMMON = [f"model.depth={DEPTH}", "model.width=64", "model.init=he", "model.dropout=0.0",
+          "regularize.label_smoothing=0.0", "optim.name=adam", "optim.lr=0.001",
+          "optim.weight_decay=0.0", "schedule.name=constant", "schedule.warmup_epochs=0",
+          f"train.batch_size={BATCH}", "train.eval_every=0", "train.tensorboard=false",
+          "train.checkpoint_every_epochs=100000"]  # last.pt at the end only
 
 
 def layer_grad_norms(model, x, y) -> list[float]:
@@ -40,24 +49,34 @@ def layer_grad_norms(model, x, y) -> list[float]:
 def run(ctx: Context) -> Result:
     import math
 
-    xtr, ytr, xte, yte = digits_tensors()
+    from deepatlas.config import load_recipe
+    from deepatlas.data import load_data
+
+    xtr, ytr, _, _ = digits_tensors()
+    x, y = xtr[:256], ytr[:256]  # the batch whose gradients are measured
     steps = ctx.size(800, 200, smoke=20)
     seeds = [ctx.seed + s for s in range(ctx.size(5, 3, smoke=2))]
-    names = ("sigmoid", "relu", "swish")
-    norms, after, log_ratio, accs = {}, {}, {n: [] for n in names}, {n: [] for n in names}
-    for seed in seeds:
+    names = NAMES
+    log_ratio, norms = {n: [] for n in names}, {}
+    for seed in seeds:  # at initialisation: the architecture and its init, before training
         for name in names:
             torch.manual_seed(seed)
             model = create_model("mlp", in_channels=1, image_size=8, num_classes=10,
                                  depth=DEPTH, width=64, activation=name, init="he")
-            at_init = layer_grad_norms(model, xtr[:256], ytr[:256])
-            fit(model, xtr, ytr, steps, torch.optim.Adam(model.parameters(), lr=1e-3),
-                seed=seed)
+            at_init = layer_grad_norms(model, x, y)
             log_ratio[name].append(math.log10(max(at_init[0], 1e-300) / at_init[-1]))
-            accs[name].append(accuracy(model, xte, yte))
             if seed == seeds[0]:
                 norms[name] = at_init
-                after[name] = layer_grad_norms(model, xtr[:256], ytr[:256])
+    # Then each trained on the Trainer: its test accuracy, and (first seed) its gradients.
+    per_epoch = len(load_data("digits", val_fraction=load_recipe("digits").data.val_fraction)
+                    .train) // BATCH  # batches an epoch (the last partial one is dropped)
+    epochs = max(1, round(steps / per_epoch))
+    steps = epochs * per_epoch  # the steps actually run
+    runs = fit_arms(ctx.out, seeds, {n: ("digits", [f"model.activation={n}"]) for n in names},
+                    lambda summary, run_dir: (summary["test_acc"], run_dir),
+                    common=[*COMMON, f"train.epochs={epochs}"])
+    accs = {n: [acc for acc, _ in runs[n]] for n in names}
+    after = {n: layer_grad_norms(last_model(runs[n][0][1]), x, y) for n in names}
 
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.3))
