@@ -47,20 +47,21 @@ def train_accuracy(run_dir: Path) -> float:
     """Accuracy of a classify-images run's last model on the images it trained on, without
     augmentation: the training side of a train-test gap (the train_acc a run logs is taken
     under its dropout, Mixup or augmentation, while it learns)."""
-    from deepatlas.compress.modelfile import load_model_file
     from deepatlas.config import from_dict
     from deepatlas.data import load_data
     from deepatlas.data.loaders import InMemoryLoader
+    from deepatlas.models.saved import model_from_checkpoint
+    from deepatlas.train.checkpoint import load_checkpoint
     from deepatlas.train.runtime import evaluate_model
 
-    loaded = load_model_file(run_dir / "last.pt", "lab")
-    cfg = from_dict(loaded.meta["config"])
+    state = load_checkpoint(run_dir / "last.pt")
+    cfg = from_dict(state["config"])
     data = load_data(cfg.data.name, data_dir=cfg.data.dir, val_fraction=cfg.data.val_fraction,
                      train_examples=cfg.data.train_examples)
     cpu = torch.device("cpu")
     loader = InMemoryLoader(data.train, cfg.train.eval_batch_size, train=False, augment="none",
-                            mean=data.mean, std=data.std, device=cpu)
-    return evaluate_model(loaded.module.to(cpu), loader, cpu)[1]
+                            mean=state["data"]["mean"], std=state["data"]["std"], device=cpu)
+    return evaluate_model(model_from_checkpoint(state, "lab"), loader, cpu)[1]
 
 
 def digits_tensors(flat: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,

@@ -7,6 +7,7 @@ layers with the activation ``s`` between them (none after the last: it returns l
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from deepatlas.models.registry import register_model
@@ -61,18 +62,16 @@ class LinearBlock(nn.Module):
         self.f = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
         self.residual = residual
 
-    def forward(self, x):  # (B, W) -> (B, W)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, W) -> (B, W)
         return (x + self.f(x) if self.residual else self.f(x)).relu()
 
 
 @register_model
 def residual_mlp(*, in_channels: int = 1, image_size: int = 8, num_classes: int = 10,
                  blocks: int = 8, width: int = 64, residual: bool = True) -> nn.Module:
-    """Linear-ReLU to ``width`` units, ``blocks`` :class:`LinearBlock` s (with or without
-    their skips), a linear classifier: 2 ``blocks`` + 2 linear layers. The lab's
+    """Linear-ReLU to ``width`` units, ``blocks`` (>= 1) :class:`LinearBlock` s, with or
+    without their skips, and a linear classifier: 2 ``blocks`` + 2 linear layers. The lab's
     residual-depth experiment trains it with and without skips at growing depth."""
-    if blocks < 0:
-        raise ValueError(f"blocks must be >= 0, got {blocks}")
     return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * image_size * image_size, width),
                          nn.ReLU(), *(LinearBlock(width, residual) for _ in range(blocks)),
                          nn.Linear(width, num_classes))

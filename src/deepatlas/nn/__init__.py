@@ -14,7 +14,8 @@ from deepatlas.nn.recurrent import LSTM, LSTMCell, RNNCell
 from deepatlas.nn.residual import ResidualBlock, ResidualBlockBN
 from deepatlas.nn.spiking import LIF
 
-__all__ = ["ACTIVATIONS", "BatchNorm1d", "BatchNorm2d", "DeformableConv2d", "DepthwiseSeparableConv2d",
+__all__ = ["ACTIVATIONS", "BatchNorm1d", "BatchNorm2d", "DeformableConv2d",
+           "DepthwiseSeparableConv2d",
            "Dropout", "GATConv", "GCNConv", "INIT_SCHEMES", "LIF", "LSTM", "LSTMCell",
            "MultiHeadAttention", "RNNCell", "ResidualBlock", "ResidualBlockBN", "Swish",
            "empirical_receptive_field", "he_normal_", "init_model", "make_activation",

@@ -43,7 +43,8 @@ class BatchNorm2d(nn.Module):
 
 
 class BatchNorm1d(BatchNorm2d):
-    """The same over features (N, C), as after a Linear layer: statistics over N."""
+    """MAP 5.1 over features (N, C), as after a Linear layer: x^ = (x - mu_B) /
+    sqrt(sigma_B^2 + eps) with mu_B and sigma_B^2 over the batch N, then gamma x^ + beta."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C) -> (N, C)
         return super().forward(x[:, :, None, None])[:, :, 0, 0]

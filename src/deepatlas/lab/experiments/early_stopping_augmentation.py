@@ -60,9 +60,8 @@ def run(ctx: Context) -> Result:
 
     seeds = [ctx.seed + s for s in range(ctx.size(5, 2, smoke=2))]
     steps = ctx.size(600, 150, smoke=10)
-    modes = MODES
     aug = fit_arms(ctx.out / "augment", seeds,
-                   {m: ("digits", [f"data.augment={m}"]) for m in modes},
+                   {m: ("digits", [f"data.augment={m}"]) for m in MODES},
                    lambda summary, _: summary["test_acc"],
                    common=[*AUGMENT_COMMON, f"train.epochs={max(1, steps * BATCH // SUBSET)}"])
     mean = {m: statistics.mean(v) for m, v in aug.items()}
@@ -77,8 +76,8 @@ def run(ctx: Context) -> Result:
     left.set_ylabel("accuracy")
     left.set_ylim(0.9, 1)
     left.legend(fontsize=7)
-    right.bar(modes, [mean[m] for m in modes],
-              yerr=[statistics.stdev(aug[m]) for m in modes], capsize=4)
+    right.bar(MODES, [mean[m] for m in MODES],
+              yerr=[statistics.stdev(aug[m]) for m in MODES], capsize=4)
     right.set_ylim(min(min(v) for v in aug.values()) - 0.03, 1)
     right.set_ylabel(f"test accuracy, {SUBSET} training digits")
     plot = save(fig, ctx.path("plot.png"))

@@ -35,7 +35,7 @@ def run(ctx: Context) -> Result:
     _, _, xte, yte = digits_tensors()
     epochs = ctx.size(75, 30, smoke=2)  # 20 steps an epoch
     (test_acc, run_dir), = fit_arms(ctx.out, [ctx.seed], {"mlp": ("digits", [])},
-                                    lambda summary, run: (summary["test_acc"], run),
+                                    lambda summary, run_dir: (summary["test_acc"], run_dir),
                                     common=[*SETTINGS, f"train.epochs={epochs}"])["mlp"]
     model = last_model(run_dir)
 

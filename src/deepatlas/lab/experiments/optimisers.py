@@ -3,8 +3,13 @@ step per parameter. Measured on an ill-conditioned quadratic, Rosenbrock and a r
 
 Equal tuning effort: on each problem every optimiser runs at its own best learning rate from
 the same grid (GRID on the quadratic, four points per decade; every other point of it
-on Rosenbrock, whose runs are longer; DIGITS_GRID on digits, where a run costs more); Momentum keeps gamma = 0.9 and Adam its default betas. On digits the learning rate is
-chosen on a tuning seed that the compared seeds do not include.
+on Rosenbrock, whose runs are longer; DIGITS_GRID on digits, where a run costs more); Momentum
+keeps gamma = 0.9 and Adam its default betas. On digits the learning rate is chosen on two
+tuning seeds that the compared seeds do not include, by the mean of log10 of their final
+losses. Measured: both tuning seeds put SGD's best rate at 1.0 (at 3.0 it stalls at chance),
+the edge of its stability, where one compared seed of five stalls too; that seed, and two of
+Adam's five that end 200 to 400 times above the other three, leave the digits comparison
+undecided.
 
 The verdict's conditions:
 
@@ -28,7 +33,6 @@ from pathlib import Path
 import torch
 
 from deepatlas.errors import TrainingDiverged
-
 from deepatlas.lab.common import pyplot, save
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import compare, verdict
@@ -36,7 +40,8 @@ from deepatlas.optim import SGD, Adam, Momentum
 
 GRID = [10 ** (k / 4) for k in range(-16, 1)]  # 1e-4 ... 1, four points per decade
 ROSEN_GRID = GRID[::2]  # two per decade: Rosenbrock runs are 10x longer
-DIGITS_GRID = [1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0]
+DIGITS_GRID = [1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0]
+TUNING_SEEDS = 2
 MAKERS = {"SGD": lambda p, lr: SGD(p, lr=lr),
           "Momentum": lambda p, lr: Momentum(p, lr=lr, gamma=0.9),
           "Adam": lambda p, lr: Adam(p, lr=lr)}
@@ -138,13 +143,14 @@ def run(ctx: Context) -> Result:
         rosen_rates[name], rosen[name], rosen_dist[name] = ROSEN_GRID[i], paths[i], dist[i]
     # 3. Digits: the rate tuned on a separate seed, then compared over the seeds.
     epochs = ctx.size(27, 14, smoke=2)  # about 600 (quick: 300) steps
-    tune_seed = ctx.seed + 1000
+    tune_seeds = [ctx.seed + 1000 + i for i in range(TUNING_SEEDS)]
     seeds = [ctx.seed + s for s in range(ctx.size(5, 3, smoke=2))]
     digit_rates, final = {}, {}
     for name in MAKERS:
-        tuned = [(digits_loss(name, lr, tune_seed, epochs,
-                              ctx.out / f"tune-{name}-lr{lr:g}"), lr) for lr in DIGITS_GRID]
-        digit_rates[name] = min(tuned)[1]
+        score = [sum(math.log10(max(digits_loss(name, lr, s, epochs,
+                                                  ctx.out / f"tune-{name}-lr{lr:g}-seed{s}"),
+                                      1e-12)) for s in tune_seeds) for lr in DIGITS_GRID]
+        digit_rates[name] = DIGITS_GRID[best(score)]
         final[name] = [digits_loss(name, digit_rates[name], s, epochs,
                                    ctx.out / f"{name}-seed{s}") for s in seeds]
 

@@ -53,13 +53,14 @@ def run(ctx: Context) -> Result:
     from deepatlas.data import load_data
 
     xtr, ytr, _, _ = digits_tensors()
-    x, y = xtr[:256], ytr[:256]  # the batch whose gradients are measured
+    # The batch whose gradients are measured: from every training digit, so about a tenth of
+    # it is the runs' validation split; the norms need only inputs of the data's kind.
+    x, y = xtr[:256], ytr[:256]
     steps = ctx.size(800, 200, smoke=20)
     seeds = [ctx.seed + s for s in range(ctx.size(5, 3, smoke=2))]
-    names = NAMES
-    log_ratio, norms = {n: [] for n in names}, {}
+    log_ratio, norms = {n: [] for n in NAMES}, {}
     for seed in seeds:  # at initialisation: the architecture and its init, before training
-        for name in names:
+        for name in NAMES:
             torch.manual_seed(seed)
             model = create_model("mlp", in_channels=1, image_size=8, num_classes=10,
                                  depth=DEPTH, width=64, activation=name, init="he")
@@ -68,15 +69,15 @@ def run(ctx: Context) -> Result:
             if seed == seeds[0]:
                 norms[name] = at_init
     # Then each trained on the Trainer: its test accuracy, and (first seed) its gradients.
-    per_epoch = len(load_data("digits", val_fraction=load_recipe("digits").data.val_fraction)
-                    .train) // BATCH  # batches an epoch (the last partial one is dropped)
+    val_fraction = load_recipe("digits", COMMON).data.val_fraction
+    per_epoch = len(load_data("digits", val_fraction=val_fraction).train) // BATCH  # full batches
     epochs = max(1, round(steps / per_epoch))
     steps = epochs * per_epoch  # the steps actually run
-    runs = fit_arms(ctx.out, seeds, {n: ("digits", [f"model.activation={n}"]) for n in names},
+    runs = fit_arms(ctx.out, seeds, {n: ("digits", [f"model.activation={n}"]) for n in NAMES},
                     lambda summary, run_dir: (summary["test_acc"], run_dir),
                     common=[*COMMON, f"train.epochs={epochs}"])
-    accs = {n: [acc for acc, _ in runs[n]] for n in names}
-    after = {n: layer_grad_norms(last_model(runs[n][0][1]), x, y) for n in names}
+    accs = {n: [acc for acc, _ in runs[n]] for n in NAMES}
+    after = {n: layer_grad_norms(last_model(runs[n][0][1]), x, y) for n in NAMES}
 
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.3))
