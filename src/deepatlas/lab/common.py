@@ -13,6 +13,13 @@ from torch import nn
 
 T = TypeVar("T")
 
+# A recipe made a plain run for a controlled comparison: its own regularisers off, a constant
+# rate without warm-up, one evaluation after the last epoch, no TensorBoard, last.pt written
+# once. Listed first, so an experiment's own overrides (a new model.name) come after.
+PLAIN_RUN = ("model.dropout=0.0", "regularize.label_smoothing=0.0", "optim.weight_decay=0.0",
+             "schedule.name=constant", "schedule.warmup_epochs=0", "train.eval_every=0",
+             "train.tensorboard=false", "train.checkpoint_every_epochs=100000")
+
 
 def fit_arms(out: Path, seeds: Sequence[int], arms: Mapping[str, tuple[str, Sequence[str]]],
              read: Callable[[dict[str, Any], Path], T], common: Sequence[str] = ()
@@ -33,6 +40,13 @@ def fit_arms(out: Path, seeds: Sequence[int], arms: Mapping[str, tuple[str, Sequ
                           progress=False)
             kept[arm].append(read(summary, run_dir))
     return kept
+
+
+def epoch_losses(run_dir: Path) -> list[float]:
+    """A run's mean training loss of every epoch, from its metrics.jsonl."""
+    import json
+
+    return [json.loads(line)["train_loss"] for line in (run_dir / "metrics.jsonl").open()]
 
 
 def last_model(run_dir: Path) -> nn.Module:

@@ -14,14 +14,13 @@ so that the statistics stay finite.
 
 from __future__ import annotations
 
-import json
 import math
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from deepatlas.lab.common import fit_arms, pyplot, save
+from deepatlas.lab.common import PLAIN_RUN, epoch_losses, fit_arms, pyplot, save
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import against, compare, verdict
 from deepatlas.nn import RNNCell
@@ -30,12 +29,9 @@ BATCH = 64
 # The `digits` recipe's MLP as 12 sigmoid layers of 64 (13 Linear layers), on every training
 # digit, SGD with momentum at a constant rate, the recipe's regularisers off: only
 # model.batch_norm differs between the arms.
-BN_COMMON = ["model.depth=13", "model.width=64", "model.activation=sigmoid", "model.dropout=0.0",
-             "regularize.label_smoothing=0.0", "data.val_fraction=0", "optim.name=sgd",
-             "optim.lr=0.1", "optim.momentum=0.9", "optim.nesterov=false",
-             "optim.weight_decay=0.0", "schedule.name=constant", "schedule.warmup_epochs=0",
-             f"train.batch_size={BATCH}", "train.eval_every=0", "train.tensorboard=false",
-             "train.checkpoint_every_epochs=100000"]  # last.pt at the end only
+BN_COMMON = [*PLAIN_RUN, "model.depth=13", "model.width=64", "model.activation=sigmoid",
+             "data.val_fraction=0", "optim.name=sgd", "optim.lr=0.1", "optim.momentum=0.9",
+             "optim.nesterov=false", f"train.batch_size={BATCH}"]
 
 
 LENGTH = 10  # steps between the token and the answer
@@ -85,14 +81,10 @@ def run(ctx: Context) -> Result:
     rnn_steps = ctx.size(600, 300, smoke=20)
     seeds = [ctx.seed + s for s in range(ctx.size(5, 2, smoke=2))]
 
-    def read(summary, run_dir) -> tuple[float, list[float]]:
-        """The test accuracy, and the mean training loss of every epoch."""
-        history = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
-        return summary["test_acc"], [e["train_loss"] for e in history]
-
     bn = fit_arms(ctx.out, seeds, {"without": ("digits", ["model.batch_norm=false"]),
                                    "with BatchNorm": ("digits", ["model.batch_norm=true"])},
-                  read, common=[*BN_COMMON, f"train.epochs={epochs}"])
+                  lambda summary, run_dir: (summary["test_acc"], epoch_losses(run_dir)),
+                  common=[*BN_COMMON, f"train.epochs={epochs}"])
     bn_acc = {key: [acc for acc, _ in runs] for key, runs in bn.items()}
     bn_loss = {key: runs[0][1] for key, runs in bn.items()}
     rnn: dict[str, list] = {}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import statistics
 
-from deepatlas.lab.common import fit_arms, pyplot, save
+from deepatlas.lab.common import PLAIN_RUN, fit_arms, pyplot, save
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import compare, verdict
 
@@ -23,12 +23,9 @@ SUBSET = 300  # training digits for the augmentation comparison
 BATCH = 60  # 5 steps an epoch on SUBSET digits
 # A small CNN on the `digits` recipe's data, at a constant rate, its regularisers off: only
 # data.augment differs between the arms.
-AUGMENT_COMMON = [f"data.train_examples={SUBSET}", "model.name=cnn", "model.width=16",
-                  "regularize.label_smoothing=0.0", "optim.name=adam", "optim.lr=0.002",
-                  "optim.weight_decay=0.0", "schedule.name=constant",
-                  "schedule.warmup_epochs=0", f"train.batch_size={BATCH}",
-                  "train.eval_every=0", "train.tensorboard=false",
-                  "train.checkpoint_every_epochs=100000"]  # last.pt at the end only
+AUGMENT_COMMON = [*PLAIN_RUN, f"data.train_examples={SUBSET}", "model.name=cnn",
+                  "model.width=16", "optim.name=adam", "optim.lr=0.002",
+                  f"train.batch_size={BATCH}"]
 MODES = ("none", "crop", "source")
 
 

@@ -13,16 +13,13 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import silhouette_score
 
-from deepatlas.lab.common import digits_tensors, fit_arms, last_model, pyplot, save
+from deepatlas.lab.common import PLAIN_RUN, digits_tensors, fit_arms, last_model, pyplot, save
 from deepatlas.lab.registry import Context, Result, experiment
 
 # The `digits` recipe's MLP, narrower (64 units), with Adam at a constant rate and the
 # recipe's regularisers off: about 1,500 steps of 64 images (600 in the quick tour).
-SETTINGS = ["model.width=64", "model.dropout=0.0", "regularize.label_smoothing=0.0",
-            "optim.name=adam", "optim.lr=0.002", "optim.weight_decay=0.0",
-            "schedule.name=constant", "schedule.warmup_epochs=0", "train.batch_size=64",
-            "train.eval_every=0", "train.tensorboard=false",
-            "train.checkpoint_every_epochs=100000"]  # last.pt at the end only
+SETTINGS = [*PLAIN_RUN, "model.width=64", "optim.name=adam", "optim.lr=0.002",
+            "train.batch_size=64"]
 
 
 @experiment(name="learned-features", map_id="1.2", title="What the hidden layers learn",

@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from deepatlas.errors import TrainingDiverged
-from deepatlas.lab.common import pyplot, save
+from deepatlas.lab.common import PLAIN_RUN, pyplot, save
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import compare, verdict
 from deepatlas.optim import SGD, Adam, Momentum
@@ -48,11 +48,7 @@ MAKERS = {"SGD": lambda p, lr: SGD(p, lr=lr),
 OPTIM_NAMES = {"SGD": "sgd-plain", "Momentum": "momentum", "Adam": "adam"}  # their optim.name
 # On digits: the `digits` recipe's MLP at width 128 on every training digit (22 steps of 64
 # an epoch), at a constant rate, without weight decay or the recipe's regularisers.
-DIGITS_COMMON = ["model.width=128", "model.dropout=0.0", "regularize.label_smoothing=0.0",
-                 "data.val_fraction=0", "optim.weight_decay=0.0", "schedule.name=constant",
-                 "schedule.warmup_epochs=0", "train.batch_size=64", "train.eval_every=0",
-                 "train.tensorboard=false",
-                 "train.checkpoint_every_epochs=100000"]  # last.pt at the end only
+DIGITS_COMMON = [*PLAIN_RUN, "model.width=128", "data.val_fraction=0", "train.batch_size=64"]
 TARGET = 1e-6  # quadratic value counted as "at the minimum"
 QUAD_STEPS = 200  # the budget to reach it (the plot shows the first 60 steps)
 

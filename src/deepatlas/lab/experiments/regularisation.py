@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 
-from deepatlas.lab.common import fit_arms, pyplot, save, train_accuracy
+from deepatlas.lab.common import PLAIN_RUN, fit_arms, pyplot, save, train_accuracy
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import compare, verdict
 
@@ -18,11 +18,8 @@ SUBSET = 200  # training images: few enough that an MLP memorises them
 BATCH = 50  # 4 steps an epoch on SUBSET images
 # The `digits` recipe's MLP, with its own regularisers off, trained long at a constant rate
 # so that without regularisation it memorises its 200 images.
-COMMON = [f"data.train_examples={SUBSET}", "model.dropout=0.0", "regularize.label_smoothing=0.0",
-          "optim.name=adam", "optim.lr=0.001", "optim.weight_decay=0.0", "schedule.name=constant",
-          "schedule.warmup_epochs=0", f"train.batch_size={BATCH}", "train.eval_every=0",
-          "train.tensorboard=false",
-          "train.checkpoint_every_epochs=100000"]  # last.pt at the end only
+COMMON = [*PLAIN_RUN, f"data.train_examples={SUBSET}", "optim.name=adam", "optim.lr=0.001",
+          f"train.batch_size={BATCH}"]
 ARMS = {"none": ("digits", []),
         "dropout": ("digits", ["model.dropout=0.5"]),
         "label smoothing": ("digits", ["regularize.label_smoothing=0.1"]),

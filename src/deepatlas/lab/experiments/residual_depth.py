@@ -11,24 +11,20 @@ training set after the same number of SGD steps:
 
 from __future__ import annotations
 
-import json
-
 import torch
 from torch.nn import functional as F
 
-from deepatlas.lab.common import digits_tensors, fit_arms, last_model, pyplot, save
+from deepatlas.lab.common import (PLAIN_RUN, digits_tensors, epoch_losses, fit_arms, last_model,
+                                  pyplot, save)
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import compare, verdict
 
 BATCH = 64
 # Model residual-mlp on every training digit (no validation split), SGD with momentum at a
 # constant rate: only the depth and the skips differ between the arms.
-COMMON = ["model.name=residual-mlp", "model.width=64", "data.val_fraction=0",
-          "regularize.label_smoothing=0.0", "optim.name=sgd", "optim.lr=0.02",
-          "optim.momentum=0.9", "optim.nesterov=false", "optim.weight_decay=0.0",
-          "schedule.name=constant", "schedule.warmup_epochs=0", f"train.batch_size={BATCH}",
-          "train.eval_every=0", "train.tensorboard=false",
-          "train.checkpoint_every_epochs=100000"]  # last.pt at the end only
+COMMON = [*PLAIN_RUN, "model.name=residual-mlp", "model.width=64", "data.val_fraction=0",
+          "optim.name=sgd", "optim.lr=0.02", "optim.momentum=0.9", "optim.nesterov=false",
+          f"train.batch_size={BATCH}"]
 
 
 @experiment(name="residual-depth", map_id="4.1, 5.1", title="Residual connections and depth",
@@ -50,8 +46,7 @@ def run(ctx: Context) -> Result:
         and the run's mean training loss of every epoch."""
         with torch.no_grad():
             loss = F.cross_entropy(last_model(run_dir)(xtr), ytr).item()
-        history = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
-        return loss, [e["train_loss"] for e in history]
+        return loss, epoch_losses(run_dir)
 
     arms = {f"{kind} {blocks}": ("digits", [f"model.blocks={blocks}",
                                             f"model.residual={str(kind == 'residual').lower()}"])

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from deepatlas.lab.common import digits_tensors, fit_arms, last_model, pyplot, save
+from deepatlas.lab.common import PLAIN_RUN, digits_tensors, fit_arms, last_model, pyplot, save
 from deepatlas.lab.registry import Context, Result, experiment
 from deepatlas.lab.stats import compare, verdict
 from deepatlas.models import create_model
@@ -24,11 +24,8 @@ NAMES = ("sigmoid", "relu", "swish")
 BATCH = 64
 # The `digits` recipe's MLP made deep and narrow, He-initialised for every activation (so only
 # the activation differs), with Adam at a constant rate and the recipe's regularisers off.
-COMMON = [f"model.depth={DEPTH}", "model.width=64", "model.init=he", "model.dropout=0.0",
-          "regularize.label_smoothing=0.0", "optim.name=adam", "optim.lr=0.001",
-          "optim.weight_decay=0.0", "schedule.name=constant", "schedule.warmup_epochs=0",
-          f"train.batch_size={BATCH}", "train.eval_every=0", "train.tensorboard=false",
-          "train.checkpoint_every_epochs=100000"]  # last.pt at the end only
+COMMON = [*PLAIN_RUN, f"model.depth={DEPTH}", "model.width=64", "model.init=he",
+          "optim.name=adam", "optim.lr=0.001", f"train.batch_size={BATCH}"]
 
 
 def layer_grad_norms(model, x, y) -> list[float]:
