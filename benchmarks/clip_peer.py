@@ -89,7 +89,7 @@ def main() -> None:
                                       "model.context=32", "model.text_width=128",
                                       "model.text_layers=3", "model.heads=4",
                                       "model.embed_dim=128"]),
-            ("deepatlas clip (ResNet-8, the recipe)", []))
+            ("deepatlas clip (ResNet-8, the recipe's model)", []))
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, sets) in enumerate(arms):
             config = load_recipe("clip-clipart", [f"train.epochs={args.epochs}",
@@ -97,8 +97,10 @@ def main() -> None:
                                                   "data.download=false", *sets])
             summary = fit(config, Path(tmp) / f"arm{i}", progress=False)
             rows[name] = {key: summary[key] for key in KEYS}
+            precision = summary["precision"]  # the recipe's: the same for every arm
             print(name, rows[name], flush=True)
     path = write_result(args.out, "clip-peer", {"epochs": args.epochs, "rows": rows,
+                                               "precision": precision,
                                                "open_clip": open_clip.__version__})
     print(f"wrote {path}")
 

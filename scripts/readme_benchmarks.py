@@ -236,7 +236,8 @@ def clip_peer() -> str:
         return "Not measured yet: `python benchmarks/clip_peer.py`."
     t = _one("clip-peer-*.json")
     lines = [f"`python benchmarks/clip_peer.py --epochs {t['epochs']}`: all through the same "
-             f"Trainer and `clip-clipart` recipe, {t['epochs']} epochs each, one seed, on "
+             f"Trainer and `clip-clipart` recipe, {t['epochs']} epochs each in "
+             f"{t.get('precision', 'float32')}, one seed, on "
              f"{t.get('cpu_threads')} threads ({t.get('cpu')}, torch {t.get('torch')}, "
              f"open_clip {t['open_clip']}). File: `results/benchmarks/clip-peer-*.json`.", "",
              "| model | parameters | zero-shot balanced acc. | zero-shot acc. | probe acc. | "

@@ -78,6 +78,20 @@ def test_sentiment_split_is_fixed_by_id_and_drops_neutral_sentences(tmp_path):
         assert all(("wonderful" in t.lower()) == bool(y) for t, y in zip(split.texts, split.labels))
 
 
+def test_in_domain_repeats_weight_the_task_sentences_in_training_only(tmp_path):
+    from deepatlas.data.sentiment import pretraining_text
+    from deepatlas.errors import UserError
+
+    data = str(make_bert_text(tmp_path / "data"))
+    once, thrice = (pretraining_text(data, download=False, in_domain_repeats=k) for k in (1, 3))
+    task = load_sentiment(data, download=False)["train"].texts
+    assert len(thrice["train"]) - len(once["train"]) == 2 * len(task)
+    assert all(thrice["train"].count(t) == 3 * once["train"].count(t) for t in task[:20])
+    assert thrice["val"] == once["val"]
+    with pytest.raises(UserError, match="in_domain_repeats must be >= 1"):
+        pretraining_text(data, download=False, in_domain_repeats=0)
+
+
 def _train(cli, recipe: str, out: Path, *sets: str):
     small = ["model.d_model=32", "model.layers=1", "model.heads=2", "train.batch_size=16"]
     args = [a for s in (*small, *sets) for a in ("--set", s)]

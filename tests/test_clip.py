@@ -170,7 +170,8 @@ def tiny_run(tmp_path_factory):
                              "data.image_size=16", "model.width=8", "model.text_width=32",
                              "model.text_layers=1", "model.embed_dim=16", "train.epochs=12",
                              "train.batch_size=18", "optim.lr=0.003", "train.tensorboard=false",
-                             "schedule.warmup_epochs=0"])
+                             "schedule.warmup_epochs=0",
+                             "train.precision=fp32"])  # the thresholds were set in fp32
     summary = fit(config, root / "run", progress=False)
     return root, summary
 

@@ -39,6 +39,7 @@ class DataConfig:
     num_workers: int = 2  # DataLoader workers for streamed sets
     tokenizer: str = "char"  # char | bpe: how text tasks cut text into tokens (MAP 6.2)
     vocab_size: int = 512  # bpe's vocabulary size, bytes and merges together
+    in_domain_repeats: int = 1  # masked-lm: each rt-snippets training sentence k times an epoch
 
 
 @dataclass

@@ -63,9 +63,18 @@ def load_sentiment(data_dir: str = "", download: bool = True) -> dict[str, Sente
     return split_sentiment(parse_snippets((folder / "snippets.tsv").read_text("utf-8")))
 
 
-def pretraining_text(data_dir: str = "", download: bool = True) -> dict[str, list[str]]:
+def pretraining_text(data_dir: str = "", download: bool = True, in_domain_repeats: int = 1
+                     ) -> dict[str, list[str]]:
     """{"train": paragraphs and sentences to pretrain on, "val": held-out ones (the novels'
-    next 5% and the validation sentences), for the masked-LM loss that picks best.pt}."""
+    next 5% and the validation sentences), for the masked-LM loss that picks best.pt}.
+
+    ``in_domain_repeats`` = k: train = the novels' P paragraphs + k copies of the task's S
+    training sentences, so the task's share of the pretraining sequences is kS / (P + kS).
+    This upsamples the task's own text inside the mix, in the spirit of Gururangan et al.
+    2020's task-adaptive pretraining (theirs is a second phase on the task text alone).
+    Validation keeps one copy of each sentence."""
+    if in_domain_repeats < 1:
+        raise UserError(f"data.in_domain_repeats must be >= 1, got {in_domain_repeats}")
     from deepatlas.data.corpus import split_books
     from deepatlas.data.texts import AUSTEN_BOOKS, load_austen
 
@@ -77,7 +86,7 @@ def pretraining_text(data_dir: str = "", download: bool = True) -> dict[str, lis
     def paragraphs(text: str) -> list[str]:
         return [p.replace("\n", " ") for p in text.split("\n\n") if p.strip()]
 
-    return {"train": paragraphs(train) + sentiment["train"].texts,
+    return {"train": paragraphs(train) + sentiment["train"].texts * in_domain_repeats,
             "val": paragraphs(val) + sentiment["val"].texts}
 
 

@@ -52,7 +52,7 @@ def bert_tokenizer(texts: list[str], vocab_size: int) -> Tokenizer:
 
 class MaskedLM(Task):
     name = "masked-lm"
-    uses = {"data.vocab_size", "train.eval_batch_size"}
+    uses = {"data.vocab_size", "data.in_domain_repeats", "train.eval_batch_size"}
     monitor = ("val_loss", "min")
     primary = "val_mlm_acc"
 
@@ -61,7 +61,7 @@ class MaskedLM(Task):
         if cfg.data.name != "austen+rt-snippets":
             raise UserError(f"masked-lm pretrains on data.name=\"austen+rt-snippets\", not "
                             f"{cfg.data.name!r}")
-        text = pretraining_text(cfg.data.dir, cfg.data.download)
+        text = pretraining_text(cfg.data.dir, cfg.data.download, cfg.data.in_domain_repeats)
         # The baseline's vocabulary (module docstring): the downstream training sentences.
         downstream = load_sentiment(cfg.data.dir, cfg.data.download)["train"].texts
         self.tokenizer = bert_tokenizer(downstream, cfg.data.vocab_size)
