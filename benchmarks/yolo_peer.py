@@ -24,8 +24,8 @@ on MNIST detection, also trains from scratch). The run, in one process:
    turned off because a mirrored digit is another symbol or none; its warm-up and the epochs
    it ends without mosaic are scaled to the budget (:data:`SCALED_TO_BUDGET`). Ultralytics
    accumulates two batches of 32 into its nominal 64 (``nbs``), and validates every epoch;
-   deepatlas scores validation and test every ``train.eval_every`` epochs, inside its budget. Validation chooses
-   Ultralytics' best.pt, as it does deepatlas's.
+   deepatlas scores validation and test every ``train.eval_every`` epochs, inside its budget.
+   Validation chooses Ultralytics' best.pt, as it does deepatlas's.
 3. Both scored on the 1,000 test scenes by the same evaluator, torchmetrics'
    ``MeanAveragePrecision`` (pycocotools), each after its own NMS (deepatlas's: score 0.01,
    IoU 0.6; Ultralytics' validation settings: confidence 0.001, IoU 0.7; at most 100

@@ -13,8 +13,8 @@ Holds when the U-Net's test Dice, mean over seeds, is >= 0.9 *and* the paired di
 (with skips - without) is above 0 beyond the spread over seeds. best.pt is chosen on the
 validation scenes (their own digits and photographs); the test scenes are reported only.
 Full size: 3 seeds x 4 epochs of 4,000 scenes (the recipe trains 48: six runs of 48 would
-take over two hours on 2 cores); quick: 1 seed x 1 epoch of 12 batches of 32 scenes (a test of the
-code, not evidence).
+take over two hours on 2 cores); quick: 1 seed x 1 epoch of 12 batches of 32 scenes (a test
+of the code, not evidence).
 """
 
 from __future__ import annotations
