@@ -6,7 +6,8 @@ import torch
 
 from deepatlas.models import create_model, list_models
 from deepatlas.models.detector import anchor_points, decode, encode, postprocess
-from deepatlas.tasks.detect import assign, detection_loss, paired_iou
+from deepatlas.tasks.detect import (assign, detection_loss, pairwise_iou, paired_iou,
+                                    task_aligned_assign)
 
 
 def test_encode_then_decode_is_the_identity():
@@ -68,7 +69,67 @@ def test_assignment_takes_points_near_the_centre_and_the_smallest_box():
     assert not positive[0, far].any()  # centre sampling: never far from an object's centre
 
 
-def test_the_loss_is_lower_for_right_predictions_and_has_a_gradient():
+def test_pairwise_iou_is_torchvisions_box_iou_image_by_image():
+    from torchvision.ops import box_iou
+
+    g = torch.Generator().manual_seed(1)
+    corners, sides = torch.rand(2, 7, 2, generator=g) * 50, torch.rand(2, 7, 2, generator=g) * 30
+    boxes = torch.cat([corners, corners + sides + 1], -1)  # (2, 7, 4)
+    a, b = boxes[:, :5], boxes[:, 5:]
+    iou = pairwise_iou(a, b)
+    assert iou.shape == (2, 5, 2)
+    for i in range(2):
+        torch.testing.assert_close(iou[i], box_iou(a[i], b[i]))
+
+
+def test_task_aligned_assignment_takes_the_best_aligned_points_inside_each_box():
+    points, strides = anchor_points([(8, 8), (4, 4)], (8, 16))
+    n = len(points)
+    boxes = torch.tensor([[[8.0, 8.0, 40.0, 40.0], [30.0, 30.0, 60.0, 60.0], [0, 0, 0, 0]]])
+    labels = torch.tensor([[3, 1, -1]])
+    # every point predicts a box 10 px around itself, with class scores 0.1 ...
+    pred = torch.cat([points - 5, points + 5], -1)[None].clone()  # (1, N, 4)
+    scores = torch.full((1, n, 5), 0.1)
+    # ... but one point inside the first box predicts it exactly, and scores its class 0.9
+    best = int(((points - torch.tensor([20.0, 20.0])).abs().sum(1)).argmin())
+    pred[0, best], scores[0, best, 3] = boxes[0, 0], 0.9
+    index, positive, target = task_aligned_assign(pred, scores, points, boxes, labels, topk=3)
+    x, y = points[:, 0], points[:, 1]
+    for m, (x1, y1, x2, y2) in enumerate(boxes[0, :2].tolist()):
+        mine = positive[0] & (index[0] == m)
+        assert 1 <= mine.sum() <= 3  # topk per object (a shared point may go to the other)
+        assert ((x[mine] > x1) & (x[mine] < x2) & (y[mine] > y1) & (y[mine] < y2)).all()
+    assert (index[0] != 2).all()  # padding is never assigned
+    assert index[0, best] == 0 and target[0, best] == pytest.approx(1.0)  # its IoU is 1
+    assert (target[0, positive[0]] <= 1).all() and (target[0, ~positive[0]] == 0).all()
+    assert (index[0, ~positive[0]] == -1).all()
+
+
+def test_a_point_two_objects_take_keeps_the_one_its_box_overlaps_most():
+    points = torch.tensor([[16.0, 16.0]])
+    boxes = torch.tensor([[[0.0, 0.0, 32.0, 32.0], [8.0, 8.0, 24.0, 24.0]]])
+    labels = torch.tensor([[0, 1]])
+    scores = torch.full((1, 1, 2), 0.5)
+    for pred, owner in ((boxes[:, :1], 0), (boxes[:, 1:], 1)):
+        index, positive, target = task_aligned_assign(pred, scores, points, boxes, labels)
+        assert positive.all() and index.item() == owner and target.item() == pytest.approx(1)
+
+
+def test_a_thin_box_between_stride_8_centres_gets_points_only_with_the_stride_4_level():
+    box = torch.tensor([[[13.0, 8.0, 19.0, 40.0]]])  # 6 px wide: between centres 12 and 20
+    labels = torch.tensor([[1]])
+    for strides, found in (((8, 16), False), ((4, 8, 16), True)):
+        points, point_strides = anchor_points([(64 // s, 64 // s) for s in strides], strides)
+        _, positive = assign(points, point_strides, box, labels)
+        assert positive.any() == found
+        _, positive, _ = task_aligned_assign(torch.cat([points - 4, points + 4], -1)[None],
+                                             torch.full((1, len(points), 2), 0.5), points, box,
+                                             labels)
+        assert positive.any() == found
+
+
+@pytest.mark.parametrize("assigner", ["centre", "task-aligned"])
+def test_the_loss_is_lower_for_right_predictions_and_has_a_gradient(assigner):
     points, strides = anchor_points([(8, 8), (4, 4)], (8, 16))
     boxes = torch.tensor([[[8.0, 8.0, 40.0, 40.0]]])
     labels = torch.tensor([[3]])
@@ -81,8 +142,8 @@ def test_the_loss_is_lower_for_right_predictions_and_has_a_gradient():
     wrong[positive, :4] = torch.tensor([30.0, 30.0, 60.0, 60.0])
     wrong[positive, 4 + 3], wrong[positive, 4 + 1] = -6.0, 6.0
     wrong.requires_grad_(True)
-    loss_right, _ = detection_loss(right, boxes, labels, points, strides)
-    loss_wrong, logs = detection_loss(wrong, boxes, labels, points, strides)
+    loss_right, _ = detection_loss(right, boxes, labels, points, strides, assigner)
+    loss_wrong, logs = detection_loss(wrong, boxes, labels, points, strides, assigner)
     assert loss_right < loss_wrong and logs["positives"] > 0
     loss_wrong.backward()
     assert wrong.grad.abs().sum() > 0
@@ -104,12 +165,16 @@ def test_map_through_torchmetrics_of_one_perfect_box_and_one_miss():
     assert result["map"].item() == pytest.approx(0.5)
 
 
+@pytest.mark.parametrize("p2", [False, True])
 @pytest.mark.parametrize("name", list_models("detect"))
-def test_every_detector_outputs_boxes_and_logits_and_trains_every_parameter(name):
+def test_every_detector_outputs_boxes_and_logits_and_trains_every_parameter(name, p2):
     torch.manual_seed(0)
-    model = create_model(name, in_channels=3, image_size=32, num_classes=5, width=8)
+    model = create_model(name, in_channels=3, image_size=32, num_classes=5, width=8, p2=p2)
     out = model(torch.randn(2, 3, 32, 32))
-    points, _ = model.anchor_points(32, 32)
+    points, strides = model.anchor_points(32, 32)
+    # 4x4 cells at stride 8 and 2x2 at 16, and with p2 8x8 at stride 4 first
+    assert strides.unique().tolist() == ([4.0, 8.0, 16.0] if p2 else [8.0, 16.0])
+    assert len(points) == (64 if p2 else 0) + 16 + 4
     assert out.shape == (2, len(points), 4 + 5) and torch.isfinite(out).all()
     assert (out[..., 2:4] >= out[..., :2]).all()  # x2 >= x1, y2 >= y1: distances are >= 0
     out.square().mean().backward()
@@ -182,7 +247,8 @@ def test_train_then_predict_draws_boxes_on_an_image_of_any_size(cli, tmp_path):
     (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     with torch.no_grad():
         expected = _saved_detector(load_checkpoint(run / "best.pt"))(x)
-    assert got.shape == tuple(expected.shape) == (3, 20, 14)  # 16 + 4 points, 4 + 10 values
+    # the recipe's three levels at 32 px: 8x8 + 4x4 + 2x2 points, each 4 + 10 values
+    assert got.shape == tuple(expected.shape) == (3, 84, 14)
     torch.testing.assert_close(torch.from_numpy(got), expected, atol=1e-3, rtol=1e-4)
     code, _, err = cli("predict", tmp_path / "det.onnx", tmp_path / "odd.png")
     assert code == 2 and "is an exported detect model" in err

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from deepatlas.config_checks import validate as validate_config
-from deepatlas.config_tasks import (ClipConfig, ContactsConfig, FairnessConfig, GanConfig,
-                                    SpeechConfig,
-                                    SimCLRConfig, UpscaleConfig)
+from deepatlas.config_tasks import (ClipConfig, ContactsConfig, DetectConfig, FairnessConfig,
+                                    GanConfig, SimCLRConfig, SpeechConfig, UpscaleConfig)
 from deepatlas.errors import UserError, did_you_mean, unknown_name
 
 
@@ -116,13 +115,14 @@ class RunConfig:
     contacts: ContactsConfig = field(default_factory=ContactsConfig)
     clip: ClipConfig = field(default_factory=ClipConfig)
     speech: SpeechConfig = field(default_factory=SpeechConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
 SECTIONS = ("data", "model", "optim", "schedule", "train", "regularize", "distill", "gan",
-            "upscale", "fairness", "simclr", "contacts", "clip", "speech")
+            "upscale", "fairness", "simclr", "contacts", "clip", "speech", "detect")
 TOP_LEVEL = ("recipe", "description", "task", "seed")
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -140,6 +140,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.tta": ("none", "flip", "flip-translate"),
     "fairness.protected": ("sex", "race"),
     "fairness.constraint": ("equalized-odds", "demographic-parity"),
+    "detect.assigner": ("centre", "task-aligned"),
 }
 
 
@@ -189,7 +190,7 @@ def _section_fields(section: str) -> dict[str, type]:
            "train": TrainConfig, "regularize": RegularizeConfig, "distill": DistillConfig,
            "gan": GanConfig, "upscale": UpscaleConfig, "fairness": FairnessConfig,
            "simclr": SimCLRConfig, "contacts": ContactsConfig, "clip": ClipConfig,
-           "speech": SpeechConfig}[section]
+           "speech": SpeechConfig, "detect": DetectConfig}[section]
     hints = {"str": str, "int": int, "float": float, "bool": bool}
     return {f.name: hints[f.type] if isinstance(f.type, str) else f.type
             for f in dataclasses.fields(cls)}

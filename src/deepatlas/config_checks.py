@@ -66,6 +66,7 @@ def validate(config: RunConfig) -> None:
          "long-range pairs of the metric are 24 apart)"),
         (config.contacts.coupling_std > 0, "contacts.coupling_std must be > 0"),
         (config.clip.keywords >= 0, "clip.keywords must be >= 0 (0: titles only)"),
+        (config.detect.topk >= 1, f"detect.topk must be >= 1, got {config.detect.topk}"),
         (config.speech.guided_attention >= 0 and config.speech.guide_width > 0,
          "speech.guided_attention must be >= 0 (0: off) and speech.guide_width > 0"),
         (config.speech.max_seconds > 0, "speech.max_seconds must be > 0"),

@@ -1,5 +1,5 @@
 """The config sections of single tasks (``[gan]``, ``[upscale]``, ``[fairness]``, ``[simclr]``,
-``[contacts]``, ``[clip]``, ``[speech]``): each names its task and MAP item. ``deepatlas.config`` assembles them
+``[contacts]``, ``[clip]``, ``[speech]``, ``[detect]``): each names its task and MAP item. ``deepatlas.config`` assembles them
 into :class:`~deepatlas.config.RunConfig`; the engine's own sections live there."""
 
 from __future__ import annotations
@@ -84,3 +84,10 @@ class SpeechConfig:
     eval_sentences: int = 48  # test sentences spoken free-running for MCD and attention
     wer_sentences: int = 16  # of those, read by the recogniser (4 s each here); 0 = none
     griffin_lim_iterations: int = 32
+
+
+@dataclass
+class DetectConfig:
+    """task = "detect" (MAP 6.1, detection): which anchor points learn which object."""
+    assigner: str = "centre"  # centre (FCOS's centre sampling) | task-aligned (YOLOv8's TAL)
+    topk: int = 10  # task-aligned: each object's positives, its best-aligned points

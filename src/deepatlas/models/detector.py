@@ -12,7 +12,11 @@ YOLOv8), since the two tasks want different features.
 The backbone is built from the map's blocks: a strided 3x3 conv-BN-SiLU per stage, then
 residual blocks of depthwise-separable convs (MobileNet's factorised conv, about 1/N + 1/9
 of a full conv's cost). A small FPN adds the stride-16 features, upsampled, to the stride-8
-ones; one head per level (strides 8 and 16: objects from about 16 to 64 px).
+ones; one head per level (strides 8 and 16: objects from about 16 to 64 px). With ``p2``,
+a third level at stride 4 (YOLOv8-p2's extra head for small objects) gets the stride-8
+features, upsampled, added to stage 1's: a box narrower than a stride holds no cell centre
+when it falls between two, so no point can learn it, and a handwritten "1" is often 5-9 px
+wide in a 64 px scene.
 
 The quoted "YOLO v5: 45 FPS": 45 frames per second is YOLOv1's figure (Redmon et al. 2016,
 on a Titan X); YOLOv5's README gives latency in milliseconds per model size, not one FPS.
@@ -92,10 +96,12 @@ def decode(points: torch.Tensor, distances: torch.Tensor) -> torch.Tensor:
 
 
 class Detector(nn.Module):
-    def __init__(self, in_channels: int = 3, num_classes: int = 10, width: int = 16) -> None:
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, width: int = 16,
+                 p2: bool = False) -> None:
         super().__init__()
         w = width
         self.num_classes = num_classes
+        self.strides = (4, *STRIDES) if p2 else STRIDES
         self.stem = conv_bn(in_channels, w, 3, 2)  # /2
         self.stage1 = nn.Sequential(conv_bn(w, 2 * w, 3, 2), SeparableResidual(2 * w))  # /4
         self.stage2 = nn.Sequential(conv_bn(2 * w, 4 * w, 3, 2), SeparableResidual(4 * w),
@@ -106,6 +112,10 @@ class Detector(nn.Module):
         self.smooth = separable(4 * w)
         self.heads = nn.ModuleList([DecoupledHead(4 * w, num_classes),
                                     DecoupledHead(8 * w, num_classes)])
+        if p2:  # FPN one level further down: P3 to P2's width, then stage 1's features
+            self.lateral2 = conv_bn(4 * w, 2 * w, 1)
+            self.smooth2 = separable(2 * w)
+            self.head2 = DecoupledHead(2 * w, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C_in, H, W) -> (B, N, 4 + C): per anchor point, its box (x1, y1, x2, y2) in
@@ -113,32 +123,40 @@ class Detector(nn.Module):
         if x.shape[-1] % 16 or x.shape[-2] % 16:
             raise ValueError(f"the detector needs sides divisible by 16, got "
                              f"{tuple(x.shape[-2:])}")
-        p3 = self.stage2(self.stage1(self.stem(x)))  # (B, 4w, H/8, W/8)
+        p2 = self.stage1(self.stem(x))  # (B, 2w, H/4, W/4)
+        p3 = self.stage2(p2)  # (B, 4w, H/8, W/8)
         p4 = self.stage3(p3)  # (B, 8w, H/16, W/16)
         p3 = self.smooth(p3 + F.interpolate(self.lateral(p4), scale_factor=2.0, mode="nearest"))
+        features, heads = [p3, p4], list(self.heads)
+        if len(self.strides) == 3:
+            p2 = self.smooth2(p2 + F.interpolate(self.lateral2(p3), scale_factor=2.0,
+                                                 mode="nearest"))
+            features, heads = [p2, *features], [self.head2, *heads]
         outs, sizes = [], []
-        for feature, head, stride in zip((p3, p4), self.heads, STRIDES):
+        for feature, head, stride in zip(features, heads, self.strides):
             cls, box = head(feature)
             sizes.append(tuple(feature.shape[-2:]))
             distances = F.softplus(box) * stride  # (B, 4, h, w): non-negative, in pixels
             outs.append(torch.cat([distances, cls], 1).flatten(2))  # (B, 4 + C, h * w)
         out = torch.cat(outs, 2).transpose(1, 2)  # (B, N, 4 + C)
-        points, _ = anchor_points(sizes, device=x.device)
+        points, _ = anchor_points(sizes, self.strides, device=x.device)
         return torch.cat([decode(points, out[..., :4]), out[..., 4:]], -1)
 
     def anchor_points(self, height: int, width: int, device: torch.device | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor]:
         """The anchor points and strides of an input of this size (see :func:`anchor_points`)."""
-        return anchor_points([(height // s, width // s) for s in STRIDES], device=device)
+        return anchor_points([(height // s, width // s) for s in self.strides], self.strides,
+                             device=device)
 
 
 @register_model(kind="detect")
 def yolo(in_channels: int = 3, image_size: int = 64, num_classes: int = 10,
-         width: int = 16) -> nn.Module:
-    """The YOLO-style detector; ``width`` is the stem's channels (x2 per stage)."""
+         width: int = 16, p2: bool = False) -> nn.Module:
+    """The YOLO-style detector; ``width`` is the stem's channels (x2 per stage); ``p2`` adds
+    the stride-4 level."""
     if image_size % 16:
         raise ValueError(f"image_size {image_size} must be divisible by 16")
-    return Detector(in_channels, num_classes, width)
+    return Detector(in_channels, num_classes, width, p2)
 
 
 @torch.no_grad()

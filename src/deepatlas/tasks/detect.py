@@ -1,15 +1,21 @@
 """Object detection (MAP 6.1): ``task = "detect"``, the YOLO-style detector on copy-paste scenes.
 
-**Assignment** (which anchor points learn which object), FCOS's centre sampling: a point is a
-positive for an object when it lies inside the object's box *and* within 2.5 strides of its
-centre; a point that qualifies for several objects takes the smallest. Every other point is a
-negative for every class.
+**Assignment** (which anchor points learn which object; ``detect.assigner``):
+
+- ``centre``, FCOS's centre sampling: a point is a positive for an object when it lies inside
+  the object's box *and* within 2.5 strides of its centre; a point that qualifies for several
+  objects takes the smallest. Every other point is a negative for every class.
+- ``task-aligned``, YOLOv8's assigner (TOOD, Feng et al. 2021): among the points inside an
+  object's box, the ``detect.topk`` with the largest alignment ``t = s^0.5 * u^6`` (``s`` the
+  predicted score of the object's class, ``u`` the IoU of the predicted box with it); the
+  positives change as the detector learns.
 
 **Loss**, as YOLOv8 weighs it (box 7.5, class 0.5):
 
 - class: binary cross-entropy on every (point, class), the target of a positive being the
   IoU of its predicted box with its object (so that scores rank boxes by quality, which NMS
-  and mAP reward), summed and divided by the sum of the targets;
+  and mAP reward; task-aligned: ``t`` rescaled so that each object's best point gets its best
+  IoU), summed and divided by the sum of the targets;
 - box: the Complete-IoU loss (Zheng et al. 2020; ``torchvision.ops.complete_box_iou_loss``)
   of each positive's box, weighted by the same target.
 
@@ -37,6 +43,7 @@ from deepatlas.tasks.scene_task import SceneTask, run_saved_model
 from deepatlas.train import Context, StepOutput
 
 CENTRE_RADIUS = 2.5  # strides: FCOS's centre sampling
+ALIGN_ALPHA, ALIGN_BETA = 0.5, 6.0  # the task-aligned metric's exponents (YOLOv8's)
 BOX_WEIGHT, CLASS_WEIGHT = 7.5, 0.5  # YOLOv8's defaults
 
 
@@ -70,6 +77,45 @@ def assign(points: torch.Tensor, strides: torch.Tensor, boxes: torch.Tensor,
     return torch.where(positive, index, -1), positive
 
 
+def pairwise_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of every box of ``a`` (B, N, 4) with every box of ``b`` (B, M, 4), xyxy, image by
+    image: (B, N, M); torchvision's ``box_iou`` batched."""
+    lt = torch.maximum(a[:, :, None, :2], b[:, None, :, :2])
+    rb = torch.minimum(a[:, :, None, 2:], b[:, None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    area_a, area_b = (a[..., 2:] - a[..., :2]).prod(-1), (b[..., 2:] - b[..., :2]).prod(-1)
+    return inter / (area_a[:, :, None] + area_b[:, None, :] - inter).clamp(min=1e-9)
+
+
+@torch.no_grad()
+def task_aligned_assign(pred_box: torch.Tensor, scores: torch.Tensor, points: torch.Tensor,
+                        boxes: torch.Tensor, labels: torch.Tensor, topk: int = 10
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """YOLOv8's task-aligned assigner for a batch: predicted boxes (B, N, 4) and class scores
+    (B, N, C) in [0, 1], targets padded as in :func:`assign`. Each object takes the ``topk``
+    points inside its box with the largest ``t = s^0.5 * u^6``; a point several objects take
+    keeps the one its box overlaps most. Returns each point's object (B, N), -1 for a
+    negative, whether it is positive (B, N), and its class target (B, N):
+    ``t * max_u / max_t`` over the object's positives, so the best-aligned point gets the
+    object's best IoU."""
+    n, m = pred_box.shape[1], boxes.shape[1]
+    px, py = points[:, 0].view(1, -1, 1), points[:, 1].view(1, -1, 1)  # (1, N, 1)
+    x1, y1, x2, y2 = (boxes[..., i].unsqueeze(1) for i in range(4))  # (B, 1, M)
+    inside = ((px > x1) & (px < x2) & (py > y1) & (py < y2)
+              & (labels >= 0).unsqueeze(1))  # (B, N, M)
+    iou = pairwise_iou(pred_box, boxes)  # (B, N, M)
+    s = scores.gather(2, labels.clamp(min=0).unsqueeze(1).expand(-1, n, -1))  # (B, N, M)
+    align = s.pow(ALIGN_ALPHA) * iou.pow(ALIGN_BETA) * inside
+    top = align.topk(min(topk, n), dim=1).indices  # (B, k, M)
+    chosen = torch.zeros_like(inside).scatter_(1, top, True) & inside
+    positive = chosen.any(-1)  # (B, N)
+    index = torch.where(chosen, iou, -1.0).argmax(-1)  # among its objects, the best overlap
+    final = F.one_hot(index, m).bool() & positive.unsqueeze(-1)  # (B, N, M)
+    align, iou = align * final, iou * final
+    target = align * iou.amax(1, keepdim=True) / align.amax(1, keepdim=True).clamp(min=1e-9)
+    return torch.where(positive, index, -1), positive, target.amax(-1)
+
+
 def paired_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """IoU of each box of ``a`` (P, 4) with the box in the same row of ``b`` (P, 4), xyxy:
     ``|a & b| / (|a| + |b| - |a & b|)``. The diagonal of ``torchvision.ops.box_iou(a, b)``
@@ -82,20 +128,25 @@ def paired_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def detection_loss(out: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor,
-                   points: torch.Tensor, strides: torch.Tensor
-                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                   points: torch.Tensor, strides: torch.Tensor, assigner: str = "centre",
+                   topk: int = 10) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The loss of predictions ``out`` (B, N, 4 + C) against padded targets (see module)."""
     from torchvision.ops import complete_box_iou_loss
 
-    index, positive = assign(points, strides, boxes, labels)  # (B, N)
+    pred_box, logits = out[..., :4].float(), out[..., 4:].float()
+    if assigner == "task-aligned":
+        index, positive, quality = task_aligned_assign(
+            pred_box.detach(), logits.detach().sigmoid(), points, boxes, labels, topk)
+    else:
+        index, positive = assign(points, strides, boxes, labels)  # (B, N)
     target_box = boxes.gather(1, index.clamp(min=0).unsqueeze(-1).expand(-1, -1, 4))  # (B, N, 4)
     target_label = labels.gather(1, index.clamp(min=0))  # (B, N)
-    pred_box, logits = out[..., :4].float(), out[..., 4:].float()
-    quality = torch.zeros(index.shape, device=out.device)  # (B, N): IoU of each positive
     bi, ni = positive.nonzero(as_tuple=True)
-    if len(bi):
-        pairs = paired_iou(pred_box[bi, ni], target_box[bi, ni])
-        quality[bi, ni] = pairs.detach().clamp(min=0.01)  # a floor: a positive is never 0
+    if assigner != "task-aligned":
+        quality = torch.zeros(index.shape, device=out.device)  # (B, N): IoU of each positive
+        if len(bi):
+            pairs = paired_iou(pred_box[bi, ni], target_box[bi, ni])
+            quality[bi, ni] = pairs.detach().clamp(min=0.01)  # a floor: a positive is never 0
     target = torch.zeros_like(logits)  # (B, N, C)
     target[bi, ni, target_label[bi, ni]] = quality[bi, ni]
     norm = quality.sum().clamp(min=1.0)
@@ -112,6 +163,7 @@ def detection_loss(out: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor,
 
 class Detect(SceneTask):
     name = "detect"
+    uses = SceneTask.uses | {"detect.*"}
     monitor = ("val_map", "max")
     primary = "test_map50"
 
@@ -130,7 +182,8 @@ class Detect(SceneTask):
     def training_step(self, batch: Any, group: str) -> StepOutput:
         images, boxes, labels = batch  # (B, 3, H, W) uint8, (B, M, 4), (B, M)
         out = self.train_models["model"](self.inputs(images))  # (B, N, 4 + C)
-        loss, logs = detection_loss(out, boxes, labels, self.points, self.strides)
+        loss, logs = detection_loss(out, boxes, labels, self.points, self.strides,
+                                    self.config.detect.assigner, self.config.detect.topk)
         return StepOutput(loss, {"loss": loss.detach(), **logs}, n=len(images))
 
     @torch.no_grad()

@@ -5,7 +5,9 @@ YOLOv5's README reports latency in milliseconds per model size, not one FPS figu
 measured here is the claim's substance for deepatlas's own YOLO-style detector
 (:mod:`deepatlas.models.detector`; the small model, width 16 and 0.25 M parameters, which the
 issue's floor names: the ``detect-scenes`` recipe trains the same architecture at width 32 for
-accuracy): **frames per second at
+accuracy, with a third, stride-4 level that the small model leaves out: at 320 px it is a
+6,400-cell head, and it brought ONNX Runtime from 170 to 56 frames per second,
+``results/benchmarks/detector-fps-p2-vm.json``): **frames per second at
 batch 1 on this machine's CPU**, at 320 and 640 px, forward pass plus NMS
 (:func:`~deepatlas.models.detector.postprocess`), in eager PyTorch and, at full size, exported
 to ONNX and run by ONNX Runtime (when ``onnxscript`` and ``onnxruntime`` are installed).
@@ -39,15 +41,16 @@ SMALL_WIDTH = 16  # the small model's stem channels; detect-scenes trains width 
 
 
 def small_detector(size: int, seed: int = 0) -> torch.nn.Module:
-    """The ``detect-scenes`` recipe's detector at the small width (:data:`SMALL_WIDTH`) for
-    ``size`` px inputs, untrained, in eval mode, on the CPU."""
+    """The ``detect-scenes`` recipe's detector at the small width (:data:`SMALL_WIDTH`) and
+    without its stride-4 level, for ``size`` px inputs, untrained, in eval mode, on the CPU."""
     import torch
 
     from deepatlas.config import load_recipe
     from deepatlas.models import create_model
 
     recipe = load_recipe("detect-scenes")
-    options = {**{k: v for k, v in recipe.model.items() if k != "name"}, "width": SMALL_WIDTH}
+    options = {**{k: v for k, v in recipe.model.items() if k != "name"}, "width": SMALL_WIDTH,
+               "p2": False}
     torch.manual_seed(seed)
     return create_model(recipe.model["name"], in_channels=3, image_size=size, num_classes=10,
                         **options).eval()
