@@ -5,7 +5,7 @@
 
 The lab's ``detection`` experiment times the claim "YOLO v5: 45 FPS" on this machine's CPU
 cores; this script times the same detector (the small model: the ``detect-scenes`` recipe's
-architecture at width 16, untrained
+architecture at width 16, without its stride-4 level, untrained
 weights: speed depends on the architecture and on how many boxes NMS sees, which the 0.25
 score threshold bounds) wherever it is run, at 320 and 640 px, forward pass plus NMS
 (:func:`deepatlas.models.detector.postprocess`), in repeated trials after warm-up frames:

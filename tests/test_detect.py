@@ -1,5 +1,6 @@
-"""Detection (MAP 6.1): box encoding, anchor points, centre-sampling assignment, the loss,
-mAP through torchmetrics, and every registered detector's shapes and gradients."""
+"""Detection (MAP 6.1): box encoding, anchor points, centre-sampling and task-aligned
+assignment, the stride-4 level, the loss, mAP through torchmetrics, and every registered
+detector's shapes and gradients."""
 
 import pytest
 import torch
@@ -85,7 +86,8 @@ def test_pairwise_iou_is_torchvisions_box_iou_image_by_image():
 def test_task_aligned_assignment_takes_the_best_aligned_points_inside_each_box():
     points, strides = anchor_points([(8, 8), (4, 4)], (8, 16))
     n = len(points)
-    boxes = torch.tensor([[[8.0, 8.0, 40.0, 40.0], [30.0, 30.0, 60.0, 60.0], [0, 0, 0, 0]]])
+    # the third slot is padding (label -1), its box covering every point
+    boxes = torch.tensor([[[8.0, 8.0, 40.0, 40.0], [30.0, 30.0, 60.0, 60.0], [0, 0, 64, 64]]])
     labels = torch.tensor([[3, 1, -1]])
     # every point predicts a box 10 px around itself, with class scores 0.1 ...
     pred = torch.cat([points - 5, points + 5], -1)[None].clone()  # (1, N, 4)
@@ -106,13 +108,15 @@ def test_task_aligned_assignment_takes_the_best_aligned_points_inside_each_box()
 
 
 def test_a_point_two_objects_take_keeps_the_one_its_box_overlaps_most():
-    points = torch.tensor([[16.0, 16.0]])
-    boxes = torch.tensor([[[0.0, 0.0, 32.0, 32.0], [8.0, 8.0, 24.0, 24.0]]])
+    points = torch.tensor([[10.0, 10.0]])  # inside both boxes
+    boxes = torch.tensor([[[0.0, 0.0, 20.0, 20.0], [2.0, 2.0, 22.0, 22.0]]])
     labels = torch.tensor([[0, 1]])
-    scores = torch.full((1, 1, 2), 0.5)
-    for pred, owner in ((boxes[:, :1], 0), (boxes[:, 1:], 1)):
-        index, positive, target = task_aligned_assign(pred, scores, points, boxes, labels)
-        assert positive.all() and index.item() == owner and target.item() == pytest.approx(1)
+    pred = boxes[:, :1].clone()  # IoU 1 with the first object, 0.68 with the second
+    # the second object's class scores 1, the first's 0.001: t = s^0.5 u^6 is 0.032 for the
+    # first and 0.099 for the second, so overlap, not alignment, must decide
+    scores = torch.tensor([[[0.001, 1.0]]])
+    index, positive, target = task_aligned_assign(pred, scores, points, boxes, labels)
+    assert positive.all() and index.item() == 0 and target.item() == pytest.approx(1)
 
 
 def test_a_thin_box_between_stride_8_centres_gets_points_only_with_the_stride_4_level():

@@ -1,6 +1,7 @@
 """The config sections of single tasks (``[gan]``, ``[upscale]``, ``[fairness]``, ``[simclr]``,
-``[contacts]``, ``[clip]``, ``[speech]``, ``[detect]``): each names its task and MAP item. ``deepatlas.config`` assembles them
-into :class:`~deepatlas.config.RunConfig`; the engine's own sections live there."""
+``[contacts]``, ``[clip]``, ``[speech]``, ``[detect]``): each names its task and MAP item.
+``deepatlas.config`` assembles them into :class:`~deepatlas.config.RunConfig`; the engine's own
+sections live there."""
 
 from __future__ import annotations
 

@@ -94,10 +94,13 @@ def task_aligned_assign(pred_box: torch.Tensor, scores: torch.Tensor, points: to
     """YOLOv8's task-aligned assigner for a batch: predicted boxes (B, N, 4) and class scores
     (B, N, C) in [0, 1], targets padded as in :func:`assign`. Each object takes the ``topk``
     points inside its box with the largest ``t = s^0.5 * u^6``; a point several objects take
-    keeps the one its box overlaps most. Returns each point's object (B, N), -1 for a
-    negative, whether it is positive (B, N), and its class target (B, N):
-    ``t * max_u / max_t`` over the object's positives, so the best-aligned point gets the
-    object's best IoU."""
+    keeps the one its box overlaps most (among the objects that took it; Ultralytics compares
+    every object whose box holds the point). ``u`` is the plain IoU, where Ultralytics uses
+    CIoU clamped at 0. Returns each point's object (B, N), -1 for a negative, whether it is
+    positive (B, N), and its class target (B, N): ``t * max_u / max_t`` over the object's
+    positives, so the best-aligned point gets the object's best IoU. A positive whose ``t``
+    is 0 gets a target of 0 and no weight in the box loss, as in Ultralytics (the centre
+    assigner floors its targets at 0.01 instead)."""
     n, m = pred_box.shape[1], boxes.shape[1]
     px, py = points[:, 0].view(1, -1, 1), points[:, 1].view(1, -1, 1)  # (1, N, 1)
     x1, y1, x2, y2 = (boxes[..., i].unsqueeze(1) for i in range(4))  # (B, 1, M)
