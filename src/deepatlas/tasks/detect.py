@@ -79,12 +79,8 @@ def assign(points: torch.Tensor, strides: torch.Tensor, boxes: torch.Tensor,
 
 def pairwise_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """IoU of every box of ``a`` (B, N, 4) with every box of ``b`` (B, M, 4), xyxy, image by
-    image: (B, N, M); torchvision's ``box_iou`` batched."""
-    lt = torch.maximum(a[:, :, None, :2], b[:, None, :, :2])
-    rb = torch.minimum(a[:, :, None, 2:], b[:, None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    area_a, area_b = (a[..., 2:] - a[..., :2]).prod(-1), (b[..., 2:] - b[..., :2]).prod(-1)
-    return inter / (area_a[:, :, None] + area_b[:, None, :] - inter).clamp(min=1e-9)
+    image: (B, N, M); torchvision's ``box_iou`` batched (:func:`paired_iou`, broadcast)."""
+    return paired_iou(a[:, :, None], b[:, None])
 
 
 @torch.no_grad()
@@ -123,11 +119,12 @@ def paired_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """IoU of each box of ``a`` (P, 4) with the box in the same row of ``b`` (P, 4), xyxy:
     ``|a & b| / (|a| + |b| - |a & b|)``. The diagonal of ``torchvision.ops.box_iou(a, b)``
     without its P x P matrix: a batch holds thousands of positives, and that matrix cost a
-    quarter of a training step."""
-    lt, rb = torch.maximum(a[:, :2], b[:, :2]), torch.minimum(a[:, 2:], b[:, 2:])
-    inter = (rb - lt).clamp(min=0).prod(1)
-    area_a, area_b = (a[:, 2:] - a[:, :2]).prod(1), (b[:, 2:] - b[:, :2]).prod(1)
-    return inter / (area_a + area_b - inter)
+    quarter of a training step. Leading dimensions broadcast (``(..., 4)``); two empty boxes
+    (a padding slot against a collapsed prediction) score 0, not NaN."""
+    lt, rb = torch.maximum(a[..., :2], b[..., :2]), torch.minimum(a[..., 2:], b[..., 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    area_a, area_b = (a[..., 2:] - a[..., :2]).prod(-1), (b[..., 2:] - b[..., :2]).prod(-1)
+    return inter / (area_a + area_b - inter).clamp(min=1e-9)
 
 
 def detection_loss(out: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor,
