@@ -75,6 +75,26 @@ def test_digit_scenes_are_the_ones_the_committed_results_were_measured_on():
     assert digest == DIGIT_SCENES_SHA256
 
 
+def test_turned_photographs_keep_their_texture_in_every_orientation():
+    """``turn``: crops turned by 90-degree steps and mirrored. A photograph that changes only
+    from top to bottom then also changes from left to right in the scenes turned a quarter;
+    the digits (ink-free here) leave no box."""
+    from deepatlas.data.scenes import compose
+
+    ramp = np.repeat(np.linspace(0, 255, 80)[:, None, None], 80, 1).repeat(3, 2)  # rows vary
+    blank = np.zeros((4, 28, 28), np.uint8)
+    plain, turned = (compose(blank, np.arange(4), [ramp.astype(np.uint8)], 40, size=32,
+                             seed=5, turn=turn) for turn in (False, True))
+    def varies_across_columns(scenes):
+        img = scenes.images.float()
+        return (img.diff(dim=3).abs().amax((1, 2, 3)) > 0).tolist()
+
+    assert not any(varies_across_columns(plain))
+    across = varies_across_columns(turned)
+    assert 0 < sum(across) < len(across)  # about half are turned a quarter
+    assert all(len(b) == 0 for b in turned.boxes)
+
+
 def test_the_overlay_colours_every_class_of_clip_art():
     from deepatlas.tasks.segment import PALETTE, overlay
 

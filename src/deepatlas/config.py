@@ -27,8 +27,9 @@ class DataConfig:
     dir: str = ""  # where the files are; "" searches $DEEPATLAS_DATA, then the Debian path
     download: bool = False  # let torchvision download MNIST/Fashion-MNIST/CIFAR when online
     augment: str = "none"  # none | flip | crop | crop-flip | source (MAP 5.2; data/augment.py)
-    # | copy-paste | copy-paste-recolour (scene tasks: fresh scenes every epoch, on
-    # recoloured photographs for the second) | mosaic | mosaic-flip (scene tasks, any
+    # | copy-paste | copy-paste-recolour | copy-paste-turn | copy-paste-recolour-turn (scene
+    # tasks: fresh scenes every epoch; -recolour: on recoloured photographs; -turn: on
+    # photographs turned by 90-degree steps and mirrored) | mosaic | mosaic-flip (scene tasks, any
     # scenes: YOLO's mosaic and scale, with left-right flips for the second; data/mosaic.py)
     image_size: int = 224  # crop size for streamed sets (ImageNet); in-memory sets keep theirs
     train_size_start: int = 0  # progressive resizing: training crops grow from this size...
@@ -70,6 +71,7 @@ class TrainConfig:
     channels_last: bool = False
     clip_grad_norm: float = 0.0  # 0 = off; applied after AMP unscale
     ema_decay: float = 0.0  # 0 = off; evaluate an exponential moving average of the weights
+    ema_warmup_steps: int = 0  # 0: a fixed decay; else it ramps, decay·(1 − e^(−step/this))
     eval_every: int = 1  # evaluate every N epochs and after the last; 0 = after the last only
     tta: str = "none"  # none | flip | flip-translate: test on x and its mirror (and shifts)
     early_stopping_patience: int = 0  # epochs without improvement before stopping; 0 = off
@@ -133,7 +135,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "speech.symbols": ("phonemes", "characters"),
     "gan.loss": ("nonsaturating", "minimax", "wgan-gp"),
     "data.augment": ("none", "flip", "crop", "crop-flip", "source", "copy-paste",
-                     "copy-paste-recolour", "mosaic", "mosaic-flip"),
+                     "copy-paste-recolour", "copy-paste-turn", "copy-paste-recolour-turn",
+                     "mosaic", "mosaic-flip"),
     "optim.name": ("sgd", "adamw", "sgd-plain", "momentum", "adam"),
     "schedule.name": ("cosine", "onecycle", "constant"),
     "train.precision": ("auto", "fp32", "bf16", "fp16"),

@@ -31,6 +31,8 @@ def validate(config: RunConfig) -> None:
          "train.limit_eval_examples must be >= 0 (0 = every held-out example)"),
         (config.train.clip_grad_norm >= 0, "train.clip_grad_norm must be >= 0 (0 = off)"),
         (0 <= config.train.ema_decay < 1, "train.ema_decay must be in [0, 1) (0 = off)"),
+        (config.train.ema_warmup_steps >= 0,
+         "train.ema_warmup_steps must be >= 0 (0 = a fixed decay)"),
         (config.train.eval_every >= 0, "train.eval_every must be >= 0 (0 = after the last "
          "epoch only)"),
         (config.train.early_stopping_patience >= 0, "train.early_stopping_patience must be >= 0"),

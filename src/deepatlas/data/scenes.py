@@ -119,14 +119,16 @@ def _paste(obj: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray | None]:
 def compose(objects: np.ndarray, object_labels: np.ndarray, backgrounds: list[np.ndarray],
             n: int, *, size: int = 64, max_objects: int = MAX_OBJECTS,
             scale: tuple[float, float] = (0.45, 0.75), seed: int | Sequence[int] = 0,
-            recolour: bool = False) -> Scenes:
+            recolour: bool = False, turn: bool = False) -> Scenes:
     """``n`` scenes of ``size`` px from ``objects`` with their ``object_labels``, pasted onto
     crops of ``backgrounds`` ((H, W, 3) uint8 each): grey digits (M, h, w) uint8, whose grey
     level is the alpha, drawn in a colour of the scene's choosing, or RGBA drawings
     (M, 4, h, w) uint8 in their own colours. ``seed`` is numpy's (an int or a sequence of
     ints). ``recolour``: each crop's colour channels are permuted at random, and half of the
     crops are inverted (255 - B), so 15 photographs give 12 looks each; textures and edges,
-    what an object must be told apart from, stay real."""
+    what an object must be told apart from, stay real. ``turn``: each crop is turned by a
+    random multiple of 90 degrees and mirrored half of the time (8 looks; the objects are
+    pasted upright afterwards)."""
     if len(objects) == 0 or not backgrounds:
         raise UserError("copy-paste scenes need at least one object and one background photo")
     rng = np.random.default_rng(seed)
@@ -139,6 +141,11 @@ def compose(objects: np.ndarray, object_labels: np.ndarray, backgrounds: list[np
             canvas = canvas[..., rng.permutation(3)]
             if rng.random() < 0.5:
                 canvas = 255.0 - canvas
+        if turn:
+            canvas = np.rot90(canvas, int(rng.integers(4)))
+            if rng.random() < 0.5:
+                canvas = canvas[:, ::-1]
+            canvas = np.ascontiguousarray(canvas)
         placed: list[tuple[np.ndarray, int, np.ndarray]] = []  # (box, class, mask) in order
         for _ in range(int(rng.integers(1, max_objects + 1))):
             side = int(round(rng.uniform(*scale) * size))
@@ -238,24 +245,33 @@ SCENE_SETS = {"digit-scenes": ("mnist-10k", _digit_objects),
               "clipart-scenes": ("clipart", _clipart_objects)}
 
 
+def scene_sources(name: str, folders: tuple[Path, Path]
+                  ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray, list[np.ndarray]]], list[str]]:
+    """Per split, what its scenes are composed of: the objects, their labels and the
+    background photographs, for :func:`compose` (``folders``: the objects' and the photos');
+    and the class names. Composing one split's objects on another's photographs shows which
+    of the two a model has not learnt to generalise from."""
+    objects_dir, photos_dir = folders
+    objects, classes = SCENE_SETS[name][1](objects_dir)
+    by_split = photos.split_by_photograph([p.path for p in photos.load(photos_dir)])
+    return {split: (*objects[split], [_read_photo(p) for p in by_split[split]])
+            for split in SPLITS}, classes
+
+
 @functools.lru_cache(maxsize=2)
 def _composed(name: str, folders: tuple[Path, Path], image_size: int, seed: int,
               counts_items: tuple[tuple[str, int], ...]) -> SceneData:
     counts = dict(counts_items)
     objects_dir, photos_dir = folders
-    objects, classes = SCENE_SETS[name][1](objects_dir)
-    by_split = photos.split_by_photograph([p.path for p in photos.load(photos_dir)])
-    splits, inputs = {}, {}
-    for s, split in enumerate(SPLITS):
-        backgrounds = [_read_photo(p) for p in by_split[split]]
-        inputs[split] = (*objects[split], backgrounds)
-        splits[split] = compose(*inputs[split], counts[split], size=image_size, seed=seed * 10 + s)
+    inputs, classes = scene_sources(name, folders)
+    splits = {split: compose(*inputs[split], counts[split], size=image_size, seed=seed * 10 + s)
+              for s, split in enumerate(SPLITS)}
 
-    def compose_train(epoch: int, recolour: bool = False) -> Scenes:
+    def compose_train(epoch: int, recolour: bool = False, turn: bool = False) -> Scenes:
         if epoch == 0:
             return splits["train"]
         return compose(*inputs["train"], counts["train"], size=image_size, seed=(seed, 0, epoch),
-                       recolour=recolour)
+                       recolour=recolour, turn=turn)
 
     return SceneData(name, classes, image_size, splits["train"], splits["val"], splits["test"],
                      f"{objects_dir} on {photos_dir}", compose_train=compose_train)

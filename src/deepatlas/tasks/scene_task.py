@@ -57,7 +57,8 @@ def first(scenes: Scenes, n: int) -> Scenes:
     return Scenes(scenes.images[:n], scenes.masks[:n], scenes.boxes[:n], scenes.labels[:n])
 
 
-SCENE_AUGMENTATIONS = ("none", "copy-paste", "copy-paste-recolour", "mosaic", "mosaic-flip")
+SCENE_AUGMENTATIONS = ("none", "copy-paste", "copy-paste-recolour", "copy-paste-turn",
+                       "copy-paste-recolour-turn", "mosaic", "mosaic-flip")
 
 
 class FreshEpochs:
@@ -126,7 +127,8 @@ class SceneTask(Task):
                 ) -> TensorBatches | FreshEpochs:
         """Shuffled training batches of ``tensors(scenes)`` (the scenes' images first), this
         rank's share; with ``data.augment = "copy-paste"``, of fresh scenes every epoch (and
-        ``"copy-paste-recolour"``, on recoloured photographs); with ``"mosaic"``
+        ``"copy-paste-recolour"``, on recoloured photographs; ``-turn``, on photographs turned
+        by multiples of 90 degrees and mirrored); with ``"mosaic"``
         (``"mosaic-flip"``), of new mosaics of the training set every epoch, save the last
         tenth of the epochs, which see the set itself (Ultralytics' ``close_mosaic``)."""
         cfg, dist, data = self.config, self.ctx.dist, self.data
@@ -141,9 +143,9 @@ class SceneTask(Task):
                 raise UserError(f"data.augment={augment} composes new copy-paste scenes; "
                                 f"{data.name} is a fixed set of images: use data.augment=none "
                                 "or mosaic")
-            recolour = augment == "copy-paste-recolour"
-            loader = FreshEpochs(lambda epoch: data.compose_train(epoch, recolour), tensors,
-                                 **kwargs)
+            recolour, turn = "recolour" in augment, "turn" in augment
+            loader = FreshEpochs(lambda epoch: data.compose_train(epoch, recolour, turn),
+                                 tensors, **kwargs)
         elif augment.startswith("mosaic"):
             loader = FreshEpochs(mosaic_epochs(data.train, cfg.train.epochs, cfg.seed,
                                                flip=augment == "mosaic-flip"), tensors, **kwargs)

@@ -144,8 +144,8 @@ ENGINE_KEYS = {
     "recipe", "description", "task", "seed", "model.*", "optim.*", "schedule.*",
     "data.name", "data.dir", "data.download",
     "train.epochs", "train.batch_size", "train.limit_train_batches", "train.precision",
-    "train.clip_grad_norm",
-    "train.ema_decay", "train.eval_every", "train.early_stopping_patience",
+    "train.clip_grad_norm", "train.ema_decay", "train.ema_warmup_steps",
+    "train.eval_every", "train.early_stopping_patience",
     "train.early_stopping_min_delta", "train.monitor", "train.checkpoint_every_steps", "train.checkpoint_every_epochs",
     "train.deterministic", "train.tensorboard",
 }

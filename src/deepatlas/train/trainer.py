@@ -24,7 +24,6 @@ import tomli_w
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from deepatlas.errors import TrainingDiverged, TrainingInterrupted, UserError
 from deepatlas.train import faults
@@ -32,6 +31,7 @@ from deepatlas.train import state as run_state
 from deepatlas.train.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from deepatlas.train.distributed import (DistEnv, all_reduce_sum, init_distributed,
                                          resolve_device, shutdown)
+from deepatlas.train.ema import create_ema
 from deepatlas.train.optim import OptimizerGroupState
 from deepatlas.train.progress import EpochProgress, format_metrics
 from deepatlas.train.rundir import (clear_stopped, mark_stopped, prepare_out_dir,
@@ -101,8 +101,8 @@ class Trainer:
         self.num_params = sum(p.numel() for m in task.models.values() for p in m.parameters())
         self.ema = None
         if cfg.train.ema_decay > 0:
-            self.ema = AveragedModel(task.models[task.ema_model], use_buffers=True,
-                                     multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema_decay))
+            self.ema = create_ema(task.models[task.ema_model], cfg.train.ema_decay,
+                                  cfg.train.ema_warmup_steps)
         self._setup_callbacks()
         self.start_epoch, self.step, self.elapsed_before = 0, 0, 0.0
         if self.resume:
