@@ -84,8 +84,9 @@ def main() -> None:
             print(f"{digits:>5} digits on {photos:>5} photographs: {named} found, "
                   f"{accuracy:.1%} named right")
     result = {"benchmark": "naming-by-photos", "run": str(args.run),
-              "checkpoint": args.checkpoint, "scenes_per_pairing": args.scenes, "seed": SEED,
-              "rows": rows}
+              "checkpoint": args.checkpoint, "epoch": state.get("epoch"),
+              "augment": config["data"]["augment"], "ema_decay": config["train"]["ema_decay"],
+              "scenes_per_pairing": args.scenes, "seed": SEED, "rows": rows}
     print(f"written to {write_result(args.out, args.name, result)}")
 
 

@@ -1,6 +1,6 @@
 """deepatlas's detector against Ultralytics' YOLOv8n, same scenes, same wall time, one scorer.
 
-    python benchmarks/yolo_peer.py [--minutes 0] [--out results/benchmarks]
+    python benchmarks/yolo_peer.py [--minutes 0] [--out results/benchmarks] [--run-dir DIR]
 
 The peer is what a user would pick instead: ``YOLO("yolov8n.yaml")`` from Ultralytics,
 randomly initialised (no pretrained weights can be fetched here, and MAP 6.1's anchor, YOLO11s
@@ -18,12 +18,13 @@ on MNIST detection, also trains from scratch). The run, in one process:
    picks by the planned length, the default 100 epochs: AdamW at lr 0.000714 for 10 classes.
    Planning 1,000 epochs instead picks MuSGD, whose Newton-Schulz steps slowed it on these 2
    cores from about a minute an epoch to none finished in eight.)
-   Each trains as its user would: deepatlas composes fresh scenes every epoch (the recipe's
-   ``data.augment = "copy-paste"``); Ultralytics trains on the fixed 4,000 training scenes
-   with its default augmentation (mosaic, scale, translation, HSV), save left-right flips,
-   turned off because a mirrored digit is another symbol or none; its warm-up and the epochs
-   it ends without mosaic are scaled to the budget (:data:`SCALED_TO_BUDGET`). Ultralytics
-   accumulates two batches of 32 into its nominal 64 (``nbs``), and validates every epoch;
+   Each trains as its user would: deepatlas composes fresh scenes every epoch on recoloured
+   photographs (the recipe's ``data.augment = "copy-paste-recolour"``); Ultralytics trains on
+   the fixed 4,000 training scenes with its default augmentation (mosaic, scale, translation,
+   HSV), save left-right flips, turned off because a mirrored digit is another symbol or
+   none; its warm-up and the epochs it ends without mosaic are scaled to the budget
+   (:data:`SCALED_TO_BUDGET`). Ultralytics accumulates two batches of 32 into its nominal 64
+   (``nbs``), and validates every epoch;
    deepatlas scores validation and test every ``train.eval_every`` epochs, inside its budget.
    Validation chooses Ultralytics' best.pt, as it does deepatlas's.
 3. Both scored on the 1,000 test scenes by the same evaluator, torchmetrics'
@@ -105,16 +106,21 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=0.0,
                         help="Ultralytics' training budget; 0: the deepatlas recipe's wall time")
     parser.add_argument("--out", default="results/benchmarks")
+    parser.add_argument("--run-dir", default="",
+                        help="keep deepatlas's run here (a new folder); default: a temporary one")
     args = parser.parse_args()
+    if args.run_dir and Path(args.run_dir).exists():
+        parser.error(f"--run-dir {args.run_dir} exists; name a new folder")
     config = load_recipe("detect-scenes", ["train.tensorboard=false", "data.download=false"])
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
-        summary = fit(config, Path(tmp) / "deepatlas", progress=False)
+        summary = fit(config, Path(args.run_dir or Path(tmp) / "deepatlas"), progress=False)
         rows[f"deepatlas detect-scenes (yolo, width {config.model['width']})"] = {
             "test_map50": summary["best"]["test_map50"], "test_map": summary["best"]["test_map"],
             "best_epoch": summary["best_monitored_epoch"],
             "num_params": summary["num_params"], "epochs": summary["epochs"],
-            "training_scenes": "fresh every epoch (copy-paste)", "wall_s": summary["wall_s"]}
+            "training_scenes": f"fresh every epoch ({config.data.augment})",
+            "wall_s": summary["wall_s"]}
         print(rows, flush=True)
         budget_s = args.minutes * 60 or summary["wall_s"]
         # Imported only now: it sets OMP_NUM_THREADS for the process when imported.

@@ -4,6 +4,7 @@ script in ``benchmarks/``); :mod:`readme_results` renders them with the others."
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -100,6 +101,58 @@ def detect_gpu() -> str:
         lines.append(f"| {name} | {r['num_params']:,} | {last['epoch']} | {wall:.1f} min | "
                      f"{last['test_map50']:.3f} | {last['test_map']:.3f} | "
                      f"{last['val_map50']:.3f} |")
+    return "\n".join(lines)
+
+
+def detect_recolour() -> str:
+    """The detection recipe's training scenes, recoloured or not, at two seeds."""
+    t = _one("detect-recolour-*.json")
+    lines = [f"The recipe with `data.augment` set three ways, bf16 on {t['cpu_threads']} threads "
+             f"({t['cpu']}, torch {t['torch']}); every run alone on the machine, scored at its "
+             f"last epoch, which validation also picked for best.pt in each. File: "
+             f"`{t['file']}`.", "",
+             "| `data.augment` | seed | minutes | test mAP@0.5 | test mAP@0.5:0.95 | "
+             "validation mAP@0.5 | validation mAP@0.5:0.95 |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, r in t["rows"].items():
+        if r["best_monitored_epoch"] != r["epochs"]:
+            raise SystemExit(f"{t['file']}: {name}: best.pt is not the last epoch")
+        label = f"`{r['augment']}`" + (" (the recipe before)" if "until" in name else
+                                        " (the recipe)" if "(the recipe)" in name else "")
+        lines.append(f"| {label} | {r['seed']} | {r['wall_s'] / 60:.1f} | "
+                     f"{r['test_map50']:.3f} | {r['test_map']:.3f} | {r['val_map50']:.3f} | "
+                     f"{r['val_map']:.3f} |")
+    by_augment: dict[str, list[dict]] = {}
+    for r in t["rows"].values():
+        by_augment.setdefault(r["augment"], []).append(r)
+    spreads = [f"`{augment}` over {len(runs)} seeds, test mAP@0.5 "
+               + " and mAP@0.5:0.95 ".join(
+                   f"{statistics.mean(r[k] for r in runs):.3f} ± "
+                   f"{statistics.stdev(r[k] for r in runs):.3f}"
+                   for k in ("test_map50", "test_map"))
+               for augment, runs in by_augment.items() if len(runs) > 1]
+    if spreads:
+        lines += ["", "Mean ± standard deviation: " + "; ".join(spreads) + "."]
+    return "\n".join(lines)
+
+
+def naming_by_photos() -> str:
+    """Digits named right on training or test photographs, before and after recolouring."""
+    runs = {"copy-paste": _one("naming-by-photos-copy-paste-*.json"),
+            "copy-paste-recolour": _one("naming-by-photos-recolour-*.json")}
+    before, after = runs.values()
+    lines = [f"`python benchmarks/naming_by_photos.py RUN`: {before['scenes_per_pairing']} new "
+             f"scenes per pairing (seed {before['seed']}), each run's best.pt. Files: "
+             f"`{before['file']}` and `{after['file']}`.", "",
+             "| digits, photographs | " + " | ".join(
+                 f"`{r['augment']}`" + (f", EMA {r['ema_decay']}" if r["ema_decay"] else "")
+                 + f" (epoch {r['epoch']})" for r in runs.values()) + " |",
+             "| --- | --- | --- |"]
+    for pairing in before["rows"]:
+        cells = [f"{r['rows'][pairing]['named_right']:.1%} of "
+                 f"{r['rows'][pairing]['digits_found']:,}" for r in runs.values()]
+        label = pairing.replace(" digits on ", " digits, ").removesuffix(" photographs")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
