@@ -141,7 +141,11 @@ def naming_by_photos() -> str:
     runs = {"copy-paste": _one("naming-by-photos-copy-paste-*.json"),
             "copy-paste-recolour": _one("naming-by-photos-recolour-*.json")}
     before, after = runs.values()
-    lines = [f"`python benchmarks/naming_by_photos.py RUN`: {before['scenes_per_pairing']} new "
+    for key in ("scenes_per_pairing", "seed", "checkpoint"):
+        if before[key] != after[key]:
+            raise SystemExit(f"{before['file']} and {after['file']} differ in {key}")
+    lines = [f"`python benchmarks/naming_by_photos.py RUN --name naming-by-photos-recolour` "
+             f"(and `-copy-paste`): {before['scenes_per_pairing']} new "
              f"scenes per pairing (seed {before['seed']}), each run's best.pt. Files: "
              f"`{before['file']}` and `{after['file']}`.", "",
              "| digits, photographs | " + " | ".join(

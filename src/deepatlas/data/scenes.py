@@ -21,11 +21,11 @@ construction. The backgrounds are random crops of the 23 ``photos``; the objects
   training photographs are few looks. On the U-Net recipe (one seed each, 8 epochs) fresh
   scenes lifted test Dice from 0.816 to 0.842, and recolouring them to 0.863; on the
   width-16 detector (20 epochs) recolouring left test mAP@0.5 where it was (0.721 against
-  0.723; ``results/benchmarks/scene-augment-*.json``). The width-32 detector of 56 epochs,
-  which names 94% of test digits right on the training photographs but 87% on the test ones
-  (``benchmarks/naming_by_photos.py``), gains from it at two seeds: validation mAP@0.5:0.95
-  0.675 and 0.693 against 0.667 and 0.684, test mAP@0.5 0.897 and 0.893 against 0.879 and
-  0.886, so ``detect-scenes`` recolours since session 26
+  0.723; ``results/benchmarks/scene-augment-*.json``). The width-32 detector of 56 epochs
+  (an unrecoloured run, with a weight EMA) names 94% of test digits right on the training
+  photographs but 87% on the test ones (``benchmarks/naming_by_photos.py``). Recolouring
+  gains at two seeds: validation mAP@0.5:0.95 0.675 and 0.693 against 0.667 and 0.684, test
+  mAP@0.5 0.897 and 0.893 against 0.879 and 0.886, so ``detect-scenes`` recolours since session 26
   (``results/benchmarks/detect-recolour-vm.json``); the naming gap stays (87.6% on the test
   photographs).
   ``"copy-paste-turn"`` and ``"copy-paste-recolour-turn"`` also turn each photograph crop by a
