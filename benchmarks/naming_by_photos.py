@@ -24,8 +24,7 @@ from pathlib import Path
 import torch
 from torchvision.ops import box_iou
 
-from deepatlas.data.packages import set_folder
-from deepatlas.data.scenes import Scenes, compose, scene_sources
+from deepatlas.data.scenes import Scenes, compose, scene_folders, scene_sources
 from deepatlas.models.detector import postprocess
 from deepatlas.models.saved import saved_model
 from deepatlas.tasks.scene_task import normalise
@@ -69,7 +68,7 @@ def main() -> None:
         raise SystemExit(f"{args.run} was trained on {config['data']['name']}; this compares "
                          "digit-scenes splits")
     size = config["data"]["image_size"]
-    folders = tuple(set_folder("", n, False) for n in ("mnist-10k", "photos"))
+    folders = scene_folders("digit-scenes", config["data"]["dir"], download=False)
     sources, classes = scene_sources("digit-scenes", folders)
     model = saved_model(state, in_channels=3, image_size=size, num_classes=len(classes))
     rows = {}

@@ -211,9 +211,15 @@ def load_scenes(data_dir: str = "", download: bool = True, image_size: int = 64,
     if name not in SCENE_SETS:
         raise UserError(f"no scene set {name!r}; the sets: {', '.join(SCENE_SETS)}")
     counts = {**SCENES, **(counts or {})}
-    objects = SCENE_SETS[name][0]
-    folders = tuple(set_folder(data_dir, n, download) for n in (objects, "photos"))
-    return _composed(name, folders, image_size, seed, tuple(sorted(counts.items())))
+    return _composed(name, scene_folders(name, data_dir, download), image_size, seed,
+                     tuple(sorted(counts.items())))
+
+
+def scene_folders(name: str, data_dir: str = "", download: bool = True) -> tuple[Path, Path]:
+    """The folders of the ``name`` set's objects and of ``photos``, for :func:`scene_sources`
+    (each fetched on first use unless ``download`` is False)."""
+    return (set_folder(data_dir, SCENE_SETS[name][0], download),
+            set_folder(data_dir, "photos", download))
 
 
 def _digit_objects(folder: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:

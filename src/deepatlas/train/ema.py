@@ -39,7 +39,8 @@ def ramped_ema_multi_avg_fn(decay: float, warmup_steps: int) -> Callable[..., No
     @torch.no_grad()
     def update(averaged: list[torch.Tensor], current: list[torch.Tensor],
                num_averaged: torch.Tensor) -> None:
-        # num_averaged counts earlier updates, the copy of W_0 included: it is t here
+        # num_averaged counts earlier updates, the copy of W_0 included: it is t here. This is
+        # 1 - ema_decay_at(t) on the tensor, so that no step waits to read t from the device.
         weight = 1.0 - decay * (1.0 - torch.exp(-num_averaged.double() / warmup_steps))
         if torch.is_floating_point(averaged[0]):
             torch._foreach_lerp_(averaged, current, weight.to(averaged[0].dtype))
