@@ -68,6 +68,8 @@ def main() -> None:
         raise SystemExit(f"{args.run} was trained on {config['data']['name']}; this compares "
                          "digit-scenes splits")
     size = config["data"]["image_size"]
+    # "train photographs" are photos' 15 training ones, with or without data.more_photos,
+    # so that runs with and without photos-more are scored on the same scenes
     folders = scene_folders("digit-scenes", config["data"]["dir"], download=False)
     sources, classes = scene_sources("digit-scenes", folders)
     model = saved_model(state, in_channels=3, image_size=size, num_classes=len(classes))
@@ -85,6 +87,7 @@ def main() -> None:
     result = {"benchmark": "naming-by-photos", "run": str(args.run),
               "checkpoint": args.checkpoint, "epoch": state.get("epoch"),
               "augment": config["data"]["augment"], "ema_decay": config["train"]["ema_decay"],
+              "more_photos": config["data"].get("more_photos", False),
               "scenes_per_pairing": args.scenes, "seed": SEED, "rows": rows}
     print(f"written to {write_result(args.out, args.name, result)}")
 

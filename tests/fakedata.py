@@ -146,25 +146,35 @@ def make_bert_text(folder: Path) -> Path:
     return folder
 
 
-def make_scene_sources(folder: Path, digits: int = 200, photos: int = 3, seed: int = 0) -> Path:
-    """``folder`` holding the installed forms of ``mnist-10k`` (images.npy, labels.npy) and
-    ``photos`` (index.tsv and RGB PNGs): what copy-paste scenes are composed from."""
-    from PIL import Image
-
+def make_scene_sources(folder: Path, digits: int = 200, photos: int = 3, seed: int = 0,
+                       more_photos: int = 2) -> Path:
+    """``folder`` holding the installed forms of ``mnist-10k`` (images.npy, labels.npy),
+    ``photos`` and ``photos-more`` (index.tsv and RGB PNGs): what copy-paste scenes are
+    composed from."""
     rng = np.random.default_rng(seed)
-    digits_dir, photos_dir = folder / "mnist-10k", folder / "photos"
+    digits_dir = folder / "mnist-10k"
     digits_dir.mkdir(parents=True)
-    photos_dir.mkdir(parents=True)
     images = np.zeros((digits, 28, 28), np.uint8)
     images[:, 6:22, 10:18] = rng.integers(128, 256, (digits, 16, 8), dtype=np.uint8)  # a stroke
     np.save(digits_dir / "images.npy", images)
     np.save(digits_dir / "labels.npy", np.arange(digits, dtype=np.uint8) % 10)
+    make_photos(folder / "photos", photos, rng)
+    make_photos(folder / "photos-more", more_photos, rng, prefix="more")
+    return folder
+
+
+def make_photos(folder: Path, count: int, rng: np.random.Generator, prefix: str = "photo"
+                ) -> Path:
+    """An installed photo set: ``count`` random 64x48 RGB PNGs listed in index.tsv."""
+    from PIL import Image
+
+    folder.mkdir(parents=True)
     rows = ["file\twidth\theight\tpackage\tlicence\tsource"]
-    for i in range(photos):
-        name = f"photo{i}.png"
-        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(photos_dir / name)
+    for i in range(count):
+        name = f"{prefix}{i}.png"
+        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(folder / name)
         rows.append(f"{name}\t64\t48\tfake\tCC0\tmade by the test")
-    (photos_dir / "index.tsv").write_text("\n".join(rows) + "\n")
+    (folder / "index.tsv").write_text("\n".join(rows) + "\n")
     return folder
 
 

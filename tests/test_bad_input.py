@@ -150,6 +150,8 @@ BAD_INPUT = [
     (["train", "digits", "--set", "data.augment=copy-paste"], "it is for tasks segment and detect"),
     (["train", "digits", "--set", "data.augment=copy-paste-recolour"],
      "data.augment=copy-paste-recolour draws new scenes every epoch: it is for tasks segment"),
+    (["train", "digits", "--set", "data.more_photos=true"],
+     "data.more_photos does nothing for task classify-images"),
     (["train", "detect-scenes", "--set", "data.name=yolo-folder"],
      "data.name=yolo-folder reads your own folder: set data.dir=DIR"),
     (["train", "segment-scenes", "--set", "data.name=yolo-folder"],

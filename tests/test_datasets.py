@@ -277,7 +277,8 @@ CLIPART_CATEGORIES = ("animals buildings buttons computer containers decorations
 CLIPART_RENDERED = 7_432  # of 7,458 drawings with cairosvg 2.9.1 (the rest cairosvg refuses)
 
 REAL = {"mnist-10k": 10_000, "austen": 73_422, "rt-snippets": 10_605, "bible-en-es": 31_084,
-        "adult": 32_561 + 16_281, "proteins": 50, "speech": 2000, "clipart": CLIPART_RENDERED}
+        "adult": 32_561 + 16_281, "proteins": 50, "speech": 2000, "clipart": CLIPART_RENDERED,
+        "photos": 23, "photos-more": 13}
 
 
 @pytest.mark.data
@@ -352,3 +353,43 @@ def test_photos_checked_and_converted_to_png(cli, cache, tmp_path, monkeypatch):
         ("Dune.png", 40, 30, "GPL-2+"), ("Path.png", 40, 30, "LGPL-3")]
     assert Image.open(found[0].path).format == "PNG"
 
+
+
+def test_photos_more_keeps_each_photographs_own_licence(cli, cache, tmp_path, monkeypatch):
+    """photos-more takes only the listed photographs of the two lomiri packages, checks them,
+    and records each one's licence from debian/copyright, not one per package."""
+    import io
+
+    from PIL import Image
+
+    from deepatlas.data import photos
+    from deepatlas.data.fetch import sha256
+    from deepatlas.data.packages import load_set
+    from fakepackages import write_deb
+
+    jpeg = io.BytesIO()
+    Image.new("RGB", (36, 24), (10, 120, 200)).save(jpeg, "JPEG")
+    (tmp_path / "one.jpg").write_bytes(jpeg.getvalue())
+    digest = sha256(tmp_path / "one.jpg")
+    bridge = f"{photos.LOMIRI}Bridge_by_Sander_Klootwijk.jpg"
+    kleiber = f"{photos.LOMIRI}Kleiber_by_Lukas_Baubkus.jpg"
+    (tmp_path / "pkgs").mkdir()
+    write_deb(tmp_path / "pkgs" / "lomiri-wallpapers-16.04_20.04.0-2_all.deb",
+              {bridge: jpeg.getvalue(), f"{photos.LOMIRI}greentock_by_Peter_Nerlich.jpg": b"x"})
+    write_deb(tmp_path / "pkgs" / "lomiri-wallpapers-20.04_20.04.0-2_all.deb",
+              {kleiber: jpeg.getvalue()})
+    monkeypatch.setattr(photos, "MORE_SOURCES", {("lomiri-wallpapers-16.04", bridge): digest,
+                                                 ("lomiri-wallpapers-20.04", kleiber): digest})
+    code, _, err = cli("data", "get", "photos-more", "--from", tmp_path / "pkgs")
+    assert code == 0, err
+    found = load_set("photos-more")
+    assert [(p.path.name, p.width, p.height, p.package, p.licence) for p in found] == [
+        ("Bridge_by_Sander_Klootwijk.png", 36, 24, "lomiri-wallpapers-16.04", "CC-BY-SA-4.0"),
+        ("Kleiber_by_Lukas_Baubkus.png", 36, 24, "lomiri-wallpapers-20.04", "CC-BY-SA-3.0")]
+
+
+def test_photos_more_lists_a_licence_for_every_photograph():
+    from deepatlas.data import photos
+
+    names = {photos._name(member) for _, member in photos.MORE_SOURCES}
+    assert names == set(photos.MORE_LICENCE) and len(names) == 13

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from deepatlas.errors import UserError
 from deepatlas.losses import dice_iou, overlap_counts, soft_dice_loss
 from deepatlas.models import create_model, list_models
 
@@ -155,6 +156,35 @@ def test_copy_paste_epochs_are_fresh_scenes_the_same_on_every_pass(sources):
     assert torch.equal(epoch_images(recoloured, 0), first)  # the set itself is never recoloured
     assert not torch.equal(epoch_images(recoloured, 1), second)
     assert torch.equal(epoch_images(copy_paste(recolour=True), 1), epoch_images(recoloured, 1))
+
+
+def test_more_photos_join_the_training_photographs_only(sources, tmp_path):
+    """data.more_photos: photos-more's photographs are added to the training split's, after
+    its own; validation and test scenes are composed exactly as without them."""
+    from deepatlas.data import scenes
+
+    counts = {"train": 16, "val": 4, "test": 4}
+    plain, _ = scenes.scene_sources("digit-scenes", scenes.scene_folders("digit-scenes",
+                                                                         str(sources)))
+    more, _ = scenes.scene_sources("digit-scenes", scenes.scene_folders(
+        "digit-scenes", str(sources), more_photos=True))
+    assert len(more["train"][2]) == len(plain["train"][2]) + 2
+    assert all(np.array_equal(a, b) for a, b in zip(more["train"][2], plain["train"][2]))
+    for split in ("val", "test"):
+        assert len(more[split][2]) == len(plain[split][2])
+        assert all(np.array_equal(a, b) for a, b in zip(more[split][2], plain[split][2]))
+    with_more = scenes.load_scenes(str(sources), image_size=32, counts=counts, more_photos=True)
+    without = scenes.load_scenes(str(sources), image_size=32, counts=counts)
+    assert torch.equal(with_more.val.images, without.val.images)
+    assert torch.equal(with_more.test.images, without.test.images)
+    assert not torch.equal(with_more.train.images, without.train.images)
+    assert "photos-more" in with_more.source
+    lacking = tmp_path / "lacking"
+    lacking.mkdir()
+    for name in ("mnist-10k", "photos"):
+        (lacking / name).symlink_to(sources / name)
+    with pytest.raises(UserError, match="deepatlas data get photos-more"):
+        scenes.load_scenes(str(lacking), image_size=32, counts=counts, more_photos=True)
 
 
 def test_compose_pastes_an_opaque_object_exactly():

@@ -102,6 +102,13 @@ SETS: dict[str, DataSet] = {s.name: s for s in [
                                           _deb("plasma-workspace-wallpapers", "4:5.27.5-2")),
         photos.build, photos.load, {}),  # the source JPEGs' sums are checked in photos.build
     DataSet(
+        "photos-more", "more real photographs (landscapes, animals, objects), 1365x1074 to "
+        "6028x3391 px, for training only", "copy-paste scenes (data.more_photos=true)",
+        "15.8 + 11.4 MB", "13 photos, 122 megapixels", "CC-BY-4.0 / CC-BY-SA / CC0, per photo",
+        (_deb("lomiri-wallpapers-16.04", "20.04.0-2"), _deb("lomiri-wallpapers-20.04",
+                                                             "20.04.0-2")),
+        photos.build_more, photos.load, {}),
+    DataSet(
         "clipart", "clip-art drawings rendered to 64x64 RGBA PNGs, with titles, keywords and "
         "22 categories", "image-text", "24.9 MB", "7,432 of 7,458 drawings rendered",
         "public domain", (_deb("openclipart-svg", "1:0.18+dfsg-19"),),

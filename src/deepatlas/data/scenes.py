@@ -3,7 +3,8 @@ boxes, for detection and segmentation.
 
 After Dwibedi, Misra and Hebert, "Cut, Paste and Learn" (ICCV 2017): an object's pixels are
 alpha-blended onto a background, ``I = a * colour + (1 - a) * B``, so the label is exact by
-construction. The backgrounds are random crops of the 23 ``photos``; the objects are
+construction. The backgrounds are random crops of the 23 ``photos`` (with
+``data.more_photos``, the training scenes' also of the 13 ``photos-more``); the objects are
 
 - ``digit-scenes``: the 10,000 real handwritten digits of ``mnist-10k`` (their grey level is
   the alpha, their colour the scene's), 10 classes;
@@ -201,25 +202,28 @@ def _read_photo(path: Path) -> np.ndarray:
 
 def load_scenes(data_dir: str = "", download: bool = True, image_size: int = 64,
                 seed: int = 0, counts: dict[str, int] | None = None,
-                name: str = "digit-scenes") -> SceneData:
+                name: str = "digit-scenes", more_photos: bool = False) -> SceneData:
     """The ``name`` set (:data:`SCENE_SETS`): ``counts`` scenes per split (default
     :data:`SCENES`) of ``image_size`` px, composed from its objects (``mnist-10k`` digits or
-    ``clipart`` drawings) and ``photos`` (each fetched on first use unless ``download`` is
-    False; ``data_dir`` may hold both as subfolders). Composing the 5,500 default scenes takes
-    about 15 s on 2 cores, so the last sets composed are kept in memory for the next run in
-    the same process (the lab trains several)."""
+    ``clipart`` drawings) and ``photos``, with ``more_photos`` also ``photos-more``'s in the
+    training scenes (each set fetched on first use unless ``download`` is False; ``data_dir``
+    may hold them as subfolders). Composing the 5,500 default scenes takes about 15 s on 2
+    cores, so the last sets composed are kept in memory for the next run in the same process
+    (the lab trains several)."""
     if name not in SCENE_SETS:
         raise UserError(f"no scene set {name!r}; the sets: {', '.join(SCENE_SETS)}")
     counts = {**SCENES, **(counts or {})}
-    return _composed(name, scene_folders(name, data_dir, download), image_size, seed,
-                     tuple(sorted(counts.items())))
+    return _composed(name, scene_folders(name, data_dir, download, more_photos), image_size,
+                     seed, tuple(sorted(counts.items())))
 
 
-def scene_folders(name: str, data_dir: str = "", download: bool = True) -> tuple[Path, Path]:
-    """The folders of the ``name`` set's objects and of ``photos``, for :func:`scene_sources`
-    (each fetched on first use unless ``download`` is False)."""
-    return (set_folder(data_dir, SCENE_SETS[name][0], download),
-            set_folder(data_dir, "photos", download))
+def scene_folders(name: str, data_dir: str = "", download: bool = True,
+                  more_photos: bool = False) -> tuple[Path, ...]:
+    """The folders of the ``name`` set's objects, of ``photos`` and, with ``more_photos``, of
+    ``photos-more``, for :func:`scene_sources` (each fetched on first use unless
+    ``download`` is False)."""
+    sets = (SCENE_SETS[name][0], "photos") + (("photos-more",) if more_photos else ())
+    return tuple(set_folder(data_dir, s, download) for s in sets)
 
 
 def _digit_objects(folder: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
@@ -258,24 +262,25 @@ SCENE_SETS = {"digit-scenes": ("mnist-10k", _digit_objects),
               "clipart-scenes": ("clipart", _clipart_objects)}
 
 
-def scene_sources(name: str, folders: tuple[Path, Path]
+def scene_sources(name: str, folders: tuple[Path, ...]
                   ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray, list[np.ndarray]]], list[str]]:
     """Per split, what its scenes are composed of: the objects, their labels and the
-    background photographs, for :func:`compose` (``folders``: the objects' and the photos');
+    background photographs, for :func:`compose` (``folders``: the objects', the photos' and,
+    if given, ``photos-more``'s, whose photographs join the training split's after its own);
     and the class names. Composing one split's objects on another's photographs shows which
     of the two a model has not learnt to generalise from."""
-    objects_dir, photos_dir = folders
+    objects_dir, photos_dir, *more_dir = folders
     objects, classes = SCENE_SETS[name][1](objects_dir)
     by_split = photos.split_by_photograph([p.path for p in photos.load(photos_dir)])
+    by_split["train"] += [p.path for d in more_dir for p in photos.load(d)]
     return {split: (*objects[split], [_read_photo(p) for p in by_split[split]])
             for split in SPLITS}, classes
 
 
 @functools.lru_cache(maxsize=2)
-def _composed(name: str, folders: tuple[Path, Path], image_size: int, seed: int,
+def _composed(name: str, folders: tuple[Path, ...], image_size: int, seed: int,
               counts_items: tuple[tuple[str, int], ...]) -> SceneData:
     counts = dict(counts_items)
-    objects_dir, photos_dir = folders
     inputs, classes = scene_sources(name, folders)
     splits = {split: compose(*inputs[split], counts[split], size=image_size, seed=seed * 10 + s)
               for s, split in enumerate(SPLITS)}
@@ -287,4 +292,5 @@ def _composed(name: str, folders: tuple[Path, Path], image_size: int, seed: int,
                        recolour=recolour, turn=turn)
 
     return SceneData(name, classes, image_size, splits["train"], splits["val"], splits["test"],
-                     f"{objects_dir} on {photos_dir}", compose_train=compose_train)
+                     f"{folders[0]} on {' and '.join(map(str, folders[1:]))}",
+                     compose_train=compose_train)

@@ -93,8 +93,8 @@ class SceneTask(Task):
     their model and loader in ``setup`` after :meth:`load_scenes`, and score one split in
     :meth:`score`."""
 
-    uses = {"data.image_size", "data.augment", "train.eval_batch_size", "train.channels_last",
-            "train.limit_eval_examples"}
+    uses = {"data.image_size", "data.augment", "data.more_photos", "train.eval_batch_size",
+            "train.channels_last", "train.limit_eval_examples"}
     image_task = True
 
     def load_scenes(self, ctx: Context) -> SceneData:
@@ -109,7 +109,10 @@ class SceneTask(Task):
         if cfg.data.name in SCENE_SETS:
             self.data = load_scenes(cfg.data.dir, download=cfg.data.download,
                                     image_size=cfg.data.image_size, counts=counts,
-                                    name=cfg.data.name)
+                                    name=cfg.data.name, more_photos=cfg.data.more_photos)
+        elif cfg.data.more_photos:
+            raise UserError(f"data.more_photos=true adds photographs to composed scenes; "
+                            f"{cfg.data.name} is a folder of your own images: drop it")
         else:  # your own boxes: a YOLO or COCO folder
             from deepatlas.data import box_folders
 
