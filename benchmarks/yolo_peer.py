@@ -130,7 +130,8 @@ def main() -> None:
         from ultralytics import YOLO
         from ultralytics.utils import torch_utils
 
-        data = load_scenes(download=False, image_size=config.data.image_size, seed=config.seed)
+        data = load_scenes(download=False, image_size=config.data.image_size, seed=config.seed,
+                           more_photos=config.data.more_photos)  # the recipe's photographs
         folder = Path(tmp) / "ultralytics-data"
         splits = {"train": data.train, "val": data.val, "test": data.test}
         data_yaml = write_yolo_folder(folder, splits, data.classes)

@@ -104,36 +104,65 @@ def detect_gpu() -> str:
     return "\n".join(lines)
 
 
-def detect_recolour() -> str:
-    """The detection recipe's training scenes, recoloured or not, at two seeds."""
-    t = _one("detect-recolour-*.json")
-    lines = [f"The recipe with `data.augment` set three ways, bf16 on {t['cpu_threads']} threads "
-             f"({t['cpu']}, torch {t['torch']}); every run alone on the machine, scored at its "
-             f"last epoch, which validation also picked for best.pt in each. File: "
-             f"`{t['file']}`.", "",
-             "| `data.augment` | seed | minutes | test mAP@0.5 | test mAP@0.5:0.95 | "
+def _seed_rows(t: dict, setting: str, label) -> list[str]:
+    """A table of ``t``'s runs, one per (``setting``'s value, seed), each scored at its last
+    epoch, which validation must also have picked for best.pt; then mean ± standard deviation
+    of each value run at more than one seed, on test and validation mAP."""
+    lines = [f"| {label(None, None)} | seed | minutes | test mAP@0.5 | test mAP@0.5:0.95 | "
              "validation mAP@0.5 | validation mAP@0.5:0.95 |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, r in t["rows"].items():
         if r["best_monitored_epoch"] != r["epochs"]:
             raise SystemExit(f"{t['file']}: {name}: best.pt is not the last epoch")
-        label = f"`{r['augment']}`" + (" (the recipe before)" if "until" in name else
-                                        " (the recipe)" if "(the recipe)" in name else "")
-        lines.append(f"| {label} | {r['seed']} | {r['wall_s'] / 60:.1f} | "
+        lines.append(f"| {label(name, r)} | {r['seed']} | {r['wall_s'] / 60:.1f} | "
                      f"{r['test_map50']:.3f} | {r['test_map']:.3f} | {r['val_map50']:.3f} | "
                      f"{r['val_map']:.3f} |")
-    by_augment: dict[str, list[dict]] = {}
+    groups: dict[str, list[dict]] = {}
     for r in t["rows"].values():
-        by_augment.setdefault(r["augment"], []).append(r)
-    spreads = [f"`{augment}` over {len(runs)} seeds, test mAP@0.5 "
-               + " and mAP@0.5:0.95 ".join(
-                   f"{statistics.mean(r[k] for r in runs):.3f} ± "
-                   f"{statistics.stdev(r[k] for r in runs):.3f}"
-                   for k in ("test_map50", "test_map"))
-               for augment, runs in by_augment.items() if len(runs) > 1]
-    if spreads:
-        lines += ["", "Mean ± standard deviation: " + "; ".join(spreads) + "."]
-    return "\n".join(lines)
+        groups.setdefault(f"`data.{setting} = {json.dumps(r[setting])}`", []).append(r)
+    spreads = [f"{value} over {len(runs)} seeds, " + ", ".join(
+        f"{what} {statistics.mean(r[k] for r in runs):.3f} ± "
+        f"{statistics.stdev(r[k] for r in runs):.3f}"
+        for what, k in (("test mAP@0.5", "test_map50"), ("test mAP@0.5:0.95", "test_map"),
+                        ("validation mAP@0.5:0.95", "val_map")))
+        for value, runs in groups.items() if len(runs) > 1]
+    return lines + (["", "Mean ± standard deviation: " + "; ".join(spreads) + "."]
+                    if spreads else [])
+
+
+def detect_recolour() -> str:
+    """The detection recipe's training scenes, recoloured or not, at two or three seeds."""
+    t = _one("detect-recolour-*.json")
+
+    def label(name: str | None, r: dict | None) -> str:
+        if r is None:
+            return "`data.augment`"
+        return f"`{r['augment']}`" + (" (the recipe before)" if "until" in name else
+                                      " (the recipe)" if "(the recipe)" in name else "")
+
+    return "\n".join([
+        f"The recipe with `data.augment` set three ways, bf16 on {t['cpu_threads']} threads "
+        f"({t['cpu']}, torch {t['torch']}); every run alone on the machine, scored at its "
+        f"last epoch, which validation also picked for best.pt in each. File: "
+        f"`{t['file']}`.", ""] + _seed_rows(t, "augment", label))
+
+
+def detect_more_photos() -> str:
+    """The detection recipe with and without photos-more's 13 training photographs."""
+    t = _one("detect-more-photos-*.json")
+
+    def label(name: str | None, r: dict | None) -> str:
+        if r is None:
+            return "training photographs"
+        return ("15 + 13 (`data.more_photos = true`)" if r["more_photos"] else "15") + (
+            " (the recipe)" if "(the recipe)" in name else "")
+
+    return "\n".join([
+        f"The recipe (`copy-paste-recolour`, 56 epochs) on the 15 training photographs of "
+        f"`photos`, and with `photos-more`'s 13 added; bf16 on {t['cpu_threads']} threads "
+        f"({t['cpu']}, torch {t['torch']}); scored at the last epoch, which validation also "
+        f"picked for best.pt in each. {t['timing']} File: `{t['file']}`.", ""]
+        + _seed_rows(t, "more_photos", label))
 
 
 def naming_by_photos() -> str:

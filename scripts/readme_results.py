@@ -48,9 +48,9 @@ RESULTS = ROOT / "results"
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or loaded by path
 from readme_benchmarks import (  # noqa: E402
-    clip_peer, dca_peer, detect_gpu, detect_recolour, detector_fps, gpt_peer, naming_by_photos,
-    scene_augment, sentiment_peer, throughput, throughput_gpu, time_to_accuracy, translate_gpu,
-    unet_peer, upscale_4k, yolo_peer)
+    clip_peer, dca_peer, detect_gpu, detect_more_photos, detect_recolour, detector_fps,
+    gpt_peer, naming_by_photos, scene_augment, sentiment_peer, throughput, throughput_gpu,
+    time_to_accuracy, translate_gpu, unet_peer, upscale_4k, yolo_peer)
 from readme_lab_tables import experiment as _experiment, translation_depth  # noqa: E402
 
 
@@ -351,7 +351,8 @@ BLOCKS = {"science": science, "clip": clip, "speech": speech, "clip-peer": clip_
           "upscale-4k": upscale_4k, "translation-depth": translation_depth,
           "scene-augment": scene_augment, "throughput-gpu": throughput_gpu,
           "detector-fps": detector_fps, "detect-gpu": detect_gpu,
-          "detect-recolour": detect_recolour, "naming-by-photos": naming_by_photos,
+          "detect-recolour": detect_recolour, "detect-more-photos": detect_more_photos,
+          "naming-by-photos": naming_by_photos,
           "translate-gpu": translate_gpu,
           "directions": directions, "scaling": scaling,
           "tokenisers": tokenisers}
