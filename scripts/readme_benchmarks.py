@@ -138,7 +138,8 @@ def detect_recolour() -> str:
         if r is None:
             return "`data.augment`"
         return f"`{r['augment']}`" + (" (the recipe before)" if "until" in name else
-                                      " (the recipe)" if "(the recipe)" in name else "")
+                                      " (the recipe in session 26)" if "(the recipe)" in name
+                                      else "")
 
     return "\n".join([
         f"The recipe with `data.augment` set three ways, bf16 on {t['cpu_threads']} threads "
@@ -155,6 +156,7 @@ def detect_more_photos() -> str:
         if r is None:
             return "training photographs"
         return ("15 + 13 (`data.more_photos = true`)" if r["more_photos"] else "15") + (
+            " (the recipe before)" if "until" in name else
             " (the recipe)" if "(the recipe)" in name else "")
 
     return "\n".join([
@@ -166,22 +168,27 @@ def detect_more_photos() -> str:
 
 
 def naming_by_photos() -> str:
-    """Digits named right on training or test photographs, before and after recolouring."""
+    """Digits named right on training or test photographs: before recolouring, after it, and
+    with photos-more's 13 training photographs."""
     runs = {"copy-paste": _one("naming-by-photos-copy-paste-*.json"),
-            "copy-paste-recolour": _one("naming-by-photos-recolour-*.json")}
-    before, after = runs.values()
+            "copy-paste-recolour": _one("naming-by-photos-recolour-*.json"),
+            "more photos": _one("naming-by-photos-more-photos-*.json")}
+    first, *others = runs.values()
     for key in ("scenes_per_pairing", "seed", "checkpoint"):
-        if before[key] != after[key]:
-            raise SystemExit(f"{before['file']} and {after['file']} differ in {key}")
+        for r in others:
+            if r[key] != first[key]:
+                raise SystemExit(f"{first['file']} and {r['file']} differ in {key}")
     lines = [f"`python benchmarks/naming_by_photos.py RUN --name naming-by-photos-recolour` "
-             f"(and `-copy-paste`): {before['scenes_per_pairing']} new "
-             f"scenes per pairing (seed {before['seed']}), each run's best.pt. Files: "
-             f"`{before['file']}` and `{after['file']}`.", "",
+             f"(and `-copy-paste`, `-more-photos`): {first['scenes_per_pairing']} new "
+             f"scenes per pairing (seed {first['seed']}), each run's best.pt; \"train\" "
+             f"photographs are `photos`' 15 in every column. Files: "
+             + ", ".join(f"`{r['file']}`" for r in runs.values()) + ".", "",
              "| digits, photographs | " + " | ".join(
                  f"`{r['augment']}`" + (f", EMA {r['ema_decay']}" if r["ema_decay"] else "")
+                 + (", `more_photos`" if r.get("more_photos") else "")
                  + f" (epoch {r['epoch']})" for r in runs.values()) + " |",
-             "| --- | --- | --- |"]
-    for pairing in before["rows"]:
+             "| --- |" + " --- |" * len(runs)]
+    for pairing in first["rows"]:
         cells = [f"{r['rows'][pairing]['named_right']:.1%} of "
                  f"{r['rows'][pairing]['digits_found']:,}" for r in runs.values()]
         label = pairing.replace(" digits on ", " digits, ").removesuffix(" photographs")

@@ -28,7 +28,10 @@ construction. The backgrounds are random crops of the 23 ``photos`` (with
   gains at two seeds: validation mAP@0.5:0.95 0.675 and 0.693 against 0.667 and 0.684, test
   mAP@0.5 0.897 and 0.893 against 0.879 and 0.886, so ``detect-scenes`` recolours since session 26
   (``results/benchmarks/detect-recolour-vm.json``); the naming gap stays (87.6% on the test
-  photographs).
+  photographs). Since session 27 ``detect-scenes`` also composes its training scenes on
+  ``photos-more``'s 13 photographs (``data.more_photos``): validation mAP@0.5:0.95 0.694 ±
+  0.011 over three seeds against 0.678 ± 0.014, test mAP@0.5 0.907 ± 0.003 against 0.894 ±
+  0.002 (``results/benchmarks/detect-more-photos-vm.json``).
   ``"copy-paste-turn"`` and ``"copy-paste-recolour-turn"`` also turn each photograph crop by a
   random multiple of 90 degrees and mirror half of them.
 - **Reproducible.** A scene is a function of (split, index, seed): numpy's PCG64 seeded with
