@@ -123,8 +123,3 @@ def test_detect_scenes_trains_on_a_yolo_folder_and_predicts(cli, tmp_path):
                        "--set", "data.name=yolo-folder", "--set", f"data.dir={folder}",
                        "--set", "data.augment=copy-paste")
     assert code == 2 and "is a fixed set of images: use data.augment=none" in err
-    code, _, err = cli("train", "detect-scenes", "--out", tmp_path / "more", "--no-progress",
-                       "--set", "data.name=yolo-folder", "--set", f"data.dir={folder}",
-                       "--set", "data.augment=none", "--set", "data.more_photos=true")
-    assert code == 2 and "is a folder of your own images: drop it" in err
-    assert not (tmp_path / "more").exists()

@@ -31,8 +31,9 @@ class DataConfig:
     # tasks: fresh scenes every epoch; -recolour: on recoloured photographs; -turn: on
     # photographs turned by 90-degree steps and mirrored) | mosaic | mosaic-flip (scene tasks, any
     # scenes: YOLO's mosaic and scale, with left-right flips for the second; data/mosaic.py)
-    more_photos: bool = False  # scene tasks: also compose training scenes on `photos-more`
-    # (13 photographs for training only; validation and test photographs stay `photos`' own)
+    more_photos: bool = False  # composed scene sets: also compose training scenes on
+    # `photos-more` (13 photographs for training only; validation and test photographs stay
+    # `photos`' own); a folder of your own images (yolo-folder, coco-json) has none to add to
     image_size: int = 224  # crop size for streamed sets (ImageNet); in-memory sets keep theirs
     train_size_start: int = 0  # progressive resizing: training crops grow from this size...
     train_size_end: int = 0  # ...to this one (FFCV: 160 -> 192, test at 224); 0 = off

@@ -110,10 +110,7 @@ class SceneTask(Task):
             self.data = load_scenes(cfg.data.dir, download=cfg.data.download,
                                     image_size=cfg.data.image_size, counts=counts,
                                     name=cfg.data.name, more_photos=cfg.data.more_photos)
-        elif cfg.data.more_photos:
-            raise UserError(f"data.more_photos=true adds photographs to composed scenes; "
-                            f"{cfg.data.name} is a folder of your own images: drop it")
-        else:  # your own boxes: a YOLO or COCO folder
+        else:  # your own boxes: a YOLO or COCO folder (data.more_photos: composed sets only)
             from deepatlas.data import box_folders
 
             read = {"yolo-folder": box_folders.load_yolo_folder,
