@@ -2,6 +2,8 @@
 assignment, the stride-4 level, the loss, mAP through torchmetrics, and every registered
 detector's shapes and gradients."""
 
+import json
+
 import pytest
 import torch
 
@@ -203,6 +205,9 @@ def test_train_then_predict_draws_boxes_on_an_image_of_any_size(cli, tmp_path):
                          "train.tensorboard=false")
     assert code == 0, err
     assert "test_map50" in out
+    summary = json.loads((run / "summary.json").read_text())  # the recipe's data.more_photos
+    assert summary["data"]["source"].endswith(f"{sources / 'photos'} and "
+                                              f"{sources / 'photos-more'}")
     Image.new("RGB", (37, 21), (40, 90, 200)).save(tmp_path / "odd.png")
     code, out, err = cli("predict", run, tmp_path / "odd.png", "--out", tmp_path / "boxes.png",
                          "--json")
@@ -217,8 +222,6 @@ def test_train_then_predict_draws_boxes_on_an_image_of_any_size(cli, tmp_path):
 
     # eval scores the test scenes again, as training did, and --predictions writes them in
     # COCO's format: pycocotools' own COCOeval gives the same mAP.
-    import json
-
     code, out, err = cli("eval", run, "--json", "--predictions", tmp_path / "dets.json")
     assert code == 0, err
     result = json.loads(out)

@@ -168,8 +168,10 @@ def test_more_photos_join_the_training_photographs_only(sources, tmp_path):
                                                                          str(sources)))
     more, _ = scenes.scene_sources("digit-scenes", scenes.scene_folders(
         "digit-scenes", str(sources), more_photos=True))
-    assert len(more["train"][2]) == len(plain["train"][2]) + 2
-    assert all(np.array_equal(a, b) for a, b in zip(more["train"][2], plain["train"][2]))
+    added = [scenes._read_photo(sources / "photos-more" / f"more{i}.png") for i in range(2)]
+    assert len(more["train"][2]) == len(plain["train"][2]) + len(added)
+    assert all(np.array_equal(a, b) for a, b in zip(more["train"][2],
+                                                      plain["train"][2] + added))
     for split in ("val", "test"):
         assert len(more[split][2]) == len(plain[split][2])
         assert all(np.array_equal(a, b) for a, b in zip(more[split][2], plain[split][2]))
@@ -178,6 +180,8 @@ def test_more_photos_join_the_training_photographs_only(sources, tmp_path):
     assert torch.equal(with_more.val.images, without.val.images)
     assert torch.equal(with_more.test.images, without.test.images)
     assert not torch.equal(with_more.train.images, without.train.images)
+    assert not torch.equal(with_more.compose_train(1, True).images,  # the fresh scenes too
+                           without.compose_train(1, True).images)
     assert "photos-more" in with_more.source
     lacking = tmp_path / "lacking"
     lacking.mkdir()

@@ -104,7 +104,7 @@ SETS: dict[str, DataSet] = {s.name: s for s in [
     DataSet(
         "photos-more", "more real photographs (landscapes, animals, objects), 1365x1074 to "
         "6028x3391 px, for training only", "copy-paste scenes (data.more_photos=true)",
-        "15.8 + 11.4 MB", "13 photos, 122 megapixels", "CC-BY-4.0 / CC-BY-SA / CC0, per photo",
+        "15.8 + 11.4 MB", "13 photos, 122 megapixels", "CC-BY-4.0 / CC-BY-SA-3.0, 4.0 / CC0-1.0, per photo",
         (_deb("lomiri-wallpapers-16.04", "20.04.0-2"), _deb("lomiri-wallpapers-20.04",
                                                              "20.04.0-2")),
         photos.build_more, photos.load, {}),

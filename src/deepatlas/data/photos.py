@@ -9,8 +9,9 @@ packages, as PNGs.
   others are drawings and renders), each at its largest size, 2560x1600 (LGPL-3, per each
   wallpaper's ``metadata.json``).
 
-Chosen by looking at every image of both packages (and of ``lomiri-wallpapers``, whose only
-image is abstract art, so it is not fetched). The JPEGs are checked against their sha256 and
+Chosen by looking at every image of both packages (and of the package ``lomiri-wallpapers``
+itself, whose only image is abstract art, so it is not fetched; ``photos-more`` below takes
+its siblings ``-16.04`` and ``-20.04``). The JPEGs are checked against their sha256 and
 decoded to RGB PNGs: 83 megapixels in all, for super-resolution and other image-to-image tasks.
 
 ``photos-more``, 13 photographs for training only (``data.more_photos``: copy-paste scenes
@@ -106,9 +107,7 @@ MORE_SOURCES: dict[tuple[str, str], str] = {
     ("lomiri-wallpapers-20.04", f"{LOMIRI}Kleiber_by_Lukas_Baubkus.jpg"):
         "6572410c09f4492c74ccadde133565a14c0161617d5917d4c820c66d65a44ba7",
 }
-# a package's licence, or (photos-more) a photograph's own
-LICENCE = {"mate-backgrounds": "GPL-2+", "plasma-workspace-wallpapers": "LGPL-3",
-           **MORE_LICENCE}
+LICENCE = {"mate-backgrounds": "GPL-2+", "plasma-workspace-wallpapers": "LGPL-3"}  # per package
 
 
 class Photo(NamedTuple):
@@ -125,9 +124,11 @@ def _name(member: str) -> str:
 
 
 def build(files: dict[str, Path], work: Path, out: Path, progress: Progress,
-          sources: dict[tuple[str, str], str] | None = None) -> dict:
-    """Check and convert each chosen photograph of ``sources`` (default :data:`SOURCES`;
-    ``photos-more`` passes :data:`MORE_SOURCES`); ``index.tsv`` lists them."""
+          sources: dict[tuple[str, str], str] | None = None,
+          licences: dict[str, str] | None = None) -> dict:
+    """Check and convert each chosen photograph of ``sources`` (default :data:`SOURCES`, each
+    under its package's :data:`LICENCE`; ``photos-more`` passes :data:`MORE_SOURCES` and each
+    photograph's own ``licences``); ``index.tsv`` lists them."""
     from PIL import Image
 
     sources = SOURCES if sources is None else sources
@@ -146,7 +147,7 @@ def build(files: dict[str, Path], work: Path, out: Path, progress: Progress,
                 rgb = image.convert("RGB")
             name = _name(member)
             rgb.save(out / f"{name}.png")
-            licence = LICENCE.get(name) or LICENCE[package]
+            licence = LICENCE[package] if licences is None else licences[name]
             rows.append((f"{name}.png", rgb.width, rgb.height, package, licence, member))
             pixels += rgb.width * rgb.height
             progress(f"  {name}: {rgb.width}x{rgb.height}")
@@ -158,7 +159,7 @@ def build(files: dict[str, Path], work: Path, out: Path, progress: Progress,
 
 def build_more(files: dict[str, Path], work: Path, out: Path, progress: Progress) -> dict:
     """``photos-more``: :func:`build` of :data:`MORE_SOURCES`."""
-    return build(files, work, out, progress, MORE_SOURCES)
+    return build(files, work, out, progress, MORE_SOURCES, MORE_LICENCE)
 
 
 def load(folder: Path) -> list[Photo]:
