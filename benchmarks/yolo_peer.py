@@ -56,8 +56,9 @@ from deepatlas.train.runinfo import write_result
 
 # Ultralytics' defaults assume about 100 epochs: 3 of warm-up, mosaic off for the last 10.
 # Fixed when the 2-core budget held about 17 of its epochs (8.7 minutes), where the default
-# would turn mosaic off after the 7th; the 14.8- and 15.3-minute budgets of sessions 26 and 27
-# held 39 and 43, of which these make shorter shares than the defaults' (about 4 and 1.2).
+# would turn mosaic off after the 7th; the 14.8-, 15.3- and 13.8-minute budgets of sessions 26,
+# 27 and 28 held 39, 43 and 35, of which these make shorter shares than the defaults' (about 4
+# and 1.2).
 # Kept so that runs compare.
 SCALED_TO_BUDGET = {"close_mosaic": 2, "warmup_epochs": 0.5}
 

@@ -30,7 +30,8 @@ generated from one committed file:
 - ``time-to-accuracy``: ``results/benchmarks/time-to-accuracy-*.json``
   (``benchmarks/time_to_accuracy.py``).
 
-The blocks from ``results/benchmarks/`` are made in ``readme_benchmarks.py``, beside this file.
+The blocks from ``results/benchmarks/`` are made in ``readme_benchmarks.py`` and, for
+detection, ``readme_detect.py``, beside this file.
 ``tests/test_readme.py`` runs the check, so ``make test`` fails when they disagree.
 """
 
@@ -48,9 +49,11 @@ RESULTS = ROOT / "results"
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or loaded by path
 from readme_benchmarks import (  # noqa: E402
-    clip_peer, dca_peer, detect_gpu, detect_more_photos, detect_recolour, detector_fps,
-    gpt_peer, naming_by_photos, scene_augment, sentiment_peer, throughput, throughput_gpu,
-    time_to_accuracy, translate_gpu, unet_peer, upscale_4k, yolo_peer)
+    clip_peer, dca_peer, gpt_peer, scene_augment, sentiment_peer, throughput, throughput_gpu,
+    time_to_accuracy, translate_gpu, unet_peer, upscale_4k)
+from readme_detect import (  # noqa: E402
+    detect_epochs, detect_gpu, detect_more_photos, detect_recolour, detector_fps,
+    naming_by_photos, yolo_peer)
 from readme_lab_tables import experiment as _experiment, translation_depth  # noqa: E402
 
 
@@ -352,6 +355,7 @@ BLOCKS = {"science": science, "clip": clip, "speech": speech, "clip-peer": clip_
           "scene-augment": scene_augment, "throughput-gpu": throughput_gpu,
           "detector-fps": detector_fps, "detect-gpu": detect_gpu,
           "detect-recolour": detect_recolour, "detect-more-photos": detect_more_photos,
+          "detect-epochs": detect_epochs,
           "naming-by-photos": naming_by_photos,
           "translate-gpu": translate_gpu,
           "directions": directions, "scaling": scaling,

@@ -1,3 +1,4 @@
+import copy
 import json
 
 import pytest
@@ -111,6 +112,34 @@ def test_label_smoothing_and_adamw_run(tmp_path):
                                     "schedule.name=constant", "train.precision=bf16"])
     summary = fit(config, tmp_path, progress=False)
     assert summary["precision"] == "bfloat16" and summary["test_acc"] > 0.5
+
+
+@pytest.mark.parametrize("overrides", [["optim.name=adamw"],
+                                       ["optim.name=sgd", "optim.momentum=0.9"]])
+def test_the_optimizers_foreach_path_gives_the_per_parameter_loops_bits(overrides):
+    """build_optimizer takes torch's foreach path; the results committed before it were
+    trained with the per-parameter loop, and must come out the same to the last bit."""
+    from deepatlas.models import create_model
+    from deepatlas.train.optim import build_optimizer, param_groups
+
+    cfg = load_recipe("detect-scenes", overrides).optim
+    torch.manual_seed(0)
+    model = create_model("yolo", in_channels=3, image_size=64, num_classes=10, width=8)
+    twin = copy.deepcopy(model)
+    fast = build_optimizer(model, cfg)
+    loop_class = type(fast)
+    loop = loop_class(param_groups(twin, cfg.weight_decay), foreach=False,
+                      **{k: v for k, v in fast.defaults.items()
+                         if k in ("lr", "betas", "momentum", "nesterov")})
+    assert fast.defaults["foreach"] is True
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(5):
+        for a, b in zip(model.parameters(), twin.parameters()):
+            a.grad = torch.randn(a.shape, generator=gen)
+            b.grad = a.grad.clone()
+        fast.step()
+        loop.step()
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), twin.parameters()))
 
 
 def test_schedules_have_their_documented_shape():

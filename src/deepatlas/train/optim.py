@@ -25,12 +25,17 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """torch's SGD and AdamW take their multi-tensor (``foreach``) path on every device: torch
+    picks it by itself only on CUDA, and on a CPU the per-parameter loop cost 6.7 ms of a
+    detect-scenes step (1.0 M parameters in 144 tensors) against 4.9. It computes the same
+    bits as the loop (tested), so runs made before it are reproduced exactly; ``fused``
+    AdamW (1.2 ms) would not be."""
     groups = param_groups(model, cfg.weight_decay)
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
-                               nesterov=cfg.nesterov and cfg.momentum > 0)
+                               nesterov=cfg.nesterov and cfg.momentum > 0, foreach=True)
     if cfg.name == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), foreach=True)
     # The map's own optimisers (MAP 3.2): they take no decoupled decay, so it is left out.
     if cfg.name == "sgd-plain":
         return map_optim.SGD(model.parameters(), lr=cfg.lr)
