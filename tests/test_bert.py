@@ -70,6 +70,28 @@ def test_bert_heads_shapes_gradients_and_padding():
         model(torch.ones(1, 17, dtype=torch.long))
 
 
+def test_mean_pooling_reads_the_real_tokens_mean_and_ignores_padding():
+    from deepatlas.errors import UserError
+
+    torch.manual_seed(0)
+    model = create_model("bert", in_channels=50, num_classes=2, context=16, d_model=32,
+                         heads=4, layers=2, pool="mean").eval()
+    tokens = torch.randint(4, 50, (2, 12))
+    tokens[:, 0] = 1
+    tokens[1, 7:] = 0  # the second sentence is 7 tokens long, then padding
+    h = model.encode(tokens)
+    pooled = torch.stack([h[0].mean(0), h[1, :7].mean(0)])  # by hand, over real tokens only
+    expected = model.classifier(torch.tanh(model.pooler(pooled)))
+    torch.testing.assert_close(model(tokens), expected)
+    torch.testing.assert_close(model(tokens[1:, :7]), expected[1:])  # padding changes nothing
+    cls = create_model("bert", in_channels=50, num_classes=2, context=16, d_model=32,
+                       heads=4, layers=2).eval()
+    cls.load_state_dict(model.state_dict())
+    assert not torch.allclose(cls(tokens), model(tokens))  # the same weights, read otherwise
+    with pytest.raises(UserError, match="model.pool='max' is not one of: cls, mean"):
+        create_model("bert", in_channels=50, num_classes=2, pool="max")
+
+
 def test_sentiment_split_is_fixed_by_id_and_drops_neutral_sentences(tmp_path):
     splits = load_sentiment(str(make_rt_snippets(tmp_path, sentences=300)))
     assert [len(s.texts) for s in splits.values()] == [240, 30, 24]  # ids 50, 100.. are 0

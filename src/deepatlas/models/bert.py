@@ -6,6 +6,11 @@ masked language modelling and then fine-tuned with a classifier on its [CLS] vec
     MLM:      p(x_t | masked x) = softmax(LN(GELU(W_m h_t + b_m)) E_tok^T + b_v)  # tied decoder
     classify: p(y | x) = softmax(W_c Dropout(tanh(W_p h_[CLS] + b_p)) + b_c)       # the pooler
 
+``model.pool = "mean"`` feeds the pooler the mean of h over the real tokens, ``sum_t m_t h_t /
+sum_t m_t`` (m_t = 1 where x_t is not padding), instead of h_[CLS]: masked-LM pretraining never
+asks [CLS] to summarise a sentence (there is no next-sentence task here), while every token's
+vector is trained.
+
 Two departures from the paper, both for a model trained from nothing on two CPU cores: the
 layers are pre-norm (the original is post-norm, which needs warm-up; see
 ``nn/transformer.py``), and there is no next-sentence prediction (RoBERTa, Liu et al. 2019,
@@ -21,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepatlas.errors import UserError
 from deepatlas.models.registry import register_model
 from deepatlas.nn.init import normal_002_
 from deepatlas.nn.transformer import EncoderLayer
@@ -38,6 +44,7 @@ class BertConfig:
     dropout: float = 0.1
     num_labels: int = 2
     segments: int = 2
+    pool: str = "cls"  # what the classifier reads: the [CLS] vector, or the tokens' "mean"
 
 
 class Bert(nn.Module):
@@ -80,9 +87,15 @@ class Bert(nn.Module):
         """(B, T, V): the decoder shares the token embedding matrix (weight tying)."""
         return F.linear(self.mlm_transform(h), self.token.weight, self.mlm_bias)
 
-    def classify(self, h: torch.Tensor) -> torch.Tensor:
-        """(B, num_labels) from the [CLS] position's vector."""
-        return self.classifier(self.drop(torch.tanh(self.pooler(h[:, 0]))))
+    def classify(self, h: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, num_labels) from the [CLS] position's vector, or the mean over ``tokens``'
+        real (non-padding) positions."""
+        if self.cfg.pool == "mean":
+            real = (tokens != PAD).unsqueeze(-1).to(h.dtype)  # (B, T, 1)
+            pooled = (h * real).sum(1) / real.sum(1).clamp(min=1)  # (B, D)
+        else:
+            pooled = h[:, 0]
+        return self.classifier(self.drop(torch.tanh(self.pooler(pooled))))
 
     def forward(self, tokens: torch.Tensor, segments: torch.Tensor | None = None,
                 head: str = "classify", select: torch.Tensor | None = None) -> torch.Tensor:
@@ -93,14 +106,18 @@ class Bert(nn.Module):
         if head == "mlm":
             return self.mlm_logits(h if select is None else h[select])
         if head == "both":  # the every-parameter-gets-a-gradient test
-            return torch.cat([self.mlm_logits(h).flatten(1), self.classify(h)], 1)
-        return self.classify(h)
+            return torch.cat([self.mlm_logits(h).flatten(1), self.classify(h, tokens)], 1)
+        return self.classify(h, tokens)
 
 
 @register_model(kind="text")
 def bert(*, in_channels: int = 4000, image_size: int = 0, num_classes: int = 2,
          context: int = 64, d_model: int = 128, heads: int = 4, layers: int = 4,
-         dropout: float = 0.1) -> nn.Module:
+         dropout: float = 0.1, pool: str = "cls") -> nn.Module:
     """A BERT (MAP 6.2); ``in_channels`` is the vocabulary size (from the tokeniser) and
-    ``num_classes`` the number of labels, both filled in by the task."""
-    return Bert(BertConfig(in_channels, context, d_model, heads, layers, dropout, num_classes))
+    ``num_classes`` the number of labels, both filled in by the task; ``pool``: "cls" or
+    "mean" (what the classifier reads)."""
+    if pool not in ("cls", "mean"):
+        raise UserError(f"model.pool={pool!r} is not one of: cls, mean")
+    return Bert(BertConfig(in_channels, context, d_model, heads, layers, dropout, num_classes,
+                           pool=pool))

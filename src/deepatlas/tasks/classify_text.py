@@ -3,7 +3,7 @@ from scratch) for the polarity of rt-snippets sentences (``data/sentiment.py``).
 
 - ``train.init_from = "RUN"``: fine-tuning. The tokeniser and every encoder weight come from a
   ``masked-lm`` run; the pooler and classifier start fresh. The model's options must equal the
-  pretrained run's.
+  pretrained run's, but for ``dropout`` and ``pool`` (what the classifier reads).
 - ``train.init_from = ""``: from scratch, with a BPE vocabulary fitted to the training
   sentences alone: the same vocabulary a masked-lm run fits, so both arms read the same tokens.
 
@@ -39,7 +39,7 @@ def pretrained_encoder(run_or_file: str, model_options: dict[str, Any]
     from deepatlas.train.checkpoint import load_pretrained
 
     state, path = load_pretrained(run_or_file, MaskedLM.name, "deepatlas train bert-pretrain",
-                                  model_options, ignore=("dropout",))
+                                  model_options, ignore=("dropout", "pool"))
     weights = {k: v for k, v in inference_weights(state).items()
                if not k.startswith(("pooler.", "classifier."))}
     return tokenizer_from_json(state["data"]["tokenizer"]), weights, str(path)
