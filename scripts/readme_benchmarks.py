@@ -1,5 +1,6 @@
 """The README's blocks generated from ``results/benchmarks/*.json`` (one file per benchmark
-script in ``benchmarks/``); :mod:`readme_results` renders them with the others."""
+script in ``benchmarks/``), but for detection's (:mod:`readme_detect`); :mod:`readme_results`
+renders them with the others."""
 
 from __future__ import annotations
 

@@ -44,8 +44,8 @@ def detect_gpu() -> str:
 
 
 def _seed_rows(t: dict, setting: str, label) -> list[str]:
-    """A table of ``t``'s runs, one per (the config key ``setting``'s value, seed; each row
-    holds the value under the key's last part), each scored at its last
+    """A table of ``t``'s runs, one row per (value of the config key ``setting``, seed; a row
+    stores the value under the key's last part), each scored at its last
     epoch, which validation must also have picked for best.pt; then mean ± standard deviation
     of each value run at more than one seed, on test and validation mAP."""
     lines = [f"| {label(None, None)} | seed | minutes | test mAP@0.5 | test mAP@0.5:0.95 | "
@@ -98,7 +98,7 @@ def detect_more_photos() -> str:
             return "training photographs"
         return ("15 + 13 (`data.more_photos = true`)" if r["more_photos"] else "15") + (
             " (the recipe before)" if "until" in name else
-            " (the recipe)" if "(the recipe)" in name else "")
+            " (the recipe in session 27)" if "(the recipe)" in name else "")
 
     return "\n".join([
         f"The recipe (`copy-paste-recolour`, 56 epochs) on the 15 training photographs of "

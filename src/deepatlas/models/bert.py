@@ -4,12 +4,12 @@ masked language modelling and then fine-tuned with a classifier on its [CLS] vec
     h_0 = Dropout(LayerNorm(E_tok[x_t] + E_pos[t] + E_seg[s_t]))          # (B, T, D)
     h_l = EncoderLayer(h_(l-1)), l = 1..L; h = LayerNorm(h_L)            # pre-norm layers
     MLM:      p(x_t | masked x) = softmax(LN(GELU(W_m h_t + b_m)) E_tok^T + b_v)  # tied decoder
-    classify: p(y | x) = softmax(W_c Dropout(tanh(W_p h_[CLS] + b_p)) + b_c)       # the pooler
+    classify: p(y | x) = softmax(W_c Dropout(tanh(W_p pool(h) + b_p)) + b_c)       # the pooler
+    pool(h) = h_[CLS], or with model.pool = "mean": sum_t m_t h_t / sum_t m_t     # (B, D)
 
-``model.pool = "mean"`` feeds the pooler the mean of h over the real tokens, ``sum_t m_t h_t /
-sum_t m_t`` (m_t = 1 where x_t is not padding), instead of h_[CLS]: masked-LM pretraining never
-asks [CLS] to summarise a sentence (there is no next-sentence task here), while every token's
-vector is trained.
+where m_t = 1 for a real token ([CLS] and [SEP] included) and 0 for padding. [CLS] is BERT's
+choice; the mean is offered because masked-LM pretraining never asks [CLS] to summarise a
+sentence (there is no next-sentence task here), while every token's vector is trained.
 
 Two departures from the paper, both for a model trained from nothing on two CPU cores: the
 layers are pre-norm (the original is post-norm, which needs warm-up; see
@@ -53,6 +53,8 @@ class Bert(nn.Module):
 
     def __init__(self, cfg: BertConfig) -> None:
         super().__init__()
+        if cfg.pool not in ("cls", "mean"):
+            raise UserError(f"model.pool={cfg.pool!r} is not one of: cls, mean")
         self.cfg = cfg
         d = cfg.d_model
         self.token = nn.Embedding(cfg.vocab_size, d, padding_idx=PAD)
@@ -117,7 +119,5 @@ def bert(*, in_channels: int = 4000, image_size: int = 0, num_classes: int = 2,
     """A BERT (MAP 6.2); ``in_channels`` is the vocabulary size (from the tokeniser) and
     ``num_classes`` the number of labels, both filled in by the task; ``pool``: "cls" or
     "mean" (what the classifier reads)."""
-    if pool not in ("cls", "mean"):
-        raise UserError(f"model.pool={pool!r} is not one of: cls, mean")
     return Bert(BertConfig(in_channels, context, d_model, heads, layers, dropout, num_classes,
                            pool=pool))
