@@ -164,6 +164,7 @@ def main() -> None:
     path = write_result(args.out, "yolo-peer", {
         "budget_s": budget_s, "budget_from": "--minutes" if args.minutes else "the recipe's "
         "wall time", "test_scenes": len(data.test), "image_size": data.image_size,
+        "more_photos": config.data.more_photos,
         "batch_size": config.train.batch_size, "threads": threads,
         "ultralytics_threads_after": torch.get_num_threads(), "ultralytics_args":
         {"fliplr": 0.0, **SCALED_TO_BUDGET}, "rows": rows,
