@@ -71,6 +71,12 @@ def _seed_rows(t: dict, setting: str, label) -> list[str]:
                     if spreads else [])
 
 
+def _recipe_mark(name: str, current: str = " (the recipe)") -> str:
+    """A row's mark from its name in the file: "(the recipe before)" for the recipe "until"
+    a session, ``current`` for "(the recipe)" (the table's own, or a past session's)."""
+    return " (the recipe before)" if "until" in name else current if "(the recipe)" in name else ""
+
+
 def detect_recolour() -> str:
     """The detection recipe's training scenes, recoloured or not, at two or three seeds."""
     t = _one("detect-recolour-*.json")
@@ -78,9 +84,7 @@ def detect_recolour() -> str:
     def label(name: str | None, r: dict | None) -> str:
         if r is None:
             return "`data.augment`"
-        return f"`{r['augment']}`" + (" (the recipe before)" if "until" in name else
-                                      " (the recipe in session 26)" if "(the recipe)" in name
-                                      else "")
+        return f"`{r['augment']}`" + _recipe_mark(name, " (the recipe in session 26)")
 
     return "\n".join([
         f"The recipe with `data.augment` set three ways, bf16 on {t['cpu_threads']} threads "
@@ -97,8 +101,7 @@ def detect_more_photos() -> str:
         if r is None:
             return "training photographs"
         return ("15 + 13 (`data.more_photos = true`)" if r["more_photos"] else "15") + (
-            " (the recipe before)" if "until" in name else
-            " (the recipe in session 27)" if "(the recipe)" in name else "")
+            _recipe_mark(name, " (the recipe in session 27)"))
 
     return "\n".join([
         f"The recipe (`copy-paste-recolour`, 56 epochs) on the 15 training photographs of "
@@ -116,8 +119,7 @@ def detect_epochs() -> str:
     def label(name: str | None, r: dict | None) -> str:
         if r is None:
             return "`train.epochs`"
-        return f"{r['epochs']}" + (" (the recipe before)" if "until" in name else
-                                   " (the recipe)" if "(the recipe)" in name else "")
+        return f"{r['epochs']}" + _recipe_mark(name)
 
     effect = t["validation_56_minus_50"]
     return "\n".join([

@@ -127,8 +127,7 @@ def test_the_optimizers_foreach_path_gives_the_per_parameter_loops_bits(override
     model = create_model("yolo", in_channels=3, image_size=64, num_classes=10, width=8)
     twin = copy.deepcopy(model)
     fast = build_optimizer(model, cfg)
-    loop_class = type(fast)
-    loop = loop_class(param_groups(twin, cfg.weight_decay), foreach=False,
+    loop = type(fast)(param_groups(twin, cfg.weight_decay), foreach=False,
                       **{k: v for k, v in fast.defaults.items()
                          if k in ("lr", "betas", "momentum", "nesterov")})
     assert fast.defaults["foreach"] is True
