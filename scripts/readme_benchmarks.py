@@ -5,6 +5,7 @@ renders them with the others."""
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -20,6 +21,12 @@ def _one(pattern: str, gpu: bool = False) -> dict:
         raise SystemExit(f"expected one results/benchmarks/{pattern} measured on a "
                          f"{'GPU' if gpu else 'CPU'}, found {len(found)}")
     return found[0]
+
+
+def _recipe_mark(name: str, current: str = " (the recipe)") -> str:
+    """A row's mark from its name in the file: "(the recipe before)" for the recipe "until"
+    a session, ``current`` for "(the recipe)" (the table's own, or a past session's)."""
+    return " (the recipe before)" if "until" in name else current if "(the recipe)" in name else ""
 
 
 def _throughput_rows(t: dict) -> list[str]:
@@ -123,7 +130,10 @@ def unet_peer() -> str:
     t = _one("unet-peer-*.json")
     rows = t["rows"]
     ours = next(iter(rows.values()))
-    lines = [f"`python benchmarks/unet_peer.py --epochs {ours['epochs']}`: both through the "
+    # Files before session 29 gave --epochs always; 0 now means the recipe's own.
+    epochs = t.get("epochs_arg", ours["epochs"])
+    lines = [f"`python benchmarks/unet_peer.py{f' --epochs {epochs}' if epochs else ''}`: "
+             f"both through the "
              f"same Trainer and `segment-scenes` recipe, one seed; the peer gets as many epochs "
              f"as fit deepatlas's {t['budget_s'] / 60:.1f} minutes (one of its epochs took "
              f"{t['peer_epoch_s'] / 60:.1f} min); best.pt chosen by validation Dice; on "
@@ -137,6 +147,42 @@ def unet_peer() -> str:
                      f"{r['test_dice']:.3f} | {r['test_class_dice']:.3f} | "
                      f"{r['test_miou']:.3f} | {r['wall_s'] / 60:.1f} min |")
     return "\n".join(lines)
+
+
+def segment_more_photos() -> str:
+    """The segmentation recipe with and without photos-more's 13 training photographs, three
+    seeds each, scored at best.pt (chosen by validation Dice), and validation's paired verdict
+    (``deepatlas.lab.stats.compare``, recorded in the file)."""
+    t = _one("segment-more-photos-*.json")
+    lines = [f"The recipe (U-Net width 16, `copy-paste-recolour`, 48 epochs), bf16 on "
+             f"{t['cpu_threads']} threads ({t['cpu']}, torch {t['torch']}); each run scored "
+             f"at its best.pt, the epoch validation Dice chose. {t['timing']} File: "
+             f"`{t['file']}`.", "",
+             "| training photographs | seed | minutes | best.pt epoch | validation Dice | "
+             "test Dice | test class Dice | test mIoU | test Dice, last epoch |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    groups: dict[bool, list[dict]] = {}
+    for name, r in t["rows"].items():
+        b = r["best_pt"]
+        photos = "15 + 13 (`data.more_photos = true`)" if r["more_photos"] else "15"
+        lines.append(f"| {photos}{_recipe_mark(name)} | {r['seed']} | {r['wall_s'] / 60:.1f} | "
+                     f"{r['best_monitored_epoch']} | {b['val_dice']:.3f} | {b['test_dice']:.3f} | "
+                     f"{b['test_class_dice']:.3f} | {b['test_miou']:.3f} | "
+                     f"{r['test_dice']:.3f} |")
+        groups.setdefault(r["more_photos"], []).append(b)
+    spreads = [f"`data.more_photos = {json.dumps(more)}` over {len(runs)} seeds, " + ", ".join(
+        f"{what} {statistics.mean(b[k] for b in runs):.3f} ± "
+        f"{statistics.stdev(b[k] for b in runs):.3f}"
+        for what, k in (("validation Dice", "val_dice"), ("test Dice", "test_dice"),
+                        ("test class Dice", "test_class_dice")))
+        for more, runs in groups.items()]
+    effect = t["validation_more_minus_15"]
+    return "\n".join(lines + [
+        "", "Mean ± standard deviation at best.pt: " + "; ".join(spreads) + ".", "",
+        f"Validation Dice at best.pt, 15 + 13 photographs − 15, paired by seed: "
+        f"{effect['effect']:+.3f} [{effect['low']:+.3f}, {effect['high']:+.3f}] "
+        f"({effect['confidence']:.0%} interval, {effect['seeds']} seeds): "
+        f"{effect['decision']}."])
 
 
 def scene_augment() -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import statistics
 
-from readme_benchmarks import RESULTS, _one
+from readme_benchmarks import RESULTS, _one, _recipe_mark
 
 
 def detector_fps() -> str:
@@ -69,12 +69,6 @@ def _seed_rows(t: dict, setting: str, label) -> list[str]:
         for value, runs in groups.items() if len(runs) > 1]
     return lines + (["", "Mean ± standard deviation: " + "; ".join(spreads) + "."]
                     if spreads else [])
-
-
-def _recipe_mark(name: str, current: str = " (the recipe)") -> str:
-    """A row's mark from its name in the file: "(the recipe before)" for the recipe "until"
-    a session, ``current`` for "(the recipe)" (the table's own, or a past session's)."""
-    return " (the recipe before)" if "until" in name else current if "(the recipe)" in name else ""
 
 
 def detect_recolour() -> str:

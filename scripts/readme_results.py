@@ -14,6 +14,8 @@ generated from one committed file:
 - ``yolo-peer``: ``results/benchmarks/yolo-peer-*.json`` (``benchmarks/yolo_peer.py``);
 - ``scene-augment``: ``results/benchmarks/scene-augment-*.json``
   (``benchmarks/scene_augment.py``);
+- ``segment-more-photos``: ``results/benchmarks/segment-more-photos-*.json`` (the
+  segmentation recipe with and without ``photos-more``, assembled from its runs' summaries);
 - ``upscale``: ``results/recipes/upscale-psnr.json`` and ``upscale-esrgan.json``;
 - ``upscale-4k``: ``results/benchmarks/upscale-4k-*.json`` (``benchmarks/upscale_4k.py``);
 - ``directions``: MAP 7's experiments in ``results/tour-summary.json``;
@@ -49,8 +51,8 @@ RESULTS = ROOT / "results"
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or loaded by path
 from readme_benchmarks import (  # noqa: E402
-    clip_peer, dca_peer, gpt_peer, scene_augment, sentiment_peer, throughput, throughput_gpu,
-    time_to_accuracy, translate_gpu, unet_peer, upscale_4k)
+    clip_peer, dca_peer, gpt_peer, scene_augment, segment_more_photos, sentiment_peer, throughput,
+    throughput_gpu, time_to_accuracy, translate_gpu, unet_peer, upscale_4k)
 from readme_detect import (  # noqa: E402
     detect_epochs, detect_gpu, detect_more_photos, detect_recolour, detector_fps,
     naming_by_photos, yolo_peer)
@@ -352,7 +354,8 @@ BLOCKS = {"science": science, "clip": clip, "speech": speech, "clip-peer": clip_
           "time-to-accuracy": time_to_accuracy, "unet-peer": unet_peer, "yolo-peer": yolo_peer,
           "upscale": upscale,
           "upscale-4k": upscale_4k, "translation-depth": translation_depth,
-          "scene-augment": scene_augment, "throughput-gpu": throughput_gpu,
+          "scene-augment": scene_augment, "segment-more-photos": segment_more_photos,
+          "throughput-gpu": throughput_gpu,
           "detector-fps": detector_fps, "detect-gpu": detect_gpu,
           "detect-recolour": detect_recolour, "detect-more-photos": detect_more_photos,
           "detect-epochs": detect_epochs,

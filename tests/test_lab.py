@@ -241,6 +241,10 @@ def test_segmentation_trains_both_arms_on_the_fake_scenes(tour):
     out, _ = tour
     record = json.loads((out / "segmentation" / "result.json").read_text())
     assert record["verdict"] != "not measurable here" and record["seeds"] == [0]
+    # The lab keeps to photos' training photographs, whatever the recipe adds (photos-more).
+    for arm in ("U-Net", "no-skips"):
+        config = (out / "segmentation" / f"{arm}-seed0" / "config.toml").read_text()
+        assert "more_photos = false" in config, arm
 
 
 def test_super_resolution_trains_both_stages_on_the_fake_photos(tour):
