@@ -9,8 +9,9 @@ trained from scratch). Both train through deepatlas's one Trainer with the
 ``segment-scenes`` recipe (copy-paste digit scenes, CE + soft Dice, AdamW, cosine), the same
 seed; the peer joins the model registry for this process only. deepatlas's U-Net trains for
 ``--epochs`` (0, the default: the recipe's ``train.epochs``), into ``--run-dir`` if given, so
-that the run can also serve as the recipe's result; the peer, about twice as slow an epoch, gets as many epochs as fit the same wall
-time (timed by a one-epoch run of it first), so that both schedules run to their end.
+that the run can also serve as the recipe's result; the peer, about twice as slow an epoch,
+gets as many epochs as fit the same wall time (timed by a one-epoch run of it first), so that
+both schedules run to their end.
 Measured: held-out foreground Dice, class Dice and mIoU of best.pt (validation Dice chooses),
 the parameter count, and the training time.
 
