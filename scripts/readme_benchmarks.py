@@ -29,6 +29,15 @@ def _recipe_mark(name: str, current: str = " (the recipe)") -> str:
     return " (the recipe before)" if "until" in name else current if "(the recipe)" in name else ""
 
 
+def _spreads(groups: dict[str, list[dict]], measures: tuple[tuple[str, str], ...]) -> list[str]:
+    """For each group of runs at more than one seed, "NAME over N seeds, WHAT mean ± std, ..."
+    of each (WHAT, key) in ``measures``, sample standard deviation, three decimals."""
+    return [f"{name} over {len(runs)} seeds, " + ", ".join(
+        f"{what} {statistics.mean(r[k] for r in runs):.3f} ± "
+        f"{statistics.stdev(r[k] for r in runs):.3f}" for what, k in measures)
+        for name, runs in groups.items() if len(runs) > 1]
+
+
 def _throughput_rows(t: dict) -> list[str]:
     lines = ["| model | parameters | precision | images/s | GFLOP/s | share of the matmul peak |",
              "| --- | --- | --- | --- | --- | --- |"]
@@ -161,7 +170,7 @@ def segment_more_photos() -> str:
              "| training photographs | seed | minutes | best.pt epoch | validation Dice | "
              "test Dice | test class Dice | test mIoU | test Dice, last epoch |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    groups: dict[bool, list[dict]] = {}
+    groups: dict[str, list[dict]] = {}
     for name, r in t["rows"].items():
         b = r["best_pt"]
         photos = "15 + 13 (`data.more_photos = true`)" if r["more_photos"] else "15"
@@ -169,13 +178,9 @@ def segment_more_photos() -> str:
                      f"{r['best_monitored_epoch']} | {b['val_dice']:.3f} | {b['test_dice']:.3f} | "
                      f"{b['test_class_dice']:.3f} | {b['test_miou']:.3f} | "
                      f"{r['test_dice']:.3f} |")
-        groups.setdefault(r["more_photos"], []).append(b)
-    spreads = [f"`data.more_photos = {json.dumps(more)}` over {len(runs)} seeds, " + ", ".join(
-        f"{what} {statistics.mean(b[k] for b in runs):.3f} ± "
-        f"{statistics.stdev(b[k] for b in runs):.3f}"
-        for what, k in (("validation Dice", "val_dice"), ("test Dice", "test_dice"),
-                        ("test class Dice", "test_class_dice")))
-        for more, runs in groups.items()]
+        groups.setdefault(f"`data.more_photos = {json.dumps(r['more_photos'])}`", []).append(b)
+    spreads = _spreads(groups, (("validation Dice", "val_dice"), ("test Dice", "test_dice"),
+                                ("test class Dice", "test_class_dice")))
     effect = t["validation_more_minus_15"]
     return "\n".join(lines + [
         "", "Mean ± standard deviation at best.pt: " + "; ".join(spreads) + ".", "",

@@ -5,9 +5,8 @@ YOLOv8n peer; :mod:`readme_results` renders them with the others."""
 from __future__ import annotations
 
 import json
-import statistics
 
-from readme_benchmarks import RESULTS, _one, _recipe_mark
+from readme_benchmarks import RESULTS, _one, _recipe_mark, _spreads
 
 
 def detector_fps() -> str:
@@ -61,12 +60,8 @@ def _seed_rows(t: dict, setting: str, label) -> list[str]:
     for r in t["rows"].values():
         value = r[setting.rpartition(".")[2]]
         groups.setdefault(f"`{setting} = {json.dumps(value)}`", []).append(r)
-    spreads = [f"{value} over {len(runs)} seeds, " + ", ".join(
-        f"{what} {statistics.mean(r[k] for r in runs):.3f} ± "
-        f"{statistics.stdev(r[k] for r in runs):.3f}"
-        for what, k in (("test mAP@0.5", "test_map50"), ("test mAP@0.5:0.95", "test_map"),
-                        ("validation mAP@0.5:0.95", "val_map")))
-        for value, runs in groups.items() if len(runs) > 1]
+    spreads = _spreads(groups, (("test mAP@0.5", "test_map50"), ("test mAP@0.5:0.95", "test_map"),
+                                ("validation mAP@0.5:0.95", "val_map")))
     return lines + (["", "Mean ± standard deviation: " + "; ".join(spreads) + "."]
                     if spreads else [])
 
