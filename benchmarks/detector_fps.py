@@ -11,6 +11,8 @@ score threshold bounds) wherever it is run, at 320 and 640 px, forward pass plus
 (:func:`deepatlas.models.detector.postprocess`), in repeated trials after warm-up frames:
 
 - eager PyTorch in fp32, and on a GPU also under bf16 and fp16 autocast;
+- eager PyTorch in fp32 with each BatchNorm folded into the conv before it
+  (:func:`deepatlas.compress.fuse.fold_batchnorm`, the rewrite ONNX Runtime makes on loading);
 - with ``--compile``: ``torch.compile(mode="reduce-overhead")``, which on a GPU replays the
   whole forward pass as one CUDA graph (batch-1 inference of a small model is bound by kernel
   launches, not arithmetic); compiling takes a minute, which is not timed;
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from deepatlas.compress.fuse import fold_batchnorm
 from deepatlas.lab.experiments.detection import (QUOTED_FPS, SIZES, frames_per_second,
                                                  onnx_frame, small_detector, timed)
 from deepatlas.train.runinfo import write_result
@@ -67,6 +70,10 @@ def main() -> None:
         for runtime, amp in runtimes.items():
             record(runtime, size, [frames_per_second(model, size, args.frames, 5, device, amp)
                                    for _ in range(args.trials)])
+        folded = fold_batchnorm(model)
+        record("eager fp32, BatchNorm folded", size,
+               [frames_per_second(folded, size, args.frames, 5, device)
+                for _ in range(args.trials)])
         if args.compile:
             compiled = torch.compile(model, mode="reduce-overhead")
             frames_per_second(compiled, size, 3, 3, device)  # compiles (untimed)
