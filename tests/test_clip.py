@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from deepatlas.data.image_text import (PAD, caption, caption_tokens, caption_variants,
-                                       category_name, stratified_split, to_rgb,
-                                       train_caption_tokenizer)
+                                       category_name, draw_variants, keyword_slots,
+                                       stratified_split, to_rgb, train_caption_tokenizer)
 from deepatlas.losses import clip_loss
 from deepatlas.models import create_model, list_models
 from deepatlas.tasks.clip import accuracies, retrieval_recall
@@ -148,6 +148,22 @@ def test_captions_images_and_the_stratified_split():
     assert torch.equal(split["test"], stratified_split(labels, 0.1, 0.2)["test"])  # fixed
 
 
+def test_the_per_step_keyword_is_drawn_uniformly_from_the_drawings_own_keywords():
+    slots, counts = keyword_slots([["car", "auto"], [], ["tree", "oak", "leaf", "green"]],
+                                  ["Red car", "Untitled", "Oak"], 3)
+    assert slots == [["car", "auto", "car"], ["Untitled"] * 3, ["tree", "oak", "leaf"]]
+    assert counts.tolist() == [2, 1, 3]
+    n = 40_000
+    g = torch.Generator().manual_seed(0)
+    fixed = draw_variants(n, None, g)
+    assert fixed.bincount(minlength=4).div(n).sub(0.25).abs().max() < 0.01  # 4 kinds, 1 in 4
+    two = draw_variants(n, torch.full((n,), 2), g)
+    share = two.bincount(minlength=6).div(n).tolist()
+    assert share[5] == 0  # never a padding slot
+    assert all(abs(s - 0.25) < 0.01 for s in share[:3])
+    assert abs(share[3] - 0.125) < 0.01 and abs(share[4] - 0.125) < 0.01
+
+
 def test_caption_tokens_are_sot_text_eot_then_padding():
     tokenizer = train_caption_tokenizer(["a red car", "a blue bus", "a red bus"] * 5, 300)
     tokens = caption_tokens(tokenizer, ["a red car", "a red car " * 20], 8)
@@ -184,6 +200,27 @@ def test_clip_task_learns_the_tiny_set(tiny_run):
     assert summary["test_majority_acc"] == pytest.approx(1 / 3)
     assert summary["test_chance_balanced_acc"] == pytest.approx(1 / 3)
     assert summary["test_probe_balanced_acc"] > 0.5
+
+
+def test_the_per_step_keyword_draw_trains_and_a_wrong_value_names_the_valid_ones(tiny_run,
+                                                                                tmp_path):
+    from deepatlas.config import apply_overrides, load_recipe
+    from deepatlas.errors import UserError
+    from deepatlas.tasks import fit
+
+    root, _ = tiny_run
+    config = load_recipe("clip-clipart")
+    apply_overrides(config, [f"data.dir={root / 'data'}", "data.vocab_size=300",
+                             "data.image_size=16", "model.width=8", "model.text_width=32",
+                             "model.text_layers=1", "model.embed_dim=16", "train.epochs=12",
+                             "train.batch_size=18", "optim.lr=0.003", "train.tensorboard=false",
+                             "schedule.warmup_epochs=0", "train.precision=fp32",
+                             "clip.keyword_draw=per-step"])
+    summary = fit(config, tmp_path / "per-step", progress=False)
+    assert summary["test_zero_shot_acc"] > 0.5  # chance 1/3, as for the recipe's draw
+    apply_overrides(config, ["clip.keyword_draw=each"])
+    with pytest.raises(UserError, match="per-drawing, per-step"):
+        fit(config, tmp_path / "wrong", progress=False)
 
 
 def test_search_ranks_a_folder_and_draws_a_contact_sheet(tiny_run, cli):

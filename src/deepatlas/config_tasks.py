@@ -73,6 +73,8 @@ class ClipConfig:
     keywords: int = 6  # a caption is the title and up to this many of its keywords
     variants: bool = True  # each step, each drawing's text is one of caption, title,
     # keywords, one keyword (data/image_text.py); false: always the caption
+    keyword_draw: str = "per-drawing"  # the one keyword: fixed per drawing | per-step (drawn
+    # afresh from the drawing's keywords at every step)
 
 
 @dataclass

@@ -3,8 +3,9 @@
 - **Caption**: the drawing's human-written title, then up to ``keywords`` of its keywords
   ("red sports car. car, auto, vehicle"); a drawing with neither is left out. Training can
   also draw, each step, one of four *variants*: the caption, the title alone, the keywords
-  alone, or one keyword (fixed per drawing), so that the text encoder also learns to place a
-  short text, such as a category name in a prompt, near its images.
+  alone, or one keyword, so that the text encoder also learns to place a short text, such as
+  a category name in a prompt, near its images. The one keyword is fixed per drawing, or,
+  with ``clip.keyword_draw = "per-step"``, drawn afresh from its keywords at every step.
 - **Image**: the RGBA rendering composited onto white (clip art is drawn for a white page),
   resized with antialiasing to ``image_size``: (3, S, S) floats in [0, 1].
 - **Label**: the drawing's own category (its folder; 22 of them), for zero-shot
@@ -35,6 +36,7 @@ class Pairs:
     images: torch.Tensor  # (N, 3, S, S) float32 in [0, 1]
     captions: list[str]
     variants: list[list[str]]  # per drawing: caption, title, keywords, one keyword
+    keywords: list[list[str]]  # per drawing: the keywords a variant draws from (may be [])
     labels: torch.Tensor  # (N,) int64: index into the categories
     paths: list[str]
 
@@ -64,6 +66,30 @@ def caption_variants(title: str, keywords: list[str], max_keywords: int, pick: i
     words = keywords[:max_keywords]
     one = words[pick % len(words)] if words else ""
     return [full, title.strip() or full, ", ".join(words) or full, one or full]
+
+
+def keyword_slots(keywords: list[list[str]], fallbacks: list[str], slots: int
+                  ) -> tuple[list[list[str]], torch.Tensor]:
+    """Each drawing's keywords padded to ``slots`` texts (with its first keyword, or its
+    fallback text when it has none), and how many of them are its own (at least 1): a uniform
+    draw among the first ``count`` slots is a uniform draw among its keywords."""
+    padded = [(words or [fallback])[:slots] for words, fallback in zip(keywords, fallbacks)]
+    counts = torch.tensor([len(texts) for texts in padded])
+    return [texts + [texts[0]] * (slots - len(texts)) for texts in padded], counts
+
+
+def draw_variants(n: int, counts: torch.Tensor | None, generator: torch.Generator
+                  ) -> torch.Tensor:
+    """(n,) the column of each drawing's text to train on: caption, title, keywords or one
+    keyword (columns 0-3), each kind with probability 1/4. With ``counts`` (the per-step
+    keyword draw, columns 3.. being :func:`keyword_slots`), the keyword is column ``3 + slot``,
+    the slot uniform below the drawing's count."""
+    device = generator.device
+    pick = torch.randint(0, 4, (n,), device=device, generator=generator)
+    if counts is None:
+        return pick
+    slot = (torch.rand(n, device=device, generator=generator) * counts).long()
+    return torch.where(pick == 3, 3 + torch.minimum(slot, counts - 1), pick)
 
 
 def to_rgb(rgba: torch.Tensor, size: int) -> torch.Tensor:
@@ -110,6 +136,7 @@ def load_pairs(folder: Path, image_size: int, max_keywords: int, val_fraction: f
     splits = stratified_split(labels, val_fraction, test_fraction)
     pairs = {split: Pairs(images[index], [texts[keep[i]] for i in index.tolist()],
                           [variants[keep[i]] for i in index.tolist()],
+                          [art.keywords[keep[i]][:max_keywords] for i in index.tolist()],
                           labels[index], [art.paths[keep[i]] for i in index.tolist()])
              for split, index in splits.items()}
     return pairs, categories

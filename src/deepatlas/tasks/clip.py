@@ -28,8 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from deepatlas.data.image_text import (Pairs, caption_tokens, category_name, load_pairs,
-                                       train_caption_tokenizer)
+from deepatlas.data.image_text import (Pairs, caption_tokens, category_name, draw_variants,
+                                       keyword_slots, load_pairs, train_caption_tokenizer)
 from deepatlas.data.loaders import TensorBatches
 from deepatlas.errors import UserError
 from deepatlas.losses import clip_loss
@@ -40,6 +40,7 @@ TEMPLATES = ("a clip-art picture of a {}.", "a drawing of {}.", "an illustration
              "clip art of {}.", "{}.")
 RECALL_AT = (1, 5, 10)
 AUGMENTATIONS = ("none", "flip", "crop", "crop-flip")
+KEYWORD_DRAWS = ("per-drawing", "per-step")
 _PAIRS: dict[tuple, tuple[dict[str, Pairs], list[str]]] = {}  # the lab's seeds share one load
 
 
@@ -97,6 +98,9 @@ class ContrastiveImageText(Task):
         if cfg.data.augment not in AUGMENTATIONS:
             raise UserError(f"task clip takes data.augment in {', '.join(AUGMENTATIONS)}, "
                             f"not {cfg.data.augment!r}")
+        if cfg.clip.keyword_draw not in KEYWORD_DRAWS:
+            raise UserError(f"clip.keyword_draw must be one of {', '.join(KEYWORD_DRAWS)}, "
+                            f"not {cfg.clip.keyword_draw!r}")
         folder = set_folder(cfg.data.dir, "clipart", cfg.data.download)
         key = (str(folder), cfg.data.image_size, cfg.clip.keywords)
         if key not in _PAIRS:
@@ -118,11 +122,17 @@ class ContrastiveImageText(Task):
         self.mean, self.std = self._mean.flatten().tolist(), self._std.flatten().tolist()
         self.models = {"model": model.to(ctx.device, memory_format=ctx.memory_format)}
         per_rank = cfg.train.batch_size // ctx.dist.world_size
-        texts = self.tokens["train"]  # (N, T), or (N, 4, T) with the variants
+        texts = self.tokens["train"]  # (N, T); with the variants (N, 4, T) or (N, 3 + K, T)
+        counts = ()  # per step: how many keyword slots of each drawing are its own
         if cfg.clip.variants:
-            texts = torch.stack([caption_tokens(self.tokenizer, list(v), self.context)
-                                 for v in zip(*train.variants)], dim=1)
-        self.train_loader = TensorBatches(train.images, texts,
+            columns = [list(v) for v in zip(*train.variants)]
+            if cfg.clip.keyword_draw == "per-step":  # the fixed keyword -> K slots to draw from
+                slots, keyword_count = keyword_slots(train.keywords, train.captions,
+                                                     max(cfg.clip.keywords, 1))
+                columns, counts = columns[:3] + [list(c) for c in zip(*slots)], (keyword_count,)
+            texts = torch.stack([caption_tokens(self.tokenizer, column, self.context)
+                                 for column in columns], dim=1)
+        self.train_loader = TensorBatches(train.images, texts, *counts,
                                           batch_size=per_rank, seed=cfg.seed, device=ctx.device,
                                           rank=ctx.dist.rank, world_size=ctx.dist.world_size)
         if len(self.train_loader) == 0:
@@ -135,13 +145,12 @@ class ContrastiveImageText(Task):
     def training_step(self, batch: Any, group: str) -> StepOutput:
         from deepatlas.data.augment import augment_batch
 
-        images, tokens = batch  # (B, 3, S, S) in [0, 1], (B, T) or (B, variants, T)
+        images, tokens, *counts = batch  # (B, 3, S, S) in [0, 1], (B, T) or (B, variants, T)
         # Seeded by the step, so a resumed run draws what an unbroken one would.
         g = torch.Generator(images.device).manual_seed(
             self.config.seed * 1_000_003 + self.step * 101 + self.ctx.dist.rank)
         if tokens.dim() == 3:  # one variant of each drawing's text
-            pick = torch.randint(0, tokens.shape[1], (len(tokens),), device=tokens.device,
-                                 generator=g)
+            pick = draw_variants(len(tokens), counts[0] if counts else None, g)  # (B,)
             tokens = tokens[torch.arange(len(tokens), device=tokens.device), pick]
         x = augment_batch(self.normalize(images), self.config.data.augment, g)
         x = x.contiguous(memory_format=self.ctx.memory_format)
