@@ -1,6 +1,6 @@
 """README tables drawn from one lab experiment's record in ``results/tour-summary.json``
 (beside ``readme_results.py``, which places them; ``readme_benchmarks.py`` and
-``readme_detect.py`` hold the benchmarks' tables)."""
+``readme_detect.py`` hold the benchmarks' tables, ``readme_recipes.py`` the recipes')."""
 
 from __future__ import annotations
 
