@@ -11,8 +11,8 @@ from readme_benchmarks import RESULTS
 
 def recipes() -> str:
     """One row per ``results/recipes/RECIPE.json``: a recipe run's own summary.json."""
-    lines = ["| recipe | held-out test, last epoch | best.pt: chosen by, at epoch: test | epochs | "
-             "training time | machine |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| recipe | headline (held out), last epoch | best.pt: chosen by, at epoch: test | "
+             "epochs | training time | machine |", "| --- | --- | --- | --- | --- | --- |"]
     for path in sorted((RESULTS / "recipes").glob("*.json")):
         r = json.loads(path.read_text())
         primary = r["primary"]

@@ -33,7 +33,8 @@ generated from one committed file:
   (``benchmarks/time_to_accuracy.py``).
 
 The blocks from ``results/benchmarks/`` are made in ``readme_benchmarks.py`` and, for
-detection, ``readme_detect.py``, beside this file.
+detection, ``readme_detect.py``, those from ``results/recipes/`` in ``readme_recipes.py``,
+beside this file.
 ``tests/test_readme.py`` runs the check, so ``make test`` fails when they disagree.
 """
 

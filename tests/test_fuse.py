@@ -13,9 +13,10 @@ def _random_statistics(model: nn.Module, seed: int = 0) -> nn.Module:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
+            if isinstance(m, nn.BatchNorm2d) and m.running_mean is not None:
                 m.running_mean.uniform_(-0.5, 0.5, generator=g)
                 m.running_var.uniform_(0.25, 4.0, generator=g)
+            if isinstance(m, nn.BatchNorm2d):
                 m.weight.uniform_(0.5, 1.5, generator=g)
                 m.bias.uniform_(-0.5, 0.5, generator=g)
     return model
@@ -49,9 +50,23 @@ def test_the_folded_weights_are_the_formula():
                                + norm.bias)
 
 
-def test_a_batchnorm_that_does_not_follow_a_conv_is_left_in_place():
+class ConvThenSkip(nn.Sequential):
+    """A Sequential whose forward is not "each child in turn": the conv's output is used both
+    before and after the BatchNorm, so folding the pair would change the function."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self[0](x)
+        return z + self[1](z)
+
+
+@pytest.mark.parametrize("model", [
+    lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.BatchNorm2d(4)),  # not after a conv
+    lambda: ConvThenSkip(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)),  # another order of children
+    lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, track_running_stats=False)),
+], ids=["after-relu", "sequential-subclass", "no-running-statistics"])
+def test_a_batchnorm_that_cannot_be_folded_is_left_in_place(model):
     torch.manual_seed(0)
-    model = _random_statistics(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.BatchNorm2d(4)))
+    model = _random_statistics(model())
     folded = fold_batchnorm(model)
     assert batchnorm_layers(folded) == 1
     x = torch.randn(2, 3, 8, 8)

@@ -101,6 +101,9 @@ class ContrastiveImageText(Task):
         if cfg.clip.keyword_draw not in KEYWORD_DRAWS:
             raise UserError(f"clip.keyword_draw must be one of {', '.join(KEYWORD_DRAWS)}, "
                             f"not {cfg.clip.keyword_draw!r}")
+        if cfg.clip.keyword_draw == "per-step" and not cfg.clip.variants:
+            raise UserError("clip.keyword_draw=per-step draws one of the caption variants; "
+                            "it needs clip.variants=true")
         folder = set_folder(cfg.data.dir, "clipart", cfg.data.download)
         key = (str(folder), cfg.data.image_size, cfg.clip.keywords)
         if key not in _PAIRS:

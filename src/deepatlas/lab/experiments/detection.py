@@ -11,9 +11,10 @@ accuracy, with a third, stride-4 level that the small model leaves out: at 320 p
 batch 1 on this machine's CPU**, at 320 and 640 px, forward pass plus NMS
 (:func:`~deepatlas.models.detector.postprocess`), in eager PyTorch as trained, in eager
 PyTorch with each BatchNorm folded into the conv before it
-(:func:`~deepatlas.compress.fuse.fold_batchnorm`: the same function in about half the ops, the
-rewrite ONNX Runtime makes when it loads a graph) and, at full size, exported to ONNX and run
-by ONNX Runtime (when ``onnxscript`` and ``onnxruntime`` are installed).
+(:func:`~deepatlas.compress.fuse.fold_batchnorm`: the same function with one op fewer per
+conv-BN pair, the rewrite ONNX Runtime makes when it loads a graph) and, at full size,
+exported to ONNX and run by ONNX Runtime (when ``onnxscript`` and ``onnxruntime`` are
+installed).
 
 Each size is timed in repeated trials (full 5 of 30 frames, quick 3 of 10), after warm-up
 frames. Holds when the frames per second at 320 px are above 45 beyond the spread over trials
@@ -205,7 +206,7 @@ def run(ctx: Context) -> Result:
         runtime = "; ONNX Runtime is timed at full size only"
     details = (f"eager PyTorch: {means[320]:.0f} FPS at 320 px and {means[640]:.0f} FPS at "
                f"640 px; with BatchNorm folded into the convs: {folded_means[320]:.0f} and "
-               f"{folded_means[640]:.0f}{runtime}; batch 1 on {torch.get_num_threads()} CPU threads, forward "
-               f"pass plus NMS, {trials} trials of {frames} frames. The quoted 45 FPS is "
-               "YOLOv1's, on a Titan X GPU." + (f" {note}" if note else ""))
+               f"{folded_means[640]:.0f}{runtime}; batch 1 on {torch.get_num_threads()} CPU "
+               f"threads, forward pass plus NMS, {trials} trials of {frames} frames. The quoted "
+               "45 FPS is YOLOv1's, on a Titan X GPU." + (f" {note}" if note else ""))
     return Result(metrics, status, details, [plot], effects, list(range(trials)))
