@@ -92,6 +92,37 @@ def test_mean_pooling_reads_the_real_tokens_mean_and_ignores_padding():
         create_model("bert", in_channels=50, num_classes=2, pool="max")
 
 
+def test_layer_decay_gives_each_depth_its_learning_rate_and_every_parameter_one_group():
+    from deepatlas.config import OptimConfig, ScheduleConfig
+    from deepatlas.errors import UserError
+    from deepatlas.train.optim import build_optimizer, build_schedule
+
+    model = create_model("bert", in_channels=50, num_classes=2, context=8, d_model=16,
+                         heads=2, layers=2)
+    cfg = OptimConfig(name="adamw", lr=1e-3, weight_decay=0.01, layer_decay=0.5)
+    optimizer = build_optimizer(model, cfg)
+    lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    assert sorted(lr_of) == sorted(id(p) for p in model.parameters())  # each exactly once
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(lr_of)
+    # depth 0 embeddings, 1-2 the encoder layers, 3 the heads: lr * 0.5 ** (3 - depth)
+    assert lr_of[id(model.token.weight)] == pytest.approx(1e-3 / 8)
+    assert lr_of[id(next(model.layers[0].parameters()))] == pytest.approx(1e-3 / 4)
+    assert lr_of[id(next(model.layers[1].parameters()))] == pytest.approx(1e-3 / 2)
+    assert lr_of[id(model.classifier.weight)] == pytest.approx(1e-3)
+    assert {g["weight_decay"] for g in optimizer.param_groups
+            if any(p is model.classifier.bias for p in g["params"])} == {0.0}  # not decayed
+    schedule = build_schedule(optimizer, ScheduleConfig(name="cosine"), 10, 1)
+    optimizer.step(), schedule.step()  # the schedule scales every depth alike
+    ratios = {round(g["lr"] / g["initial_lr"], 9) for g in optimizer.param_groups}
+    assert len(ratios) == 1 and 0 < ratios.pop() < 1
+    with pytest.raises(UserError, match="model.name=bert"):
+        build_optimizer(torch.nn.Linear(3, 2), cfg)
+    with pytest.raises(UserError, match="sgd or adamw"):
+        build_optimizer(model, OptimConfig(name="adam", layer_decay=0.5))
+    with pytest.raises(UserError, match=r"in \(0, 1\]"):
+        build_optimizer(model, OptimConfig(name="adamw", layer_decay=1.5))
+
+
 def test_sentiment_split_is_fixed_by_id_and_drops_neutral_sentences(tmp_path):
     splits = load_sentiment(str(make_rt_snippets(tmp_path, sentences=300)))
     assert [len(s.texts) for s in splits.values()] == [240, 30, 24]  # ids 50, 100.. are 0

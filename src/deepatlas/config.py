@@ -54,6 +54,8 @@ class OptimConfig:
     weight_decay: float = 5e-4  # applied to weights only, never to norms and biases
     beta1: float = 0.9  # AdamW
     beta2: float = 0.999  # AdamW
+    layer_decay: float = 1.0  # sgd/adamw on a model with layer_depth(name) (BERT): the lr of a
+    # parameter at depth k of K is lr * layer_decay^(K - k); 1 = the same lr everywhere
 
 
 @dataclass

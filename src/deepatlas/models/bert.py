@@ -70,6 +70,16 @@ class Bert(nn.Module):
         self.classifier = nn.Linear(d, cfg.num_labels)
         self.apply(normal_002_)
 
+    def layer_depth(self, name: str) -> int:
+        """Where the parameter ``name`` sits, bottom up, for layer-wise learning-rate decay
+        (``optim.layer_decay``): 0 for the embeddings, ``i + 1`` for encoder layer ``i``, and
+        ``layers + 1`` for what sits above them (the final norm and the heads)."""
+        if name.startswith(("token.", "position.", "segment.", "embed_norm.")):
+            return 0
+        if name.startswith("layers."):
+            return int(name.split(".")[1]) + 1
+        return len(self.layers) + 1
+
     def encode(self, tokens: torch.Tensor, segments: torch.Tensor | None = None
                ) -> torch.Tensor:
         """The contextual vectors h (B, T, D) of ``tokens`` (B, T); padding is masked out."""
