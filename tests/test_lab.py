@@ -266,5 +266,8 @@ def test_detection_times_onnx_runtime_beside_eager_pytorch(tour):
     out, _ = tour
     record = json.loads((out / "detection" / "result.json").read_text())
     # Judged on ONNX Runtime, as fixed before measuring; both eager rows are shown beside it.
-    assert [e["judged"] for e in record["effects"]] == [False, False, True]
+    assert [e["judged"] for e in record["effects"]] == [False, False, False, True]
     assert "BatchNorm folded" in record["effects"][1]["name"]
+    paired = record["effects"][2]  # folded − as trained, paired by trial
+    assert paired["method"].startswith("paired t") and paired["unit"] == "trials"
+    assert paired["effect"] == pytest.approx(m["folded_fps_320"] - m["fps_320"])

@@ -9,8 +9,11 @@ linear in its weights, so the two are one conv:
     b' = (b - μ) · γ / σ + β
 
 The folded net computes the same function (to float rounding) with one op fewer per pair; at
-batch 1 on a CPU, where each op's fixed cost weighs as much as its arithmetic, that is time
-(the small detector: 63 -> 73 frames per second at 320 px, ``results/tour-summary.json``).
+batch 1 on a CPU each op has a fixed cost besides its arithmetic. What that buys the small
+detector is measured beside the unfolded model by the lab's ``detection`` experiment: on this
+project's 2-core machine, from 63 to 73 frames per second at 320 px in one run
+(``git show 9930aaa:results/tour-summary.json``), and nothing decided (+0.4 [-27, +28], paired
+over 5 trials) in a faster one (``results/tour-summary.json``).
 ONNX Runtime makes the same rewrite when it loads a graph, and Ultralytics' YOLO calls it
 ``model.fuse()`` before timing; the arithmetic is torch's own
 (:func:`torch.nn.utils.fusion.fuse_conv_bn_eval`). What this module adds is finding the pairs

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from deepatlas.lab.common import pyplot, save
 from deepatlas.lab.registry import Context, Result, experiment
-from deepatlas.lab.stats import against, verdict
+from deepatlas.lab.stats import against, compare, verdict
 
 if TYPE_CHECKING:  # torch is imported where it is used: listing the lab stays fast
     import torch
@@ -165,7 +165,10 @@ def run(ctx: Context) -> Result:
     effects = [against("eager PyTorch: frames per second at 320 px − 45", fps[320], QUOTED_FPS,
                        judged=not judged_onnx),
                against("eager PyTorch, BatchNorm folded: frames per second at 320 px − 45",
-                       folded[320], QUOTED_FPS, judged=False)]
+                       folded[320], QUOTED_FPS, judged=False),
+               # paired by trial: the two ran one after the other in each
+               compare("BatchNorm folded − as trained, eager frames per second at 320 px",
+                       folded[320], fps[320], judged=False, unit="trials")]
     if judged_onnx:
         effects.append(against("ONNX Runtime: frames per second at 320 px − 45", onnx[320],
                                QUOTED_FPS))
