@@ -177,6 +177,13 @@ def test_caption_tokens_are_sot_text_eot_then_padding():
     assert (tokens[1] != PAD).all() and tokens[1, -1] == 2  # cut to fit, [EOT] kept
 
 
+# clip-clipart shrunk to the tiny set: a few seconds on 2 cores (the thresholds were set in fp32)
+TINY = ["data.vocab_size=300", "data.image_size=16", "model.width=8", "model.text_width=32",
+        "model.text_layers=1", "model.embed_dim=16", "train.epochs=12", "train.batch_size=18",
+        "optim.lr=0.003", "train.tensorboard=false", "schedule.warmup_epochs=0",
+        "train.precision=fp32"]
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """A clip-clipart run on 90 fake drawings of 3 categories, a few seconds on 2 cores."""
@@ -186,12 +193,7 @@ def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("clip")
     make_clipart(root / "data", per_category=30)
     config = load_recipe("clip-clipart")
-    apply_overrides(config, [f"data.dir={root / 'data'}", "data.vocab_size=300",
-                             "data.image_size=16", "model.width=8", "model.text_width=32",
-                             "model.text_layers=1", "model.embed_dim=16", "train.epochs=12",
-                             "train.batch_size=18", "optim.lr=0.003", "train.tensorboard=false",
-                             "schedule.warmup_epochs=0",
-                             "train.precision=fp32"])  # the thresholds were set in fp32
+    apply_overrides(config, [f"data.dir={root / 'data'}", *TINY])
     summary = fit(config, root / "run", progress=False)
     return root, summary
 
@@ -214,12 +216,7 @@ def test_the_per_step_keyword_draw_trains_and_a_wrong_value_names_the_valid_ones
 
     root, _ = tiny_run
     config = load_recipe("clip-clipart")
-    apply_overrides(config, [f"data.dir={root / 'data'}", "data.vocab_size=300",
-                             "data.image_size=16", "model.width=8", "model.text_width=32",
-                             "model.text_layers=1", "model.embed_dim=16", "train.epochs=12",
-                             "train.batch_size=18", "optim.lr=0.003", "train.tensorboard=false",
-                             "schedule.warmup_epochs=0", "train.precision=fp32",
-                             "clip.keyword_draw=per-step"])
+    apply_overrides(config, [f"data.dir={root / 'data'}", *TINY, "clip.keyword_draw=per-step"])
     summary = fit(config, tmp_path / "per-step", progress=False)
     assert summary["test_zero_shot_acc"] > 0.5  # chance 1/3, as for the recipe's draw
     apply_overrides(config, ["clip.keyword_draw=each"])
