@@ -1,5 +1,7 @@
-"""MAP 7.2: the crossbar layer against analytic expectations (aihwkit, the field's library,
-is only a C++ source distribution on PyPI and is not built here)."""
+"""MAP 7.2: the crossbar layer against analytic expectations, and its device model against
+IBM's aihwkit draw for draw where aihwkit is installed (a C++ source distribution on PyPI
+that pip's build isolation cannot build against torch: benchmarks/aihwkit_peer.py says how;
+the test is skipped without it)."""
 
 import dataclasses
 import math
@@ -67,6 +69,27 @@ def test_the_device_statistics_are_ibms_pcm_model():
     assert layer.nu_plus.mean().item() == pytest.approx(0.049, rel=0.005)
     assert layer.nu_plus.std().item() == pytest.approx(0.008, rel=0.01)
     assert layer.nu_minus.mean().item() == pytest.approx(0.1004, rel=0.01)  # E|N(0.1, 0.045^2)|
+
+
+def test_the_device_model_is_aihwkits_pcm_noise_model_draw_for_draw(monkeypatch):
+    """Programming noise, drift exponent, and drift with 1/f noise to one day, fed the same
+    normal draws as aihwkit's PCMLikeNoiseModel (its conductances in uS, ours in G_max)."""
+    pcm = pytest.importorskip("aihwkit.inference.noise.pcm")
+    target = torch.linspace(0, 1, 201, dtype=torch.float64)  # g*, in G_max
+    z = torch.randn(201, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    monkeypatch.setattr(pcm, "randn_like", lambda _: z)  # aihwkit's one source of draws
+    theirs, g_max = pcm.PCMLikeNoiseModel(g_max=25.0), 25.0
+    programmed = (target + programming_sigma(target, PCMDevice()) * z).clamp_min(0)
+    torch.testing.assert_close(
+        theirs.apply_programming_noise_to_conductance(target * g_max) / g_max, programmed)
+    mu, spread = drift_exponent_stats(target)
+    nu = (mu + spread * z).abs()
+    torch.testing.assert_close(theirs.generate_drift_coefficients(target * g_max), nu)
+    drifted = programmed * ((DAY + 20.0) / 20.0) ** -nu
+    read = (drifted + drifted.abs() * read_noise_sigma(programmed, DAY, PCMDevice()) * z
+            ).clamp_min(0)
+    torch.testing.assert_close(
+        theirs.apply_drift_noise_to_conductance(programmed * g_max, nu, DAY) / g_max, read)
 
 
 def test_drift_follows_the_power_law_and_compensation_undoes_a_shared_drift():
