@@ -2,7 +2,8 @@
 issue 20): does a day of drift cost a plainly trained LeNet 3 points in aihwkit?
 
     python benchmarks/aihwkit_peer.py [--seeds 0 1 2] [--draws 5] [--images 2000]
-                                      [--name aihwkit-peer] [--out results/benchmarks]
+                                      [--omega 0] [--name aihwkit-peer]
+                                      [--out results/benchmarks]
 
 For each seed this trains the ``in-memory-computing`` experiment's two arms through
 deepatlas's one Trainer (recipe ``analog-mnist``: plainly, ``model.train_noise=0``, and
@@ -15,7 +16,16 @@ drift compensation, averaged over ``--draws`` programmings, in two simulators:
   with its ``InferenceRPUConfig`` as it comes (``PCMLikeNoiseModel``, 7-bit DAC, 9-bit ADC,
   out_bound 12, output noise 0.06, iterative bound management, digital bias), with
   ``drift_compensation`` set to None for the uncompensated reads. aihwkit's own defaults,
-  not tuned to deepatlas's: what a user of the field's library would measure.
+  not tuned to deepatlas's: what a user of the field's library would measure. Two of them
+  differ from deepatlas's model: no weight scaling (``mapping.weight_scaling_omega`` = 0,
+  so its output noise, ADC step and bound act in the weights' own units, where deepatlas
+  maps each layer's max|w| to a full-scale device: ``--omega 1`` does the same), and its
+  global drift compensation reads one-hot inputs through the noisy periphery (mean
+  |output|), where deepatlas's reads an all-ones input exactly.
+
+aihwkit programs its devices from torch's generator (seeded per programming here), but its
+C++ tiles draw the output noise from their own generator, so its figures vary slightly from
+run to run.
 
 aihwkit 1.2.0 is on PyPI as a source distribution that compiles C++ against the installed
 torch. It builds against torch 2.14.1 on 2 cores in about 10 minutes, outside pip's build
@@ -35,7 +45,9 @@ import argparse
 import copy
 import statistics
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,8 +63,9 @@ ARMS = {"plain": ["model.train_noise=0"], "hardware-aware": []}
 DAY = list(TIMES).index("1 day")
 
 
-def aihwkit_twin(model: nn.Module, rpu_config) -> nn.Module:
-    """``model`` (an analog-lenet) with each crossbar an aihwkit layer holding its weights."""
+def aihwkit_twin(model: nn.Module, rpu_config: Any) -> nn.Module:
+    """``model`` (an analog-lenet) with each crossbar an aihwkit layer holding its weights
+    and biases (checked by reading them back)."""
     from aihwkit.nn import AnalogConv2d as AihwConv2d
     from aihwkit.nn import AnalogLinear as AihwLinear
     from aihwkit.nn import AnalogSequential
@@ -70,13 +83,18 @@ def aihwkit_twin(model: nn.Module, rpu_config) -> nn.Module:
             layers.append(copy.deepcopy(layer))
             continue
         twin.set_weights(layer.weight.detach().clone(), layer.bias.detach().clone())
+        weight, bias = twin.get_weights()
+        torch.testing.assert_close(weight, layer.weight.detach().reshape(weight.shape))
+        torch.testing.assert_close(bias, layer.bias.detach())
         layers.append(twin)
     return AnalogSequential(*layers).eval()
 
 
 @torch.no_grad()
-def aihwkit_curve(run: Path, draws: int, images: int) -> dict[str, list[float]]:
-    """drift_curve's figures for ``run``'s weights read by aihwkit's inference tiles."""
+def aihwkit_curve(run: Path, draws: int, images: int, omega: float = 0.0
+                  ) -> dict[str, list[float]]:
+    """drift_curve's figures for ``run``'s weights read by aihwkit's inference tiles
+    (``omega``: its ``mapping.weight_scaling_omega``, 0 as it comes)."""
     from aihwkit.simulator.configs import InferenceRPUConfig
 
     from deepatlas.data import make_loader
@@ -91,6 +109,7 @@ def aihwkit_curve(run: Path, draws: int, images: int) -> dict[str, list[float]]:
     curves = {"digital": [(model(x).argmax(1) == y).float().mean().item()]}
     for compensate in (False, True):
         config = InferenceRPUConfig()
+        config.mapping.weight_scaling_omega = omega
         if not compensate:
             config.drift_compensation = None
         twin = aihwkit_twin(model, config)
@@ -119,10 +138,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--draws", type=int, default=5, help="programmings per network")
     parser.add_argument("--images", type=int, default=2000, help="test digits read")
+    parser.add_argument("--omega", type=float, default=0.0,
+                        help="aihwkit's mapping.weight_scaling_omega (0: its default, no "
+                             "scaling; 1: max|w| to a full-scale device, as deepatlas)")
     parser.add_argument("--name", default="aihwkit-peer")
     parser.add_argument("--out", default="results/benchmarks")
     args = parser.parse_args()
-    rows = []
+    rows, start = [], time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             for arm, overrides in ARMS.items():
@@ -130,9 +152,10 @@ def main() -> None:
                 fit(load_recipe("analog-mnist", [*overrides, f"seed={seed}",
                                                  "train.tensorboard=false"]), run,
                     progress=False)
-                for simulator, curve_of in (("deepatlas", drift_curve),
-                                            ("aihwkit", aihwkit_curve)):
-                    curve = curve_of(run, args.draws, args.images)
+                for simulator in ("deepatlas", "aihwkit"):
+                    curve = (drift_curve(run, args.draws, args.images) if simulator ==
+                             "deepatlas" else aihwkit_curve(run, args.draws, args.images,
+                                                            args.omega))
                     row = {"seed": seed, "arm": arm, "simulator": simulator,
                            "curve": curve, "cost_1day": day_costs(curve)}
                     print({k: v for k, v in row.items() if k != "curve"}, flush=True)
@@ -151,7 +174,8 @@ def main() -> None:
         "question": "accuracy lost from 1 s to 1 day after programming, deepatlas's "
                     "crossbars against aihwkit's inference tiles on the same weights",
         "times": TIMES, "draws": args.draws, "images": args.images, "aihwkit":
-        aihwkit.__version__, "rows": rows, "cost_1day": summary})
+        aihwkit.__version__, "weight_scaling_omega": args.omega, "rows": rows,
+        "cost_1day": summary, "wall_s": time.perf_counter() - start})
     for key, value in summary.items():
         print(f"{key}: {value['mean'] * 100:+.2f} ± {value['std'] * 100:.2f} points")
     print(f"wrote {path}")

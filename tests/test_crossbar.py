@@ -85,7 +85,8 @@ def test_the_device_model_is_aihwkits_pcm_noise_model_draw_for_draw(monkeypatch)
     mu, spread = drift_exponent_stats(target)
     nu = (mu + spread * z).abs()
     torch.testing.assert_close(theirs.generate_drift_coefficients(target * g_max), nu)
-    drifted = programmed * ((DAY + 20.0) / 20.0) ** -nu
+    t0 = PCMDevice().t0  # aihwkit's t_0, 20 s
+    drifted = programmed * ((DAY + t0) / t0) ** -nu
     read = (drifted + drifted.abs() * read_noise_sigma(programmed, DAY, PCMDevice()) * z
             ).clamp_min(0)
     torch.testing.assert_close(

@@ -27,11 +27,13 @@ sigma_out = 0.06 to every output of every read, in the units above (aihwkit's
 ``IOParameters.out_noise``, on by default in its ``InferenceRPUConfig``): it does not drift,
 so as the currents shrink it weighs more; the energy and latency of the converters and of
 the digital bias and activations are not modelled. Global drift compensation (Joshi et al.
-2020; aihwkit's ``GlobalDriftCompensation``) takes the array's response to a fixed all-ones
-input as programmed (before drift and 1/f noise) and again at time t, and divides the output
-by the ratio c(t) of the two, undoing the drift that all devices share. Hardware-aware training (Joshi et al. 2020)
-adds N(0, (train_noise max|w|)^2) to the weights on every training forward, so the network
-learns weights that tolerate the noise above.
+2020) takes the array's summed response to a fixed all-ones input as programmed (before
+drift and 1/f noise) and again at time t, exactly, and divides the output by the ratio c(t)
+of the two, undoing the drift that all devices share. (aihwkit's ``GlobalDriftCompensation``
+reads one-hot inputs through the noisy periphery instead, the mean |output|; its
+``...WithExactReference`` variant takes the baseline from an exact all-ones read.)
+Hardware-aware training (Joshi et al. 2020) adds N(0, (train_noise max|w|)^2) to the weights
+on every training forward, so the network learns weights that tolerate the noise above.
 """
 
 from __future__ import annotations
