@@ -60,7 +60,7 @@ from deepatlas.tasks import fit
 from deepatlas.train.runinfo import write_result
 
 ARMS = {"plain": ["model.train_noise=0"], "hardware-aware": []}
-DAY = list(TIMES).index("1 day")
+DAY_COLUMN = list(TIMES).index("1 day")  # where 1 day sits in each curve
 
 
 def aihwkit_twin(model: nn.Module, rpu_config: Any) -> nn.Module:
@@ -128,7 +128,7 @@ def aihwkit_curve(run: Path, draws: int, images: int, omega: float = 0.0
 
 def day_costs(curve: dict[str, list[float]]) -> dict[str, float]:
     """Accuracy lost from 1 s to 1 day, uncompensated and compensated."""
-    return {mode: curve[mode][0] - curve[mode][DAY] for mode in ("raw", "compensated")}
+    return {mode: curve[mode][0] - curve[mode][DAY_COLUMN] for mode in ("raw", "compensated")}
 
 
 def main() -> None:
