@@ -54,7 +54,7 @@ import torch
 from torch import nn
 
 from deepatlas.config import load_recipe
-from deepatlas.lab.experiments.in_memory import TIMES, drift_curve
+from deepatlas.lab.experiments.in_memory import TIMES, drift_curve, trained_model_and_digits
 from deepatlas.nn.crossbar import AnalogConv2d, AnalogLinear
 from deepatlas.tasks import fit
 from deepatlas.train.runinfo import write_result
@@ -97,15 +97,7 @@ def aihwkit_curve(run: Path, draws: int, images: int, omega: float = 0.0
     (``omega``: its ``mapping.weight_scaling_omega``, 0 as it comes)."""
     from aihwkit.simulator.configs import InferenceRPUConfig
 
-    from deepatlas.data import make_loader
-    from deepatlas.models.saved import model_from_checkpoint
-    from deepatlas.tasks.classify_images import data_for
-    from deepatlas.train.checkpoint import find_checkpoint, load_checkpoint
-
-    state = load_checkpoint(find_checkpoint(str(run)))
-    model = model_from_checkpoint(state)
-    x, y = next(iter(make_loader(data_for(state), "test", images, num_workers=0)))
-    x = x.float()
+    model, x, y = trained_model_and_digits(run, images)
     curves = {"digital": [(model(x).argmax(1) == y).float().mean().item()]}
     for compensate in (False, True):
         config = InferenceRPUConfig()

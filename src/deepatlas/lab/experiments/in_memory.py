@@ -41,20 +41,27 @@ TIMES = {"1 s": 1.0, "1 h": 3600.0, "1 day": 86400.0, "1 month": 30 * 86400.0,
          "1 year": 365 * 86400.0}
 
 
-@torch.no_grad()
-def drift_curve(run_dir: Path, draws: int, images: int) -> dict[str, list[float]]:
-    """Test accuracy at each of TIMES, without and with compensation, averaged over
-    ``draws`` programmings; plus the digital accuracy."""
+def trained_model_and_digits(run_dir: Path, images: int
+                             ) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """``run_dir``'s trained network (digital until programmed) and its first ``images``
+    test digits, normalised, with their labels: what every read of the drift curve sees."""
     from deepatlas.data import make_loader
     from deepatlas.models.saved import model_from_checkpoint
-    from deepatlas.nn.crossbar import program_model, set_inference_time
     from deepatlas.tasks.classify_images import data_for
     from deepatlas.train.checkpoint import find_checkpoint, load_checkpoint
 
     state = load_checkpoint(find_checkpoint(str(run_dir)))
-    model = model_from_checkpoint(state)
     x, y = next(iter(make_loader(data_for(state), "test", images, num_workers=0)))
-    x = x.float()
+    return model_from_checkpoint(state), x.float(), y
+
+
+@torch.no_grad()
+def drift_curve(run_dir: Path, draws: int, images: int) -> dict[str, list[float]]:
+    """Test accuracy at each of TIMES, without and with compensation, averaged over
+    ``draws`` programmings; plus the digital accuracy."""
+    from deepatlas.nn.crossbar import program_model, set_inference_time
+
+    model, x, y = trained_model_and_digits(run_dir, images)
     curves = {"digital": [(model(x).argmax(1) == y).float().mean().item()]}
     for compensate in (False, True):
         rows = []
