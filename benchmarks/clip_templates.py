@@ -5,11 +5,11 @@
 
 A ``clip-clipart`` run's text encoder read four forms of each drawing's text: the caption
 ("title. kw, kw"), the title, the keywords ("kw, kw") and one bare keyword ("frog", no
-period). The task's zero-shot prompts (``deepatlas.tasks.clip.TEMPLATES``, "a clip-art
-picture of a {}." and four more) are phrasings it never read. This scores three prompt sets,
-fixed before the first evaluation, on each run's best.pt, with no retraining:
+period). The task's zero-shot prompts when this was written (now ``clip.prompts=phrased``,
+"a clip-art picture of a {}." and four more) are phrasings it never read. This scores three
+prompt sets, fixed before the first evaluation, on each run's best.pt, with no retraining:
 
-- ``A``: the task's five templates (the control);
+- ``A``: the five phrased templates (the control);
 - ``B``: those five and the bare category name, "{}";
 - ``C``: the bare category name alone.
 
@@ -42,7 +42,8 @@ from deepatlas.train.distributed import init_distributed
 from deepatlas.train.runinfo import write_result
 from deepatlas.train.task import Context
 
-PROMPT_SETS = {"A": clip_task.TEMPLATES, "B": (*clip_task.TEMPLATES, "{}"), "C": ("{}",)}
+PHRASED = clip_task.PROMPT_SETS["phrased"]
+PROMPT_SETS = {"A": PHRASED, "B": (*PHRASED, "{}"), "C": ("{}",)}
 
 
 @torch.no_grad()

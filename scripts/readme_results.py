@@ -217,19 +217,21 @@ def clip() -> str:
         return "Not measured yet: `deepatlas lab run image-text`."
     m = e["metrics"]
     pct = lambda key: f"{100 * m[key + '_mean']:.1f}%"  # noqa: E731
+    n_prompts = m.get("zero_shot_prompts", 5)  # records before clip.prompts: five templates
+    prompts = f"ensemble of {n_prompts:.0f} prompts" if n_prompts > 1 else "the bare name"
     lines = [f"`deepatlas lab run image-text` ({len(e['seeds'])} seeds, {e['wall_s'] / 60:.1f} "
              f"min, {m['train_seconds_mean'] / 60:.1f} min of training per seed, verdict: "
              f"{e['verdict']}), on the held-out drawings:", "",
              "| measure | test |", "| --- | --- |",
-             f"| zero-shot balanced accuracy, prompt ensemble (22 categories) | "
+             f"| zero-shot balanced accuracy, {prompts} (22 categories) | "
              f"{pct('test_zero_shot_balanced_acc')} |",
              f"| linear probe on the image features, balanced accuracy | "
              f"{pct('test_probe_balanced_acc')} |",
              f"| chance (one category always), balanced accuracy | "
              f"{pct('test_chance_balanced_acc')} |",
-             f"| zero-shot accuracy, prompt ensemble | {pct('test_zero_shot_acc')} |",
-             f"| zero-shot accuracy, one prompt (mean of 5) | "
-             f"{pct('test_zero_shot_acc_per_template')} |",
+             f"| zero-shot accuracy, {prompts} | {pct('test_zero_shot_acc')} |",
+             *([f"| zero-shot accuracy, one prompt (mean of {n_prompts:.0f}) | "
+                f"{pct('test_zero_shot_acc_per_template')} |"] if n_prompts > 1 else []),
              f"| linear probe, accuracy | {pct('test_probe_acc')} |",
              f"| always the largest category, accuracy | {pct('test_majority_acc')} |"]
     for direction, name in (("image_to_text", "image→text"), ("text_to_image", "text→image")):

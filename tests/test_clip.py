@@ -199,7 +199,10 @@ def tiny_run(tmp_path_factory):
 
 
 def test_clip_task_learns_the_tiny_set(tiny_run):
-    _, summary = tiny_run
+    from deepatlas.train.checkpoint import load_checkpoint
+
+    root, summary = tiny_run
+    assert load_checkpoint(root / "run" / "best.pt")["data"]["templates"] == ["{}"]
     # 9 test pairs, 3 categories: chance is 1/9 for R@1 and 1/3 for zero-shot
     assert summary["test_image_to_text_r5"] > 5 / 9
     assert summary["test_zero_shot_acc"] > 0.5
@@ -208,23 +211,32 @@ def test_clip_task_learns_the_tiny_set(tiny_run):
     assert summary["test_probe_balanced_acc"] > 0.5
 
 
-def test_the_per_step_keyword_draw_trains_and_a_wrong_value_names_the_valid_ones(tiny_run,
-                                                                                tmp_path):
+def test_the_per_step_draw_and_phrased_prompts_train_and_wrong_values_name_valid_ones(
+        tiny_run, tmp_path):
     from deepatlas.config import apply_overrides, load_recipe
     from deepatlas.errors import UserError
     from deepatlas.tasks import fit
+    from deepatlas.tasks.clip import PROMPT_SETS
+    from deepatlas.train.checkpoint import load_checkpoint
 
     root, _ = tiny_run
     config = load_recipe("clip-clipart")
-    apply_overrides(config, [f"data.dir={root / 'data'}", *TINY, "clip.keyword_draw=per-step"])
+    apply_overrides(config, [f"data.dir={root / 'data'}", *TINY, "clip.keyword_draw=per-step",
+                             "clip.prompts=phrased"])
     summary = fit(config, tmp_path / "per-step", progress=False)
     assert summary["test_zero_shot_acc"] > 0.5  # chance 1/3, as for the recipe's draw
+    templates = load_checkpoint(tmp_path / "per-step" / "best.pt")["data"]["templates"]
+    assert templates == list(PROMPT_SETS["phrased"]) and len(templates) == 5
     apply_overrides(config, ["clip.keyword_draw=each"])
     with pytest.raises(UserError, match="per-drawing, per-step"):
         fit(config, tmp_path / "wrong", progress=False)
     apply_overrides(config, ["clip.keyword_draw=per-step", "clip.variants=false"])
     with pytest.raises(UserError, match="needs clip.variants=true"):
         fit(config, tmp_path / "no-variants", progress=False)
+    apply_overrides(config, ["clip.keyword_draw=per-drawing", "clip.variants=true",
+                             "clip.prompts=sentences"])
+    with pytest.raises(UserError, match="name, phrased"):
+        fit(config, tmp_path / "no-such-prompts", progress=False)
 
 
 def test_search_ranks_a_folder_and_draws_a_contact_sheet(tiny_run, cli):

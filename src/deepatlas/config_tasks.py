@@ -75,6 +75,8 @@ class ClipConfig:
     # keywords, one keyword (data/image_text.py); false: always the caption
     keyword_draw: str = "per-drawing"  # the one keyword: fixed per drawing | per-step (drawn
     # afresh from the drawing's keywords at every step)
+    prompts: str = "name"  # zero-shot prompts: name (the bare category name, the form of the
+    # one-keyword variant) | phrased (five templates, "a clip-art picture of a {}.", ...)
 
 
 @dataclass
