@@ -219,7 +219,9 @@ def clip() -> str:
     pct = lambda key: f"{100 * m[key + '_mean']:.1f}%"  # noqa: E731
     n_prompts = m.get("zero_shot_prompts", 5)  # records before clip.prompts: five templates
     prompts = f"ensemble of {n_prompts:.0f} prompts" if n_prompts > 1 else "the bare name"
-    lines = [f"`deepatlas lab run image-text` ({len(e['seeds'])} seeds, {e['wall_s'] / 60:.1f} "
+    seeds = e["seeds"]
+    command = "deepatlas lab run image-text" + (f" --seed {seeds[0]}" if seeds[0] else "")
+    lines = [f"`{command}` (seeds {seeds[0]}-{seeds[-1]}, {e['wall_s'] / 60:.1f} "
              f"min, {m['train_seconds_mean'] / 60:.1f} min of training per seed, verdict: "
              f"{e['verdict']}), on the held-out drawings:", "",
              "| measure | test |", "| --- | --- |",

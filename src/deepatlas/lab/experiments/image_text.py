@@ -17,7 +17,10 @@ always guessing one category scores 1 / categories. Holds when, beyond the sprea
 (1) zero-shot balanced accuracy exceeds three times that chance level, and (2) it is at least
 half the linear probe's. The prompts are the task's default, the bare category name ("frog"):
 it beat CLIP's phrased templates ("a clip-art picture of a {}.", ...) on validation
-(benchmarks/clip_templates.py), and this run is the first to judge it. Plain accuracy (beside the 26% of always
+(benchmarks/clip_templates.py). Eight seeds, fixed before this lab first ran with that
+prompt: over the seven recipe runs behind that choice the validation zero-shot balanced
+accuracy spread by 3.3 points (sample std), so three seeds give a 95% half-width of about 8
+points and eight about 2.8, against a margin of about 5 points to the bar. Plain accuracy (beside the 26% of always
 guessing "computer") and retrieval recall@1/5/10 are reported with them.
 """
 
@@ -50,7 +53,7 @@ def run(ctx: Context) -> Result:
     missing = without_data("clipart")
     if missing is not None:
         return missing
-    seeds = [ctx.seed + s for s in range(ctx.size(3, 1, smoke=1))]
+    seeds = [ctx.seed + s for s in range(ctx.size(8, 1, smoke=1))]
     # quick: the code path in the tour's minutes (16 px drawings make every pass 4x cheaper)
     budget = ctx.size([], ["train.epochs=1", "train.limit_train_batches=15",
                            "data.image_size=16"],
