@@ -1,6 +1,6 @@
 """deepatlas's CLIP against open_clip's, same data, same engine, same epochs.
 
-    python benchmarks/clip_peer.py [--epochs 10] [--out results/benchmarks]
+    python benchmarks/clip_peer.py [--epochs 10] [--prompts name] [--out results/benchmarks]
 
 The peer is what a user would pick instead: ``open_clip.model.CLIP`` (open_clip_torch),
 built from a config of the same size as deepatlas's ``model.image_encoder=vit`` (a ViT of 4
@@ -79,6 +79,7 @@ def open_clip_vit(*, in_channels: int = 3, image_size: int = 32, num_classes: in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--prompts", default="name", help="clip.prompts: name | phrased")
     parser.add_argument("--out", default="results/benchmarks")
     args = parser.parse_args()
     import open_clip
@@ -94,12 +95,14 @@ def main() -> None:
         for i, (name, sets) in enumerate(arms):
             config = load_recipe("clip-clipart", [f"train.epochs={args.epochs}",
                                                   "train.tensorboard=false",
-                                                  "data.download=false", *sets])
+                                                  "data.download=false",
+                                                  f"clip.prompts={args.prompts}", *sets])
             summary = fit(config, Path(tmp) / f"arm{i}", progress=False)
             rows[name] = {key: summary[key] for key in KEYS}
             precision = summary["precision"]  # the recipe's: the same for every arm
             print(name, rows[name], flush=True)
-    path = write_result(args.out, "clip-peer", {"epochs": args.epochs, "rows": rows,
+    path = write_result(args.out, "clip-peer", {"epochs": args.epochs, "prompts": args.prompts,
+                                               "rows": rows,
                                                "precision": precision,
                                                "open_clip": open_clip.__version__})
     print(f"wrote {path}")

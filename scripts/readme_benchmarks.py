@@ -254,7 +254,9 @@ def clip_peer() -> str:
     if not list((RESULTS / "benchmarks").glob("clip-peer-*.json")):
         return "Not measured yet: `python benchmarks/clip_peer.py`."
     t = _one("clip-peer-*.json")
-    lines = [f"`python benchmarks/clip_peer.py --epochs {t['epochs']}`: all through the same "
+    prompts = t.get("prompts", "phrased")  # files from before clip.prompts: the five templates
+    lines = [f"`python benchmarks/clip_peer.py --epochs {t['epochs']} --prompts {prompts}`: "
+             "all through the same "
              f"Trainer and `clip-clipart` recipe, {t['epochs']} epochs each in "
              f"{t.get('precision', 'float32')}, one seed, on "
              f"{t.get('cpu_threads')} threads ({t.get('cpu')}, torch {t.get('torch')}, "
