@@ -31,6 +31,7 @@ from torch import nn
 from deepatlas.config import load_recipe
 from deepatlas.models import register_model
 from deepatlas.tasks import fit
+from deepatlas.tasks.clip import PROMPT_SETS
 from deepatlas.train.runinfo import write_result
 
 KEYS = ("test_zero_shot_acc", "test_zero_shot_balanced_acc", "test_probe_acc",
@@ -79,7 +80,8 @@ def open_clip_vit(*, in_channels: int = 3, image_size: int = 32, num_classes: in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--prompts", default="name", help="clip.prompts: name | phrased")
+    parser.add_argument("--prompts", default="name", choices=sorted(PROMPT_SETS),
+                        help="clip.prompts: the zero-shot prompt set")
     parser.add_argument("--out", default="results/benchmarks")
     args = parser.parse_args()
     import open_clip

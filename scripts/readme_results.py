@@ -221,7 +221,8 @@ def clip() -> str:
     prompts = f"ensemble of {n_prompts:.0f} prompts" if n_prompts > 1 else "the bare name"
     seeds = e["seeds"]
     command = "deepatlas lab run image-text" + (f" --seed {seeds[0]}" if seeds[0] else "")
-    lines = [f"`{command}` (seeds {seeds[0]}-{seeds[-1]}, {e['wall_s'] / 60:.1f} "
+    span = f"seeds {seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else f"seed {seeds[0]}"
+    lines = [f"`{command}` ({span}, {e['wall_s'] / 60:.1f} "
              f"min, {m['train_seconds_mean'] / 60:.1f} min of training per seed, verdict: "
              f"{e['verdict']}), on the held-out drawings:", "",
              "| measure | test |", "| --- | --- |",

@@ -203,6 +203,8 @@ def test_clip_task_learns_the_tiny_set(tiny_run):
 
     root, summary = tiny_run
     assert load_checkpoint(root / "run" / "best.pt")["data"]["templates"] == ["{}"]
+    # one prompt: its own accuracy is the ensemble's (five would average five different ones)
+    assert summary["test_zero_shot_acc_per_template"] == summary["test_zero_shot_acc"]
     # 9 test pairs, 3 categories: chance is 1/9 for R@1 and 1/3 for zero-shot
     assert summary["test_image_to_text_r5"] > 5 / 9
     assert summary["test_zero_shot_acc"] > 0.5

@@ -52,3 +52,27 @@ def test_the_committed_tour_summary_is_complete():
     assert {e["id"] for e in summary["experiments"]} == {e.name for e in list_experiments()}
     assert all(e["verdict"] in VERDICTS for e in summary["experiments"])
     assert set(summary["verdicts"]) == set(VERDICTS)
+
+
+def test_the_key_table_lists_every_config_section_key_and_task():
+    """`--set section.key=value` is documented by one table: a key added without a row there
+    is a key no reader can find."""
+    import dataclasses
+
+    from deepatlas.config import RunConfig
+    from deepatlas.tasks import TASKS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("| section | keys |"):]
+    table = table[:table.index("\n\n")]
+    rows = dict(re.findall(r"^\| `(\w+)` \| (.*) \|$", table, re.M))
+    missing = []
+    for section in dataclasses.fields(RunConfig):
+        if section.name == "model" or section.default_factory is dataclasses.MISSING:
+            continue  # model's keys are each model's own; the scalars are the top-level row
+        keys = [k.name for k in dataclasses.fields(section.default_factory())]
+        row = rows.get(section.name, "")
+        missing += [f"{section.name}.{k}" for k in keys if f"`{k}`" not in row]
+    top = re.search(r"^\| top level \| (.*) \|$", table, re.M).group(1)
+    missing += [f"task {name}" for name in TASKS if name not in top]
+    assert not missing, f"README's key table lacks {', '.join(missing)}"

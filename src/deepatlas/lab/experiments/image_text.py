@@ -20,7 +20,7 @@ it beat CLIP's phrased templates ("a clip-art picture of a {}.", ...) on validat
 (benchmarks/clip_templates.py). Eight seeds, fixed before this lab first ran with that
 prompt: over the seven recipe runs behind that choice the validation zero-shot balanced
 accuracy spread by 3.3 points (sample std), so three seeds give a 95% half-width of about 8
-points and eight about 2.8, against a margin of about 5 points to the bar. Plain accuracy
+points and eight about 2.8, against a margin of about 6 points to the bar. Plain accuracy
 (beside the 26% of always guessing "computer") and retrieval recall@1/5/10 are reported with
 them.
 """
