@@ -81,7 +81,8 @@ def tour() -> str:
     counts = ", ".join(f"{n} {v}" for v, n in s["verdicts"].items())
     lines = [f"`deepatlas tour{' --quick' if s['quick'] else ''}` on this machine "
              f"({m.get('cpu_threads', '?')} threads, {m.get('cpu', '?')}, torch "
-             f"{m.get('torch', '?')}), seed {s['seed']}, finished {s['finished'][:10]}: "
+             f"{m.get('torch', '?')}), seed {s['seed']} (a row run at other seeds names them), "
+             f"finished {s['finished'][:10]}: "
              f"{len(s['experiments'])} experiments in {s['wall_s']:.0f} s; {counts}. "
              "Each judged effect is the mean over seeds with its 95% interval "
              "(`deepatlas.lab.stats`); the file is `results/tour-summary.json`.", "",
@@ -97,7 +98,9 @@ def tour() -> str:
         parts = "; ".join(f"{p['name']}: {p['verdict']}"
                           + (f" ({p['reason']})" if p.get("reason") else "")
                           for p in e.get("parts") or [])
-        cells = [e["map_id"], f"`{e['id']}`", verdict,
+        seeds = e.get("seeds") or [s["seed"]]
+        own = f" (seeds {seeds[0]}-{seeds[-1]})" if seeds[0] != s["seed"] else ""
+        cells = [e["map_id"], f"`{e['id']}`{own}", verdict,
                  " ".join(x for x in (effects, parts and f"steps: {parts}") if x) or "-"]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
