@@ -58,7 +58,9 @@ class OpenClipPeer(nn.Module):
     def scale(self) -> torch.Tensor:  # open_clip's training loop clamps it at log(100)
         return self.model.logit_scale.clamp(max=math.log(100)).exp()
 
-    def forward(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, tokens: torch.Tensor, embeddings: bool = False):
+        if embeddings:
+            return self.encode_image(images), self.encode_text(tokens), self.scale()
         return self.scale() * self.encode_image(images) @ self.encode_text(tokens).T
 
 

@@ -33,6 +33,18 @@ def test_clip_loss_equals_the_hand_computed_symmetric_infonce():
     assert clip_loss(torch.zeros(4, 4)).item() == pytest.approx(math.log(4))
 
 
+def test_the_local_losses_of_the_processes_average_to_the_global_batchs():
+    """open_clip's local loss: process r's B images against all W·B captions and its B
+    captions against all W·B images, its pairs at r·B + i; the W losses' mean is the loss of
+    the whole (W·B, W·B) batch."""
+    torch.manual_seed(0)
+    world, b = 3, 4
+    logits = torch.randn(world * b, world * b, dtype=torch.float64) * 3
+    local = [clip_loss(logits[r * b:(r + 1) * b], logits.T[r * b:(r + 1) * b],
+                       torch.arange(b) + r * b) for r in range(world)]
+    assert (sum(local) / world).item() == pytest.approx(clip_loss(logits).item(), rel=1e-12)
+
+
 def test_retrieval_recall_matches_ranks_counted_by_hand():
     torch.manual_seed(1)
     similarity = torch.randn(30, 30)
@@ -263,3 +275,35 @@ def test_search_ranks_a_folder_and_draws_a_contact_sheet(tiny_run, cli):
     (junk / "notes.png").write_text("not an image")
     code, _, err = cli("search", root / "run", "car", "--images", junk, "--out", root / "j.png")
     assert code == 2 and "holds no image that decodes" in err and "Traceback" not in err
+
+
+def test_two_gloo_processes_gather_the_negatives_and_match_one(tiny_run, tmp_path):
+    """Under torchrun each process's images meet every process's captions (the gathered
+    embeddings, open_clip's local loss): 2 processes of B reach the weights of 1 of 2B. Without
+    the gather each would see B - 1 negatives, not 2B - 1, and the weights would differ."""
+    import os
+    import subprocess
+    import sys
+
+    from deepatlas.train.checkpoint import load_checkpoint
+
+    root, _ = tiny_run
+    # No per-rank draws, so both see the same data. SGD, not AdamW: attention's key bias has a
+    # gradient of exactly 0 in theory (softmax ignores a shift shared by all keys), and Adam
+    # would blow the two runs' different rounding of that 0 up to a full step.
+    sets = [f"data.dir={root / 'data'}", *TINY, "train.epochs=2", "model.image_encoder=vit",
+            "clip.variants=false", "data.augment=none", "optim.name=sgd", "optim.lr=0.1"]
+    args = ["-m", "deepatlas", "train", "clip-clipart", "--no-progress",
+            *(x for s in sets for x in ("--set", s))]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run([sys.executable, *args, "--out", tmp_path / "one"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                          "--nproc_per_node=2", *args, "--out", tmp_path / "two"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = (load_checkpoint(tmp_path / run / "last.pt") for run in ("one", "two"))
+    assert a["step"] == b["step"] == 2 * 4  # 72 training pairs in batches of 18
+    for key, value in a["models"]["model"].items():
+        torch.testing.assert_close(value, b["models"]["model"][key], rtol=1e-4, atol=1e-5)

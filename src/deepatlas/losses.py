@@ -229,7 +229,8 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
 # ------------------------------------------------------------ image-text (MAP 6.3)
 
 
-def clip_loss(logits_per_image: torch.Tensor) -> torch.Tensor:
+def clip_loss(logits_per_image: torch.Tensor, logits_per_text: torch.Tensor | None = None,
+              target: torch.Tensor | None = None) -> torch.Tensor:
     """CLIP's symmetric InfoNCE (Radford et al. 2021, figure 3) of the (N, N) similarities
     ``logits[i, j] = <I_i, T_j> / tau`` of N images and their N captions (pair i on the
     diagonal)::
@@ -237,7 +238,12 @@ def clip_loss(logits_per_image: torch.Tensor) -> torch.Tensor:
         L = ( mean_i -log softmax_j(logits)[i, i]  +  mean_j -log softmax_i(logits)[j, j] ) / 2
 
     image -> text and text -> image, each a cross-entropy over the batch. Equals open_clip's
-    ``ClipLoss`` on one process."""
+    ``ClipLoss`` on one process. Under torchrun each process passes its own rows, open_clip's
+    "local loss": its B images against all W·B captions, its B captions against all W·B
+    images, and ``target`` where its pairs sit among them (rank·B + i); the mean of the W
+    processes' losses is then L of the global batch."""
     logits = logits_per_image.float()
-    target = torch.arange(len(logits), device=logits.device)
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+    per_text = logits.T if logits_per_text is None else logits_per_text.float()
+    if target is None:
+        target = torch.arange(len(logits), device=logits.device)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(per_text, target)) / 2

@@ -129,8 +129,12 @@ class Clip(nn.Module):
         """1 / tau, at most 100."""
         return self.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
 
-    def forward(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """logits (B_images, B_texts) = <I_i, T_j> / tau."""
+    def forward(self, images: torch.Tensor, tokens: torch.Tensor, embeddings: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """logits (B_images, B_texts) = <I_i, T_j> / tau; with ``embeddings``, the parts
+        (I (B, E), T (B, E), 1 / tau) for a loss that gathers them across processes."""
+        if embeddings:
+            return self.encode_image(images), self.encode_text(tokens), self.scale()
         return self.scale() * self.encode_image(images) @ self.encode_text(tokens).T
 
 

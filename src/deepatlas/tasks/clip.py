@@ -18,8 +18,10 @@ win its row and its column. The category labels are used only to evaluate:
   the categories are far from even: always guessing the largest scores ``test_majority_acc``
   on the first and ``test_chance_balanced_acc`` (1 / categories) on the second.
 
-Under torchrun each process computes the loss on its own B / world pairs (the paper gathers
-every device's embeddings first, for more negatives; this task does not).
+Under torchrun the embeddings of every process are gathered, as in the paper and open_clip,
+so each image is told apart from all the global batch's captions, not only its process's
+B / world; the gradients flow back through the gather (open_clip's ``gather_with_grad`` and
+``local_loss``), which gives the weights one process would reach with the whole batch.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from deepatlas.errors import UserError
 from deepatlas.losses import clip_loss
 from deepatlas.models import create_model
 from deepatlas.train import Context, StepOutput, Task
+from deepatlas.train.distributed import all_gather_with_grad
 
 # The zero-shot prompt sets (clip.prompts). "phrased" is CLIP's way, sentences around the
 # name; "name" won on validation here (benchmarks/clip_templates.py, README), since the text
@@ -166,12 +169,18 @@ class ContrastiveImageText(Task):
             tokens = tokens[torch.arange(len(tokens), device=tokens.device), pick]
         x = augment_batch(self.normalize(images), self.config.data.augment, g)
         x = x.contiguous(memory_format=self.ctx.memory_format)
+        env = self.ctx.dist
         with self.ctx.autocast():
-            logits = self.train_models["model"](x, tokens)  # (B, B)
-        loss = clip_loss(logits)
+            image, text, scale = self.train_models["model"](x, tokens, embeddings=True)
+            # every process's pairs are negatives for every other's (W = 1: these B)
+            all_image = all_gather_with_grad(image, env)  # (W·B, E)
+            all_text = all_gather_with_grad(text, env)  # (W·B, E)
+            logits = scale * image @ all_text.T  # (B, W·B): this process's images
+            per_text = scale * text @ all_image.T if env.enabled else None  # W = 1: logits.T
+        target = torch.arange(len(image), device=image.device) + env.rank * len(image)
+        loss = clip_loss(logits, per_text, target)
         with torch.no_grad():
-            target = torch.arange(len(logits), device=logits.device)
-            acc = (logits.argmax(1) == target).float().mean()  # in-batch image -> text top-1
+            acc = (logits.argmax(1) == target).float().mean()  # image -> text top-1, W·B texts
             tau = 1 / self.models["model"].scale()
         return StepOutput(loss, {"loss": loss.detach(), "batch_acc": acc, "temperature": tau},
                           n=len(images))

@@ -74,6 +74,18 @@ def all_reduce_sum(values: torch.Tensor, env: DistEnv) -> torch.Tensor:
     return values
 
 
+def all_gather_with_grad(x: torch.Tensor, env: DistEnv) -> torch.Tensor:
+    """(W·B, ...): every process's ``x`` (B, ...) in rank order, through torch's
+    differentiable ``all_gather``, so each process's loss sends gradients back to the
+    embeddings of every other (CLIP's negatives from the whole global batch). ``x`` itself
+    on one process."""
+    if not env.enabled:
+        return x
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(x))
+
+
 def shutdown(env: DistEnv) -> None:
     if env.enabled and dist.is_initialized():
         dist.destroy_process_group()
