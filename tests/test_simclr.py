@@ -36,6 +36,17 @@ def test_nt_xent_by_hand():
     assert nt_xent(5 * z, z, t).item() == pytest.approx(expected, rel=1e-6)
 
 
+def test_the_local_losses_of_the_processes_average_to_the_global_batchs():
+    """Under torchrun process r passes its own views and everyone's (rank order): its 2N
+    anchors meet all 2·W·N views, and the W losses' mean is the loss of the whole batch."""
+    torch.manual_seed(0)
+    world, n = 3, 4
+    z1, z2 = torch.randn(world * n, 8), torch.randn(world * n, 8)
+    local = [nt_xent(z1[r * n:(r + 1) * n], z2[r * n:(r + 1) * n], 0.5, z1, z2, r)
+             for r in range(world)]
+    torch.testing.assert_close(sum(local) / world, nt_xent(z1, z2, 0.5))
+
+
 def test_crop_flip_theta_is_the_identity_a_mirror_and_a_crop():
     x = torch.rand(3, 1, 8, 8, dtype=torch.float64)
     one, zero = torch.ones(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)

@@ -209,20 +209,32 @@ class PerceptualLoss(torch.nn.Module):
 # ------------------------------------------------------------ self-supervised (MAP 7.4)
 
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5,
+            all_z1: torch.Tensor | None = None, all_z2: torch.Tensor | None = None,
+            rank: int = 0) -> torch.Tensor:
     """SimCLR's normalised temperature-scaled cross-entropy (Chen et al. 2020, eq. 1) for the
     projections of two views, z1 and z2 (N, D); (z1[i], z2[i]) is a positive pair::
 
         l(i, j) = -log  exp(sim(z_i, z_j) / tau) / sum_{k != i} exp(sim(z_i, z_k) / tau)
 
     with sim the cosine similarity, over all 2N anchors (each one's negatives are the other
-    2N - 2 views), averaged. Equals pytorch-metric-learning's ``NTXentLoss(tau)``."""
-    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)  # (2N, D)
-    logits = z @ z.T / temperature  # (2N, 2N)
+    2N - 2 views), averaged. Equals pytorch-metric-learning's ``NTXentLoss(tau)``.
+
+    Under torchrun each process passes its own views and every process's (``all_z1``,
+    ``all_z2``: (W·N, D) in rank order, the paper's gathered batch): its 2N anchors against
+    all 2·W·N views, so the mean of the W processes' losses is the loss of the whole batch."""
+    anchors = F.normalize(torch.cat([z1, z2]).float(), dim=1)  # (2N, D)
+    if all_z1 is None or all_z2 is None:  # one process: the anchors are all the views
+        views, total, rank = anchors, len(z1), 0
+    else:
+        views = F.normalize(torch.cat([all_z1, all_z2]).float(), dim=1)  # (2WN, D)
+        total = len(all_z1)
     n = len(z1)
-    self_pairs = torch.eye(2 * n, dtype=torch.bool, device=z.device)
-    logits = logits.masked_fill(self_pairs, float("-inf"))  # k != i
-    positives = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    logits = anchors @ views.T / temperature  # (2N, 2WN)
+    own = rank * n + torch.arange(n, device=logits.device)  # where z1 sits among all_z1
+    itself = torch.cat([own, total + own])  # each anchor's own column: k != i
+    logits = logits.masked_fill(F.one_hot(itself, 2 * total).bool(), float("-inf"))
+    positives = torch.cat([total + own, own])  # z1[i] <-> z2[i]
     return F.cross_entropy(logits, positives)
 
 

@@ -75,15 +75,16 @@ def all_reduce_sum(values: torch.Tensor, env: DistEnv) -> torch.Tensor:
 
 
 def all_gather_with_grad(x: torch.Tensor, env: DistEnv) -> torch.Tensor:
-    """(W·B, ...): every process's ``x`` (B, ...) in rank order, through torch's
-    differentiable ``all_gather``, so each process's loss sends gradients back to the
-    embeddings of every other (CLIP's negatives from the whole global batch). ``x`` itself
-    on one process."""
+    """(W·B, ...): every process's ``x`` (B, ...) in rank order, through torch's functional
+    all-gather, whose backward is a reduce-scatter sum: each process's loss sends gradients
+    back to the embeddings of every other (CLIP's and SimCLR's negatives from the whole
+    global batch). ``x`` itself on one process."""
     if not env.enabled:
         return x
-    from torch.distributed.nn.functional import all_gather
+    # torch 2.14 deprecates torch.distributed.nn.functional.all_gather in favour of this one
+    from torch.distributed._functional_collectives import all_gather_single
 
-    return torch.cat(all_gather(x))
+    return all_gather_single(x.contiguous(), 0, dist.group.WORLD)
 
 
 def shutdown(env: DistEnv) -> None:
