@@ -171,3 +171,19 @@ def test_source_augmentation_is_the_texts_pipeline():
     x = load_data("digits").train.images[:16]
     out = augment_batch(x, "source", torch.Generator())
     assert out.shape == x.shape and out.dtype == torch.uint8 and not torch.equal(out, x)
+
+
+def test_tensor_batches_give_every_rank_the_same_steps_and_together_one_batch():
+    """10 samples, 3 processes, batches of 2: each rank takes 1 step (a rank with 2 would
+    wait forever in the gradient all-reduce), and a step's batches together are the first 6
+    of the one-process order, each sample once."""
+    from deepatlas.data.loaders import TensorBatches
+
+    data = torch.arange(10)
+    ranks = [TensorBatches(data, batch_size=2, seed=3, rank=r, world_size=3) for r in range(3)]
+    assert [len(r) for r in ranks] == [1, 1, 1]
+    steps = [list(r) for r in ranks]
+    together = torch.cat([s[0] for s in steps])
+    one = next(iter(TensorBatches(data, batch_size=6, seed=3)))
+    assert sorted(together.tolist()) == sorted(one.tolist())
+    assert len(TensorBatches(data, batch_size=2, seed=3)) == 5  # one process: unchanged

@@ -47,6 +47,39 @@ def test_the_local_losses_of_the_processes_average_to_the_global_batchs():
     torch.testing.assert_close(sum(local) / world, nt_xent(z1, z2, 0.5))
 
 
+def _one_process_of_two(rank: int, z1: torch.Tensor, z2: torch.Tensor, out) -> None:
+    import torch.distributed as dist
+
+    from deepatlas.tasks.simclr import gathered_nt_xent
+    from deepatlas.train.distributed import DistEnv
+
+    dist.init_process_group("gloo", init_method=f"file://{out / 'store'}", rank=rank,
+                            world_size=2)
+    b = len(z1) // 2
+    mine = [z[rank * b:(rank + 1) * b].clone().requires_grad_() for z in (z1, z2)]
+    loss = gathered_nt_xent(*mine, 0.5, DistEnv(rank=rank, local_rank=rank, world_size=2))
+    loss.backward()
+    torch.save({"loss": loss.detach(), "grads": [m.grad for m in mine]}, out / f"rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_two_gloo_processes_give_the_global_batchs_loss_and_gradient(tmp_path):
+    """The task's loss under torchrun, run in 2 processes: their mean loss is NT-Xent of the
+    whole batch, and each one's gradient, averaged as DDP averages, is the global one's."""
+    import torch.multiprocessing as mp
+
+    torch.manual_seed(0)
+    z1, z2 = torch.randn(8, 6, requires_grad=True), torch.randn(8, 6, requires_grad=True)
+    mp.spawn(_one_process_of_two, args=(z1.detach(), z2.detach(), tmp_path), nprocs=2)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    expected = nt_xent(z1, z2, 0.5)
+    torch.testing.assert_close((ranks[0]["loss"] + ranks[1]["loss"]) / 2, expected.detach())
+    expected_grads = torch.autograd.grad(expected, (z1, z2))
+    for i in range(2):  # each rank holds half of z1 and of z2; DDP divides by the 2 processes
+        got = torch.cat([ranks[r]["grads"][i] for r in range(2)]) / 2
+        torch.testing.assert_close(got, expected_grads[i])
+
+
 def test_crop_flip_theta_is_the_identity_a_mirror_and_a_crop():
     x = torch.rand(3, 1, 8, 8, dtype=torch.float64)
     one, zero = torch.ones(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)

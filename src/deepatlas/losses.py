@@ -233,7 +233,8 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5,
     logits = anchors @ views.T / temperature  # (2N, 2WN)
     own = rank * n + torch.arange(n, device=logits.device)  # where z1 sits among all_z1
     itself = torch.cat([own, total + own])  # each anchor's own column: k != i
-    logits = logits.masked_fill(F.one_hot(itself, 2 * total).bool(), float("-inf"))
+    mask = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, itself[:, None], True)
+    logits = logits.masked_fill(mask, float("-inf"))
     positives = torch.cat([total + own, own])  # z1[i] <-> z2[i]
     return F.cross_entropy(logits, positives)
 

@@ -81,9 +81,10 @@ class InMemoryLoader:
 class TensorBatches:
     """Shuffled batches of in-memory tensors that share their first dimension (token ids, a
     GAN's images): each epoch's order is ``randperm(n)`` seeded by (seed, epoch), so a resumed
-    epoch sees the same batches. Under DDP rank ``r`` takes every ``W``-th sample of that order.
-    Yields a tuple of tensors (a single tensor when given one); the last partial batch is
-    dropped."""
+    epoch sees the same batches. Under DDP rank ``r`` takes every ``W``-th sample of that order,
+    cut first to a multiple of W so that every rank takes the same number of steps (a rank
+    with one more would wait for the others' gradients forever). Yields a tuple of tensors (a
+    single tensor when given one); the last partial batch is dropped."""
 
     def __init__(self, *tensors: torch.Tensor, batch_size: int, seed: int = 0,
                  device: torch.device = torch.device("cpu"), rank: int = 0,
@@ -96,7 +97,7 @@ class TensorBatches:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(range(self.rank, len(self.tensors[0]), self.world_size)) // self.batch_size
+        return len(self.tensors[0]) // self.world_size // self.batch_size
 
     def __iter__(self):
         return self.iterate(0)
@@ -104,7 +105,8 @@ class TensorBatches:
     def iterate(self, start: int = 0):
         n = len(self.tensors[0])
         order = torch.randperm(n, generator=torch.Generator().manual_seed(
-            self.seed * 1000 + self.epoch))[self.rank::self.world_size]
+            self.seed * 1000 + self.epoch))
+        order = order[:n - n % self.world_size][self.rank::self.world_size]
         order = order.to(self.tensors[0].device)
         for b in range(start, len(self)):
             index = order[b * self.batch_size:(b + 1) * self.batch_size]

@@ -21,7 +21,9 @@ win its row and its column. The category labels are used only to evaluate:
 Under torchrun the embeddings of every process are gathered, as in the paper and open_clip,
 so each image is told apart from all the global batch's captions, not only its process's
 B / world; the gradients flow back through the gather (open_clip's ``gather_with_grad`` and
-``local_loss``), which gives the weights one process would reach with the whole batch.
+``local_loss``), which gives the gradient of the whole batch's loss. The weights then equal
+one process's where nothing else differs by process: not with the ResNet's BatchNorm (each
+process's own statistics) or with the augmentation and caption draws (seeded by rank).
 """
 
 from __future__ import annotations

@@ -15,9 +15,10 @@ The labels come in only to evaluate the frozen representation h = f(x):
   rather than tuned): trained on every training label, and on the first 1% and 10% of them
   (the same images ``data.train_examples`` gives a supervised run), tested on the test set.
 
-Under torchrun the projections of every process are gathered (torch's differentiable
-``all_gather``), so each anchor has the paper's 2B - 2 negatives of the global batch B; BatchNorm
-still normalises each process's own views, where the paper synchronises it across devices.
+Under torchrun the projections of every process are gathered
+(:func:`deepatlas.train.distributed.all_gather_with_grad`), so each anchor has the paper's
+2B - 2 negatives of the global batch B; BatchNorm still normalises each process's own views,
+where the paper synchronises it across devices.
 
 Evaluation costs a pass over every image and three probe fits: recipes evaluate at the end
 only (``train.eval_every = 0``).
@@ -40,7 +41,7 @@ from deepatlas.errors import UserError
 from deepatlas.losses import nt_xent
 from deepatlas.models import create_model
 from deepatlas.train import Context, StepOutput, Task
-from deepatlas.train.distributed import all_gather_with_grad
+from deepatlas.train.distributed import DistEnv, all_gather_with_grad
 
 LABEL_FRACTIONS = (0.01, 0.1)  # the label-efficiency probes: 1% and 10% of the labels
 
@@ -96,6 +97,16 @@ def probe_fractions(features: dict[str, tuple[np.ndarray, np.ndarray]],
         out[f"test_probe_acc_{fraction:g}"] = linear_probe(train_x[index], train_y[index],
                                                            test_x, test_y)
     return out
+
+
+def gathered_nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float,
+                     env: DistEnv) -> torch.Tensor:
+    """NT-Xent of this process's views (B, P) against every process's: under torchrun the
+    mean over processes is the loss of the whole global batch; on one process, nt_xent."""
+    if not env.enabled:
+        return nt_xent(z1, z2, temperature)
+    return nt_xent(z1, z2, temperature, all_gather_with_grad(z1, env),
+                   all_gather_with_grad(z2, env), env.rank)
 
 
 class SimCLR(Task):
@@ -160,12 +171,7 @@ class SimCLR(Task):
         with self.ctx.autocast():
             z = self.train_models["model"](torch.cat([v1, v2]))  # (2B, P): one BN batch
         z1, z2 = z.float().chunk(2)
-        env = self.ctx.dist
-        if env.enabled:  # every process's views are negatives for every other's
-            loss = nt_xent(z1, z2, self.config.simclr.temperature, all_gather_with_grad(z1, env),
-                           all_gather_with_grad(z2, env), env.rank)
-        else:
-            loss = nt_xent(z1, z2, self.config.simclr.temperature)
+        loss = gathered_nt_xent(z1, z2, self.config.simclr.temperature, self.ctx.dist)
         with torch.no_grad():  # is each view's nearest other view its twin?
             zn = nn.functional.normalize(z.float(), dim=1)
             sim = (zn @ zn.T).fill_diagonal_(-2)

@@ -2,7 +2,8 @@
 
 ``torchrun --nproc_per_node=N -m deepatlas train ...`` sets RANK, LOCAL_RANK and WORLD_SIZE;
 we join the process group (nccl on CUDA, gloo on CPU), wrap the model in DDP and shard the data
-with DistributedSampler. Only rank 0 prints and writes files.
+(DistributedSampler, or every W-th sample for in-memory tensors). Only rank 0 prints and writes
+files.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def all_gather_with_grad(x: torch.Tensor, env: DistEnv) -> torch.Tensor:
     """(W·B, ...): every process's ``x`` (B, ...) in rank order, through torch's functional
     all-gather, whose backward is a reduce-scatter sum: each process's loss sends gradients
     back to the embeddings of every other (CLIP's and SimCLR's negatives from the whole
-    global batch). ``x`` itself on one process."""
+    global batch). Every process must pass the same B. ``x`` itself on one process."""
     if not env.enabled:
         return x
     # torch 2.14 deprecates torch.distributed.nn.functional.all_gather in favour of this one
