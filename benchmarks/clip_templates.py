@@ -26,47 +26,34 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from deepatlas.config import from_dict
-from deepatlas.data.image_text import caption_tokens, category_name
 from deepatlas.lab.stats import compare
 from deepatlas.tasks import clip as clip_task
-from deepatlas.tasks import create_task
 from deepatlas.train.checkpoint import load_checkpoint
-from deepatlas.train.distributed import init_distributed
 from deepatlas.train.runinfo import write_result
-from deepatlas.train.task import Context
+from deepatlas.train.task import rebuild_task
 
 PHRASED = clip_task.PROMPT_SETS["phrased"]
 PROMPT_SETS = {"A": PHRASED, "B": (*PHRASED, "{}"), "C": ("{}",)}
 
 
 @torch.no_grad()
-def zero_shot(run: Path, scratch: Path) -> dict[str, dict[str, float]]:
+def zero_shot(run: Path) -> dict[str, dict[str, float]]:
     """Per prompt set, the balanced zero-shot accuracy of ``run``'s best.pt on val and test."""
-    state = load_checkpoint(run / "best.pt")
-    config = from_dict(state["config"])
-    task = create_task(config)
-    device = torch.device("cpu")
-    task.setup(Context(config, device, init_distributed(device), None,
-                       torch.contiguous_format, scratch))
+    task = rebuild_task(clip_task.ContrastiveImageText, load_checkpoint(run / "best.pt"),
+                        torch.device("cpu"), [])
     model = task.models["model"]
-    model.load_state_dict(state["models"]["model"])
-    model.eval()
     images = {split: clip_task.embed(model, "encode_image", task.pairs[split].images, 256,
-                                     device, task.normalize) for split in ("val", "test")}
+                                     task.ctx.device, task.normalize) for split in ("val", "test")}
     scores = {}
     for name, templates in PROMPT_SETS.items():
-        prompts = [t.format(category_name(c)) for t in templates for c in task.categories]
-        tokens = caption_tokens(task.tokenizer, prompts, task.context)
-        text = clip_task.embed(model, "encode_text", tokens, 256, device)  # (P * C, E)
+        task.templates = templates  # what clip.prompts chooses, here a set of this script's
         classes = torch.nn.functional.normalize(
-            text.view(len(templates), len(task.categories), -1).mean(0), dim=-1)  # (C, E)
+            task.class_embeddings(model).mean(0), dim=-1)  # CLIP's ensemble: (C, E)
         scores[name] = {split: clip_task.accuracies(task.pairs[split].labels,
                                                     (x @ classes.T).argmax(1))["balanced_acc"]
                         for split, x in images.items()}
@@ -79,8 +66,7 @@ def main() -> None:
     parser.add_argument("--name", default="clip-templates")
     parser.add_argument("--out", default="results/benchmarks")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        per_run = {str(run): zero_shot(run, Path(tmp)) for run in args.runs}
+    per_run = {str(run): zero_shot(run) for run in args.runs}
     for run, scores in per_run.items():
         print(run, {k: round(v["val"], 4) for k, v in scores.items()}, flush=True)
 
