@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -54,6 +53,7 @@ import torch
 from torch import nn
 
 from deepatlas.config import load_recipe
+from deepatlas.lab.stats import mean_std
 from deepatlas.lab.experiments.in_memory import TIMES, drift_curve, trained_model_and_digits
 from deepatlas.nn.crossbar import AnalogConv2d, AnalogLinear
 from deepatlas.tasks import fit
@@ -157,11 +157,9 @@ def main() -> None:
         return [r["cost_1day"][mode] for r in rows
                 if r["arm"] == arm and r["simulator"] == simulator]
 
-    summary = {f"{arm}, {simulator}, {mode}": {
-        "mean": statistics.fmean(costs(arm, simulator, mode)),
-        "std": statistics.stdev(costs(arm, simulator, mode)) if len(args.seeds) > 1 else 0.0}
-        for arm in ARMS for simulator in ("deepatlas", "aihwkit")
-        for mode in ("raw", "compensated")}
+    summary = {f"{arm}, {simulator}, {mode}": mean_std(costs(arm, simulator, mode))
+               for arm in ARMS for simulator in ("deepatlas", "aihwkit")
+               for mode in ("raw", "compensated")}
     path = write_result(args.out, args.name, {
         "question": "accuracy lost from 1 s to 1 day after programming, deepatlas's "
                     "crossbars against aihwkit's inference tiles on the same weights",

@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from deepatlas.data.image_text import caption_tokens
+from deepatlas.lab.stats import mean_std
 from deepatlas.tasks.clip import ContrastiveImageText, embed
 from deepatlas.train.checkpoint import load_checkpoint
 from deepatlas.train.runinfo import write_result
@@ -88,9 +89,8 @@ def main() -> None:
         print(run, {w: round(v, 3) for w, v in per_run[str(run)]["average_precision"].items()},
               flush=True)
 
-    def spread(measure: str, word: str) -> tuple[float, float]:
-        values = [r[measure][word] for r in per_run.values()]
-        return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+    def spread(measure: str, word: str) -> dict[str, float]:
+        return mean_std([r[measure][word] for r in per_run.values()])
 
     first = next(iter(per_run.values()))
     table = {w: {"average_precision": spread("average_precision", w),
@@ -99,20 +99,20 @@ def main() -> None:
                  "relevant": round(first["base_rate"][w] * first["test_drawings"])}
              for w in words}
     run_means = [statistics.fmean(r["average_precision"].values()) for r in per_run.values()]
-    summary = {"mean_average_precision": (statistics.fmean(run_means),
-                                          statistics.stdev(run_means) if len(run_means) > 1
-                                          else 0.0),
+    summary = {"mean_average_precision": mean_std(run_means),
                "mean_base_rate": statistics.fmean(t["base_rate"] for t in table.values())}
     path = write_result(args.out, "clip-search", {
         "top": args.top, "queries": words, "test_drawings": first["test_drawings"],
         "relevance": "the query or its plural as a whole word of the test drawing's caption",
         "per_query": table, **summary, "runs": per_run})
     for w, t in table.items():
-        (ap, ap_sd), (pt, pt_sd) = t["average_precision"], t["precision_at_top"]
-        print(f"{w:>10} ({t['relevant']:3d} relevant): AP {ap:.3f} ± {ap_sd:.3f} "
-              f"(random ~{t['base_rate']:.3f}), precision@{args.top} {pt:.2f} ± {pt_sd:.2f}")
-    print(f"mean AP over queries {summary['mean_average_precision'][0]:.3f} ± "
-          f"{summary['mean_average_precision'][1]:.3f} over {len(per_run)} runs "
+        ap, pt = t["average_precision"], t["precision_at_top"]
+        print(f"{w:>10} ({t['relevant']:3d} relevant): AP {ap['mean']:.3f} ± {ap['std']:.3f} "
+              f"(random ~{t['base_rate']:.3f}), precision@{args.top} {pt['mean']:.2f} ± "
+              f"{pt['std']:.2f}")
+    mean_ap = summary["mean_average_precision"]
+    print(f"mean AP over queries {mean_ap['mean']:.3f} ± {mean_ap['std']:.3f} over "
+          f"{len(per_run)} runs "
           f"(random ~{summary['mean_base_rate']:.3f}); wrote {path}")
 
 

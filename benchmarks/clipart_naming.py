@@ -27,7 +27,6 @@ result goes to ``--out``/``--name``-<host>.json.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from deepatlas.data.image_text import to_rgb
 from deepatlas.data.packages import set_folder
 from deepatlas.data.scenes import SCENE_SETS
 from deepatlas.data.source import ImageData, TensorSplit, channel_stats, register_source
+from deepatlas.lab.stats import mean_std
 from deepatlas.models.saved import saved_model
 from deepatlas.tasks import fit
 from deepatlas.train.checkpoint import load_checkpoint
@@ -114,9 +114,7 @@ def main() -> None:
                    "val_acc": summary["best"]["val_acc"]}
             print(row, flush=True)
             rows.append(row)
-    spread = {k: {"mean": statistics.fmean(r[k] for r in rows),
-                  "std": statistics.stdev(r[k] for r in rows) if len(rows) > 1 else 0.0}
-              for k in ("acc", "balanced_acc", "mean_ap")}
+    spread = {k: mean_std([r[k] for r in rows]) for k in ("acc", "balanced_acc", "mean_ap")}
     path = write_result(args.out, args.name, {
         "question": "how well the clipart-scenes drawings can be named alone, on white",
         "model": "cifar10 recipe's ResNet-20 (width 16)", "image_size": args.size,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from torchvision import transforms
 
 from deepatlas.config import load_recipe
 from deepatlas.data import load_data
+from deepatlas.lab import stats
 from deepatlas.train.runinfo import write_result
 from deepatlas.tasks import create_task
 from deepatlas.train.trainer import Trainer
@@ -146,9 +146,7 @@ def mean_std(values: list[float | None]) -> dict:
     reached = [v for v in values if v is not None]
     if len(reached) < len(values):
         return {"mean": None, "std": None, "reached": f"{len(reached)}/{len(values)}"}
-    return {"mean": statistics.fmean(reached),
-            "std": statistics.stdev(reached) if len(reached) > 1 else 0.0,
-            "reached": f"{len(reached)}/{len(values)}"}
+    return {**stats.mean_std(reached), "reached": f"{len(reached)}/{len(values)}"}
 
 
 def fmt(stat: dict, unit: str = " s", scale: float = 1.0, digits: int = 0) -> str:

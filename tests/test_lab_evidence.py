@@ -9,7 +9,7 @@ import pytest
 
 from deepatlas.lab import REASONS, VERDICTS, Result, list_experiments
 from deepatlas.lab.sources import is_verbatim, map_items, normalise
-from deepatlas.lab.stats import against, compare, proportion, verdict
+from deepatlas.lab.stats import against, compare, mean_std, proportion, verdict
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -210,3 +210,11 @@ def test_the_tour_starts_the_longest_experiments_first(tmp_path):
         "attention", "gpt", "never-measured", "bert"]
     assert [e.name for e in longest_first(exps, tmp_path, quick=False)] == [
         e.name for e in exps]  # nothing known at full size: map order
+
+
+def test_mean_std_is_the_mean_and_sample_deviation_and_zero_for_one_value():
+    spread = mean_std([1.0, 2.0, 4.0])
+    assert spread["mean"] == pytest.approx(7 / 3)
+    assert spread["std"] == pytest.approx(math.sqrt(((1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2
+                                                      + (4 - 7 / 3) ** 2) / 2))
+    assert mean_std([3.0]) == {"mean": 3.0, "std": 0.0}

@@ -151,6 +151,13 @@ def proportion(name: str, successes: int, trials: int, level: float, *,
                   min_seeds=1, confidence=confidence)
 
 
+def mean_std(values: Sequence[float]) -> dict[str, float]:
+    """``{"mean", "std"}`` of a measure over seeds or runs: the sample standard deviation, 0
+    for a single value (how the benchmarks record a spread beside their mean)."""
+    return {"mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
 def verdict(effects: Sequence[Effect], *, also: bool = True,
             unmet: str = "") -> tuple[str, str]:
     """(verdict, note) from the claim's effects: "holds" when every effect supports the claim
